@@ -1,0 +1,88 @@
+"""Engine speed against the random-number floor and a vectorised numpy version.
+
+Run: python benchmarks/bench_engine.py [--loans 20000] [--paths 2000] [--numpy-paths 20]
+
+All three are measured in one process (these machines are noisy: compare the ratios).
+- engine: stresslab.simulate on the standard book (synthetic, baseline scenario, 36 months);
+- floor: a numba kernel, parallel over paths like the engine, that only draws the same
+  number of uniforms (one per live loan-month, as the engine does) and sums them;
+- numpy: benchmarks/numpy_model.py, the same model vectorised over loans, on fewer paths,
+  scaled per loan-month.
+Compilation is done before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import stresslab  # noqa: E402
+from numpy_model import simulate_numpy  # noqa: E402
+from stresslab._numba import njit, prange  # noqa: E402
+from stresslab._rng import PURPOSE_TRANSITION, stream_key, uniform  # noqa: E402
+from stresslab.model import compile_model  # noqa: E402
+
+
+@njit(parallel=True)
+def draw_floor(seed: np.uint64, keys: np.ndarray, live: np.ndarray, out: np.ndarray) -> None:
+    """Draw live[p, t] uniforms for each path and month (loans in order) and sum them."""
+    for p in prange(live.shape[0]):
+        acc = 0.0
+        for t in range(live.shape[1]):
+            key = stream_key(seed, p, t + 1, PURPOSE_TRANSITION)
+            for j in range(live[p, t]):
+                acc += uniform(key, keys[j])
+        out[p] = acc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loans", type=int, default=20_000)
+    parser.add_argument("--paths", type=int, default=2_000)
+    parser.add_argument("--numpy-paths", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    book = stresslab.synthetic_portfolio(args.loans, seed=0)
+    scenario = stresslab.load_scenario(ROOT / "scenarios" / "baseline.toml")
+    stresslab.simulate(book.subset(np.arange(50)), scenario, n_paths=4, seed=1)  # compile
+
+    t0 = time.perf_counter()
+    ds = stresslab.simulate(book, scenario, n_paths=args.paths, seed=args.seed)
+    engine = time.perf_counter() - t0
+    live = ds.count_by_state.sel(state=["C", "M1", "M2", "M3"]).sum("state").values.astype(np.int64)
+    # a month's draws: loans live at the start of the month = live at the end of the previous one
+    live_start = np.concatenate([np.full((args.paths, 1), book.n_loans), live[:, :-1]], axis=1)
+
+    model = compile_model(book, scenario)
+    sink = np.empty(args.paths)
+    draw_floor(np.uint64(args.seed), model.loans.key, live_start[:2, :2].copy(), sink[:2])  # compile
+    t0 = time.perf_counter()
+    draw_floor(np.uint64(args.seed), model.loans.key, live_start, sink)
+    floor = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    simulate_numpy(model, args.numpy_paths, args.seed)
+    numpy_time = (time.perf_counter() - t0) * args.paths / args.numpy_paths
+
+    nominal = book.n_loans * scenario.horizon_months * args.paths
+    draws = int(live_start.sum())
+    print(f"standard book: {book.n_loans:,} loans x {args.paths:,} paths x {scenario.horizon_months} months, "
+          f"{numba.get_num_threads()} threads")
+    print(f"{'':24}{'seconds':>10}{'loan-months/s':>16}{'x floor':>10}")
+    for name, sec in (("engine", engine), ("RNG floor", floor), ("numpy (scaled)", numpy_time)):
+        print(f"{name:24}{sec:10.3f}{nominal / sec:16.3g}{sec / floor:10.2f}")
+    print(f"live loan-months (draws): {draws:,} of {nominal:,} nominal; engine {draws / engine:.3g} draws/s")
+    print(f"engine / floor = {engine / floor:.2f} (target <= 3); numpy / engine = {numpy_time / engine:.1f} (target >= 5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Private numba kernels: arrays in, ``out`` arrays written, no I/O and no validation."""

@@ -1,0 +1,360 @@
+"""The path kernel: every loan of the book, month by month, for a chunk of paths.
+
+Loop order is path (parallel) > loan > month, so a loan's state lives in registers and a
+path's sums are added in loan order whatever the chunking or thread count (bitwise
+reproducible). Nothing of size paths x loans x months is ever stored: per path only the
+factor index table (months x industries x regions) and the default events.
+
+State codes: 0 = C, k = M_k (k missed installments), ``default_after`` = D, 5 = P in the
+outputs (index into STATES).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from stresslab._kernels.special import beta_draw, gamma_draw, ndtri, norm_cdf
+from stresslab._numba import njit, prange
+from stresslab._rng import (
+    PURPOSE_FACTOR,
+    PURPOSE_MIXING,
+    PURPOSE_RECOVERY,
+    PURPOSE_TRANSITION,
+    mix64,
+    stream_key,
+    uniform,
+)
+
+__all__ = ["STATES", "LoanArrays", "Tables", "Params", "Outputs", "simulate_paths"]
+
+STATES = ("C", "M1", "M2", "M3", "D", "P")
+STATE_D = 4
+STATE_P = 5
+
+ANNUITY, EQUAL_PRINCIPAL, INTEREST_ONLY, BULLET = 0, 1, 2, 3
+
+
+class LoanArrays(NamedTuple):
+    """Per-loan inputs, shape (n_loans,) each (see stresslab.model for their meaning)."""
+
+    key: np.ndarray  # uint64 random-stream key of the loan
+    industry: np.ndarray  # int32 index into the industry axis
+    region: np.ndarray  # int32 index into the region axis
+    group: np.ndarray  # int32 row of Tables.log_mult (installment multiplier group)
+    amortization: np.ndarray  # int8 ANNUITY..BULLET
+    state: np.ndarray  # int8 initial missed installments 0..3
+    term: np.ndarray  # int32 months to maturity
+    principal: np.ndarray  # performing principal (not yet due)
+    arrears_principal: np.ndarray
+    arrears_interest: np.ndarray
+    installment: np.ndarray  # level installment (annuity) or principal part (equal principal)
+    rate: np.ndarray  # monthly interest rate
+    threshold: np.ndarray  # c_j = F^{-1}(p_j)
+    probit_p: np.ndarray  # Phi^{-1}(p_j), -inf when p_j = 0
+    inv_sigma: np.ndarray  # 1 / sigma_j
+    sigma: np.ndarray
+    rho: np.ndarray  # systematic variance of the latent
+    inv_idio: np.ndarray  # 1 / sqrt(1 - rho_j)
+    pledge: np.ndarray  # pledged receivables at nominal value
+    recovery_probit: np.ndarray  # Phi^{-1}(m0_j) of the unsecured recovery mean
+    pledge_pv: np.ndarray  # discount factor of pledge proceeds to the default month
+    unsecured_pv: np.ndarray  # discount factor of unsecured recoveries
+
+
+class Tables(NamedTuple):
+    """Scenario tables shared by all loans."""
+
+    cell: np.ndarray  # (T, n_ind, n_reg): -log(season) - log(1 + shock)
+    revenue: np.ndarray  # (T, n_ind, n_reg): season * (1 + shock)
+    log_mult: np.ndarray  # (n_groups, T): log(I_{j,t} / I_j^0)
+    sqrt_cov: np.ndarray  # (K, K): A with A A' = Sigma
+    loadings: np.ndarray  # (n_ind, 3): global, industry, region loadings
+    factor_key: np.ndarray  # (K,) uint64 stream keys of the factors
+    probit_roll: np.ndarray  # (3,) Phi^{-1}(r_k)
+    probit_cure: np.ndarray  # (3,) Phi^{-1}(q_k)
+    norm: np.ndarray  # tabulated normal CDF values
+
+
+class Params(NamedTuple):
+    """Scalar parameters."""
+
+    ar1: float
+    t_copula: bool
+    dof: float
+    default_after: int
+    roll_sensitivity: float
+    cure_sensitivity: float
+    prepayment: float
+    recovery_dispersion: float
+    recovery_cost: float
+    recovery_lag: int
+    pledge_haircut: float
+    pledge_lag: int
+    lgd_sensitivity: float
+    norm_lo: float
+    norm_inv_step: float
+
+
+class Outputs(NamedTuple):
+    """Per-path results of a chunk; first axis is the path within the chunk."""
+
+    loss_gross: np.ndarray  # (P, T)
+    loss_net: np.ndarray  # (P, T)
+    interest_income: np.ndarray  # (P, T)
+    recoveries: np.ndarray  # (P, T)
+    balance_by_state: np.ndarray  # (P, T, 6)
+    count_by_state: np.ndarray  # (P, T, 6) int64
+    loss_by_industry: np.ndarray  # (P, n_ind)
+    loss_by_region: np.ndarray  # (P, n_reg)
+
+
+@njit(parallel=True)
+def simulate_paths(
+    first_path: int, seed: np.uint64, loans: LoanArrays, tables: Tables, params: Params, out: Outputs
+) -> None:
+    """Simulate paths ``first_path .. first_path + P - 1`` into ``out`` (zeroed by the caller)."""
+    for row in prange(out.loss_gross.shape[0]):
+        _simulate_path(first_path + row, row, seed, loans, tables, params, out)
+
+
+@njit()
+def factor_index(path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int) -> np.ndarray:
+    """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1.
+
+    Z_0 ~ N(0, Sigma); Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1).
+    """
+    k_all = tables.sqrt_cov.shape[0]
+    n_ind = tables.loadings.shape[0]
+    n_reg = k_all - 1 - n_ind
+    eta = np.empty(k_all)
+    z = np.zeros(k_all)
+    x = np.empty((n_months, n_ind, n_reg))
+    innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
+    for t in range(n_months + 1):
+        key = stream_key(seed, path, t, PURPOSE_FACTOR)
+        for k in range(k_all):
+            eta[k] = ndtri(uniform(key, tables.factor_key[k]))
+        scale = 1.0 if t == 0 else innovation
+        keep = 0.0 if t == 0 else params.ar1
+        for a in range(k_all):
+            acc = 0.0
+            for b in range(k_all):
+                acc += tables.sqrt_cov[a, b] * eta[b]
+            z[a] = keep * z[a] + scale * acc
+        if t == 0:
+            continue
+        for i in range(n_ind):
+            base = tables.loadings[i, 0] * z[0] + tables.loadings[i, 1] * z[1 + i]
+            for r in range(n_reg):
+                x[t - 1, i, r] = base + tables.loadings[i, 2] * z[1 + n_ind + r]
+    return x
+
+
+@njit()
+def _inv_sqrt_mixing(path: int, seed: np.uint64, params: Params) -> float:
+    """1 / sqrt(W) with W = nu / chi2_nu for the t copula (1 for the Gaussian)."""
+    if not params.t_copula:
+        return 1.0
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = stream_key(seed, path, 0, PURPOSE_MIXING)
+    chi2 = 2.0 * gamma_draw(0.5 * params.dof, state)
+    return math.sqrt(chi2 / params.dof)
+
+
+@njit()
+def _recovery_rate(mean: float, dispersion: float, seed: np.uint64, path: int, month: int, loan_key: np.uint64) -> float:
+    """Unsecured recovery rate ~ Beta with this mean and Var = dispersion * m (1 - m)."""
+    if dispersion == 0.0 or mean <= 0.0 or mean >= 1.0:
+        return min(max(mean, 0.0), 1.0)
+    size = 1.0 / dispersion - 1.0
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = mix64(stream_key(seed, path, month, PURPOSE_RECOVERY) + loan_key)
+    return beta_draw(mean * size, (1.0 - mean) * size, state)
+
+
+@njit()
+def _simulate_path(
+    path: int, row: int, seed: np.uint64, loans: LoanArrays, tables: Tables, params: Params, out: Outputs
+) -> None:
+    n_months = out.loss_gross.shape[1]
+    norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
+    x = factor_index(path, seed, tables, params, n_months)
+    inv_sqrt_w = _inv_sqrt_mixing(path, seed, params)
+    month_key = np.empty(n_months, dtype=np.uint64)
+    for t in range(n_months):
+        month_key[t] = stream_key(seed, path, t + 1, PURPOSE_TRANSITION)
+    default_after = params.default_after
+    # absorbed loans are counted once, in the month they leave, and accumulated at the end
+    absorbed_count = np.zeros((n_months, 2), dtype=np.int64)
+    absorbed_balance = np.zeros(n_months)
+    # default events: the hand-off point to the loss allocation (credit enhancements)
+    n_loans = loans.key.shape[0]
+    ev_loan = np.empty(n_loans, dtype=np.int32)
+    ev_month = np.empty(n_loans, dtype=np.int32)
+    ev_loss = np.empty(n_loans)
+    n_events = 0
+    balance = out.balance_by_state[row]
+    count = out.count_by_state[row]
+    income = out.interest_income[row]
+    cash_in = out.recoveries[row]
+
+    for j in range(n_loans):
+        i = loans.industry[j]
+        r = loans.region[j]
+        g = loans.group[j]
+        kind = loans.amortization[j]
+        s = np.int64(loans.state[j])
+        n = loans.term[j]
+        bp = loans.principal[j]
+        ap = loans.arrears_principal[j]
+        ai = loans.arrears_interest[j]
+        accrued = 0.0
+        rate = loans.rate[j]
+        level = loans.installment[j]
+        c = loans.threshold[j]
+        gp = loans.probit_p[j]
+        inv_sigma = loans.inv_sigma[j]
+        inv_idio = loans.inv_idio[j]
+        lkey = loans.key[j]
+        for t in range(n_months):
+            # what falls due this month (MODEL.md §4, docs/model.md "Cash flows")
+            pp = 0.0
+            due_interest = 0.0
+            has_due = False
+            if n == 0:  # past maturity: only interest on the principal in arrears
+                due_interest = rate * ap
+            elif kind == BULLET and n > 1:
+                accrued += rate * (bp + ap)
+            else:
+                has_due = True
+                due_interest = rate * (bp + ap) + accrued
+                accrued = 0.0
+                if n == 1:
+                    pp = bp
+                elif kind == ANNUITY:
+                    pp = min(max(level - rate * bp, 0.0), bp)
+                elif kind == EQUAL_PRINCIPAL:
+                    pp = min(level, bp)
+            if n > 0:
+                n -= 1
+            if s == 0 and not has_due:
+                balance[t, 0] += bp + ap + ai + accrued
+                count[t, 0] += 1
+                continue
+            z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r]) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
+            u = uniform(month_key[t], lkey)
+            if s == 0:
+                p_miss = norm_cdf(z, norm, lo, inv_step)
+                if u < p_miss:
+                    ai += due_interest
+                    ap += pp
+                    bp -= pp
+                    s = 1
+                else:
+                    income[t] += due_interest
+                    bp -= pp
+                    if n == 0 or u > 1.0 - params.prepayment * (1.0 - p_miss):
+                        s = STATE_P
+            else:
+                delta = z - gp if gp > -np.inf else 0.0
+                roll = norm_cdf(tables.probit_roll[s - 1] + params.roll_sensitivity * delta, norm, lo, inv_step)
+                cure = norm_cdf(tables.probit_cure[s - 1] - params.cure_sensitivity * delta, norm, lo, inv_step)
+                if u < roll:
+                    ai += due_interest
+                    ap += pp
+                    bp -= pp
+                    s += 1
+                elif u >= 1.0 - min(cure, 1.0 - roll):
+                    income[t] += due_interest + ai
+                    bp -= pp
+                    ap = 0.0
+                    ai = 0.0
+                    s = STATE_P if n == 0 and bp <= 0.0 else 0
+                else:
+                    income[t] += due_interest
+                    bp -= pp
+            if s == STATE_P:
+                absorbed_count[t, 1] += 1
+                break
+            if s == default_after:
+                ead = bp + ap + ai + accrued
+                delta = z - gp if gp > -np.inf else 0.0
+                ev_loan[n_events] = j
+                ev_month[n_events] = t
+                ev_loss[n_events] = _default_loss(
+                    ead, j, t, i, r, delta, x[t, i, r], path, seed, loans, tables, params, cash_in
+                )
+                n_events += 1
+                absorbed_count[t, 0] += 1
+                absorbed_balance[t] += ead
+                break
+            balance[t, s] += bp + ap + ai + accrued
+            count[t, s] += 1
+
+    for t in range(n_months):
+        if t > 0:
+            absorbed_count[t, 0] += absorbed_count[t - 1, 0]
+            absorbed_count[t, 1] += absorbed_count[t - 1, 1]
+            absorbed_balance[t] += absorbed_balance[t - 1]
+        count[t, STATE_D] += absorbed_count[t, 0]
+        count[t, STATE_P] += absorbed_count[t, 1]
+        balance[t, STATE_D] += absorbed_balance[t]
+    _settle_defaults(row, ev_loan[:n_events], ev_month[:n_events], ev_loss[:n_events], loans, out)
+
+
+@njit()
+def _default_loss(
+    ead: float,
+    j: int,
+    t: int,
+    i: int,
+    r: int,
+    delta: float,
+    x_sys: float,
+    path: int,
+    seed: np.uint64,
+    loans: LoanArrays,
+    tables: Tables,
+    params: Params,
+    cash_in: np.ndarray,
+) -> float:
+    """Gross loss of a default in month t (0-based): EAD minus discounted recoveries.
+
+    Books the recovery cash into ``cash_in`` in the months it arrives within the horizon.
+    """
+    n_months = cash_in.shape[0]
+    pledged = 0.0
+    if loans.pledge[j] > 0.0:
+        sigma = loans.sigma[j]
+        revenue_index = tables.revenue[t, i, r] * math.exp(sigma * x_sys - 0.5 * sigma * sigma * loans.rho[j])
+        pledged = min(ead, loans.pledge[j] * revenue_index * (1.0 - params.pledge_haircut))
+        if t + params.pledge_lag < n_months:
+            cash_in[t + params.pledge_lag] += pledged
+    mean = norm_cdf(loans.recovery_probit[j] - params.lgd_sensitivity * delta, tables.norm, params.norm_lo, params.norm_inv_step)
+    rate = _recovery_rate(mean, params.recovery_dispersion, seed, path, t + 1, loans.key[j])
+    unsecured = rate * (ead - pledged) * (1.0 - params.recovery_cost)
+    if t + params.recovery_lag < n_months:
+        cash_in[t + params.recovery_lag] += unsecured
+    return max(ead - pledged * loans.pledge_pv[j] - unsecured * loans.unsecured_pv[j], 0.0)
+
+
+@njit()
+def _settle_defaults(
+    row: int, ev_loan: np.ndarray, ev_month: np.ndarray, ev_loss: np.ndarray, loans: LoanArrays, out: Outputs
+) -> None:
+    """Book the path's default losses (in loan order) by month, industry and region.
+
+    This is where credit enhancement layers take their share, month by month; without
+    layers the lender retains the whole gross loss.
+    """
+    for e in range(ev_loan.shape[0]):
+        j = ev_loan[e]
+        t = ev_month[e]
+        loss = ev_loss[e]
+        out.loss_gross[row, t] += loss
+        out.loss_net[row, t] += loss
+        out.loss_by_industry[row, loans.industry[j]] += loss
+        out.loss_by_region[row, loans.region[j]] += loss

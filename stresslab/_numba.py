@@ -1,0 +1,30 @@
+"""The one place that decides how stresslab compiles its kernels.
+
+``STRESSLAB_DISABLE_JIT=1`` runs every kernel as plain Python (slow; for debugging with
+pdb or coverage). No fastmath: it changes results bitwise and gains nothing on branchy code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numba
+
+__all__ = ["njit", "prange", "DISABLE_JIT"]
+
+DISABLE_JIT = os.environ.get("STRESSLAB_DISABLE_JIT", "0") not in ("", "0")
+
+prange = range if DISABLE_JIT else numba.prange
+
+
+def njit(*, parallel: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """Compile a kernel with stresslab's options (cached, no fastmath, error model numpy)."""
+
+    def decorate(func: Callable[..., Any]) -> Any:
+        if DISABLE_JIT:
+            return func
+        return numba.njit(cache=True, parallel=parallel, error_model="numpy")(func)
+
+    return decorate

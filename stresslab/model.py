@@ -1,0 +1,204 @@
+"""Compile a loan book and a scenario into the plain arrays the kernels run on.
+
+Everything name-based, calibrated or derived happens here, once per run; the kernels see
+only numbers. See docs/model.md for the formulas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtri
+
+from stresslab._kernels.paths import ANNUITY, BULLET, EQUAL_PRINCIPAL, INTEREST_ONLY, LoanArrays, Params, Tables
+from stresslab._kernels.special import normal_table
+from stresslab._rng import name_keys
+from stresslab.calibration import latent_threshold, monthly_entry_probability
+from stresslab.errors import PortfolioError
+from stresslab.factors import correlation_sqrt, factor_names
+from stresslab.portfolio import Portfolio
+from stresslab.scenario import Scenario
+
+__all__ = ["CompiledModel", "compile_model"]
+
+_AMORTIZATION_CODES = {
+    "annuity": ANNUITY,
+    "equal_principal": EQUAL_PRINCIPAL,
+    "interest_only": INTEREST_ONLY,
+    "bullet": BULLET,
+}
+_STATE_CODES = {"C": 0, "M1": 1, "M2": 2, "M3": 3}
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """A book and a scenario as kernel inputs, with the labels of their axes."""
+
+    loans: LoanArrays
+    tables: Tables
+    params: Params
+    industries: tuple[str, ...]
+    regions: tuple[str, ...]
+    n_months: int
+
+    @property
+    def n_loans(self) -> int:
+        """Number of loans."""
+        return int(self.loans.key.shape[0])
+
+
+def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
+    """Turn a validated book and scenario into kernel arrays.
+
+    Parameters
+    ----------
+    portfolio : Portfolio
+        The loan book.
+    scenario : Scenario
+        The scenario.
+
+    Returns
+    -------
+    CompiledModel
+
+    Raises
+    ------
+    PortfolioError
+        If loans start delinquent beyond what the scenario's ``default_after`` allows.
+    ScenarioError
+        If the book's pds cannot be calibrated under the scenario's roll and cure rates,
+        or a name in the scenario is a near-miss of one in the book.
+    """
+    industries, industry = portfolio.codes("industry")
+    regions, region = portfolio.codes("region")
+    n_months = scenario.horizon_months
+    fac = scenario.factors
+    deq = scenario.delinquency
+    rec = scenario.recovery
+
+    state = np.array([_STATE_CODES[s] for s in portfolio.state], dtype=np.int8)
+    _check_initial_states(portfolio, state, deq.default_after)
+
+    loadings = np.asarray(fac.loadings(industries), dtype=float)
+    rho = (loadings**2).sum(axis=1)[industry]
+    p = monthly_entry_probability(portfolio.pd, deq.default_after, np.array(deq.roll_rates), np.array(deq.cure_rates))
+    threshold = latent_threshold(p, fac.copula, fac.dof)
+    sigma = np.asarray(scenario.volatility(industries), dtype=float)[industry]
+    # MODEL.md §2: a DSCR above 1 sets sigma so that a miss is a revenue fall below the installment
+    use_dscr = (portfolio.dscr > 1.0) & (p > 0.0) & (threshold < 0.0)
+    sigma[use_dscr] = -np.log(portfolio.dscr[use_dscr]) / threshold[use_dscr]
+
+    rate = portfolio.annual_rate / 12.0
+    kind = np.array([_AMORTIZATION_CODES[a] for a in portfolio.amortization], dtype=np.int8)
+    term = portfolio.remaining_term.astype(np.int32)
+    principal, arrears_principal, arrears_interest, installment = _schedule(
+        portfolio.balance, rate, term, kind, state.astype(float)
+    )
+    recovery_mean = np.where(np.isnan(portfolio.recovery_mean), rec.unsecured_mean, portfolio.recovery_mean)
+    discount_rate = portfolio.annual_rate if rec.discount_rate is None else np.full(portfolio.n_loans, rec.discount_rate)
+    monthly_discount = 1.0 / (1.0 + discount_rate / 12.0)
+
+    loans = LoanArrays(
+        key=name_keys(portfolio.loan_id),
+        industry=industry.astype(np.int32),
+        region=region.astype(np.int32),
+        group=np.zeros(portfolio.n_loans, dtype=np.int32),
+        amortization=kind,
+        state=state,
+        term=term,
+        principal=principal,
+        arrears_principal=arrears_principal,
+        arrears_interest=arrears_interest,
+        installment=installment,
+        rate=rate,
+        threshold=threshold,
+        probit_p=ndtri(p),
+        inv_sigma=1.0 / sigma,
+        sigma=sigma,
+        rho=rho,
+        inv_idio=1.0 / np.sqrt(1.0 - rho),
+        pledge=portfolio.pledge_value.astype(float),
+        recovery_probit=ndtri(recovery_mean),
+        pledge_pv=monthly_discount**rec.pledge_lag_months,
+        unsecured_pv=monthly_discount**rec.lag_months,
+    )
+
+    shock = np.asarray(scenario.revenue_shock(industries, regions), dtype=float)  # (I, R, T)
+    season = np.asarray(scenario.seasonality(industries), dtype=float)  # (I, T)
+    level = season[:, None, :] * (1.0 + shock)
+    revenue = np.ascontiguousarray(level.transpose(2, 0, 1))
+    table = normal_table()
+    tables = Tables(
+        cell=-np.log(revenue),
+        revenue=revenue,
+        log_mult=np.zeros((1, n_months)),
+        sqrt_cov=correlation_sqrt(fac.correlation(industries, regions)),
+        loadings=loadings,
+        factor_key=name_keys(factor_names(industries, regions)),
+        probit_roll=ndtri(np.array(deq.roll_rates, dtype=float)),
+        probit_cure=ndtri(np.array(deq.cure_rates, dtype=float)),
+        norm=table.values,
+    )
+    params = Params(
+        ar1=float(fac.ar1),
+        t_copula=fac.copula == "t",
+        dof=float(fac.dof) if fac.dof is not None else 0.0,
+        default_after=int(deq.default_after),
+        roll_sensitivity=float(deq.roll_sensitivity),
+        cure_sensitivity=float(deq.cure_sensitivity),
+        prepayment=float(deq.prepayment_rate),
+        recovery_dispersion=float(rec.dispersion),
+        recovery_cost=float(rec.cost),
+        recovery_lag=int(rec.lag_months),
+        pledge_haircut=float(rec.pledge_haircut),
+        pledge_lag=int(rec.pledge_lag_months),
+        lgd_sensitivity=float(rec.lgd_sensitivity),
+        norm_lo=table.lo,
+        norm_inv_step=table.inv_step,
+    )
+    return CompiledModel(loans, tables, params, tuple(industries), tuple(regions), n_months)
+
+
+def _check_initial_states(portfolio: Portfolio, state: np.ndarray, default_after: int) -> None:
+    too_late = np.flatnonzero(state >= default_after)
+    if too_late.size:
+        j = too_late[0]
+        raise PortfolioError(
+            f"{portfolio.source}: row {j + 1} (loan_id '{portfolio.loan_id[j]}'), column 'state': "
+            f"'{portfolio.state[j]}' is already a default under the scenario's default_after = "
+            f"{default_after} (allowed: C..M{default_after - 1})"
+            + (f" (and {too_late.size - 1} more rows)" if too_late.size > 1 else "")
+        )
+
+
+def _schedule(
+    balance: np.ndarray, rate: np.ndarray, term: np.ndarray, kind: np.ndarray, missed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split the balance into performing principal and arrears, and the level installment.
+
+    A loan in M_k carries k missed installments: k times the principal part of its current
+    installment (capped by the balance) and k months of interest on the balance. The
+    performing rest amortises over the remaining term.
+
+    Returns
+    -------
+    principal, arrears_principal, arrears_interest, installment : ndarray of shape (n,)
+        ``installment`` is the level payment (annuity) or the principal part (equal
+        principal); 0 for interest-only and bullet loans.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):  # rate 0 takes the 1/term branch
+        annuity_factor = np.where(rate > 0.0, rate / -np.expm1(-term * np.log1p(rate)), 1.0 / term)
+    part = np.select(
+        [kind == ANNUITY, kind == EQUAL_PRINCIPAL],
+        [balance * (annuity_factor - rate), balance / term],
+        0.0,
+    )
+    arrears_principal = np.minimum(missed * part, balance)
+    principal = balance - arrears_principal
+    installment = np.select(
+        [kind == ANNUITY, kind == EQUAL_PRINCIPAL],
+        [principal * annuity_factor, principal / term],
+        0.0,
+    )
+    return principal, arrears_principal, missed * rate * balance, installment
