@@ -77,10 +77,10 @@ def uniform(key: np.uint64, item: np.uint64) -> float:
 
 
 @njit()
-def next_uniform(state: np.ndarray) -> float:
-    """Next uniform of a SplitMix64 sequence held in ``state[0]`` (for rejection samplers)."""
-    state[0] = state[0] + _GOLDEN
-    return (float(mix64(state[0]) >> _S11) + 0.5) * _TWO_M53
+def next_uniform(state: np.uint64) -> tuple[float, np.uint64]:
+    """Next uniform of a SplitMix64 sequence and the advanced state (for rejection samplers)."""
+    state = state + _GOLDEN
+    return (float(mix64(state) >> _S11) + 0.5) * _TWO_M53, state
 
 
 def name_keys(names: Sequence[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stresslab._kernels.special import beta_draw, gamma_draw, ndtri, norm_cdf
+from stresslab._kernels.special import below_norm_cdf, beta_draw, gamma_draw, ndtri, norm_cdf
 from stresslab._numba import njit, prange
 from stresslab._rng import (
     PURPOSE_FACTOR,
@@ -158,9 +158,8 @@ def _inv_sqrt_mixing(path: int, seed: np.uint64, params: Params) -> float:
     """1 / sqrt(W) with W = nu / chi2_nu for the t copula (1 for the Gaussian)."""
     if not params.t_copula:
         return 1.0
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = stream_key(seed, path, 0, PURPOSE_MIXING)
-    chi2 = 2.0 * gamma_draw(0.5 * params.dof, state)
+    half_chi2, _ = gamma_draw(0.5 * params.dof, stream_key(seed, path, 0, PURPOSE_MIXING))
+    chi2 = 2.0 * half_chi2
     return math.sqrt(chi2 / params.dof)
 
 
@@ -170,8 +169,7 @@ def _recovery_rate(mean: float, dispersion: float, seed: np.uint64, path: int, m
     if dispersion == 0.0 or mean <= 0.0 or mean >= 1.0:
         return min(max(mean, 0.0), 1.0)
     size = 1.0 / dispersion - 1.0
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = mix64(stream_key(seed, path, month, PURPOSE_RECOVERY) + loan_key)
+    state = mix64(stream_key(seed, path, month, PURPOSE_RECOVERY) + loan_key)
     return beta_draw(mean * size, (1.0 - mean) * size, state)
 
 
@@ -247,8 +245,7 @@ def _simulate_path(
             z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r]) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
             u = uniform(month_key[t], lkey)
             if s == 0:
-                p_miss = norm_cdf(z, norm, lo, inv_step)
-                if u < p_miss:
+                if below_norm_cdf(u, z, norm, lo, inv_step):
                     ai += due_interest
                     ap += pp
                     bp -= pp
@@ -256,7 +253,10 @@ def _simulate_path(
                 else:
                     income[t] += due_interest
                     bp -= pp
-                    if n == 0 or u > 1.0 - params.prepayment * (1.0 - p_miss):
+                    if n == 0 or (
+                        params.prepayment > 0.0
+                        and u > 1.0 - params.prepayment * (1.0 - norm_cdf(z, norm, lo, inv_step))
+                    ):
                         s = STATE_P
             else:
                 delta = z - gp if gp > -np.inf else 0.0

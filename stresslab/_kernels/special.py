@@ -22,7 +22,7 @@ from scipy.special import ndtr
 from stresslab._numba import njit
 from stresslab._rng import next_uniform
 
-__all__ = ["NormalTable", "normal_table", "norm_cdf", "ndtri", "gamma_draw", "beta_draw"]
+__all__ = ["NormalTable", "normal_table", "norm_cdf", "below_norm_cdf", "ndtri", "gamma_draw", "beta_draw"]
 
 _TABLE_LO = -10.0
 _TABLE_STEPS_PER_UNIT = 1024
@@ -55,6 +55,28 @@ def norm_cdf(z: float, values: np.ndarray, lo: float, inv_step: float) -> float:
     k = int(x)
     f = x - k
     return values[k] + f * (values[k + 1] - values[k])
+
+
+@njit()
+def below_norm_cdf(u: float, z: float, values: np.ndarray, lo: float, inv_step: float) -> bool:
+    """``u < norm_cdf(z)``, deciding from the bracketing table values when they suffice.
+
+    The interpolant is monotone and equals the table at grid points, so ``u`` outside the
+    two table values around ``z`` settles the answer without interpolating. The answer is
+    always exactly ``u < norm_cdf(z, ...)``.
+    """
+    x = (z - lo) * inv_step
+    if x <= 0.0:
+        return False
+    last = values.shape[0] - 1
+    if x >= last:
+        return u < 1.0
+    k = int(x)
+    if u >= values[k + 1]:
+        return False
+    if u < values[k]:
+        return True
+    return u < values[k] + (x - k) * (values[k + 1] - values[k])
 
 
 @njit()
@@ -99,32 +121,35 @@ def ndtri(p: float) -> float:
 
 
 @njit()
-def gamma_draw(shape: float, state: np.ndarray) -> float:
-    """Gamma(shape, 1) draw from the SplitMix64 sequence in ``state`` (Marsaglia-Tsang).
+def gamma_draw(shape: float, state: np.uint64) -> tuple[float, np.uint64]:
+    """Gamma(shape, 1) draw from the SplitMix64 sequence at ``state`` (Marsaglia-Tsang).
 
-    For ``shape < 1`` it uses Gamma(a) = Gamma(a + 1) * U^(1/a).
+    Returns the draw and the advanced state. For ``shape < 1`` it uses
+    Gamma(a) = Gamma(a + 1) * U^(1/a).
     """
     boost = 1.0
     a = shape
     if a < 1.0:
-        boost = next_uniform(state) ** (1.0 / a)
+        u, state = next_uniform(state)
+        boost = u ** (1.0 / a)
         a += 1.0
     d = a - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     while True:
-        x = ndtri(next_uniform(state))
+        u, state = next_uniform(state)
+        x = ndtri(u)
         v = 1.0 + c * x
         if v <= 0.0:
             continue
         v = v * v * v
-        u = next_uniform(state)
+        u, state = next_uniform(state)
         if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
-            return d * v * boost
+            return d * v * boost, state
 
 
 @njit()
-def beta_draw(a: float, b: float, state: np.ndarray) -> float:
+def beta_draw(a: float, b: float, state: np.uint64) -> float:
     """Beta(a, b) draw as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
-    x = gamma_draw(a, state)
-    y = gamma_draw(b, state)
+    x, state = gamma_draw(a, state)
+    y, state = gamma_draw(b, state)
     return x / (x + y)

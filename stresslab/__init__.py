@@ -1,0 +1,35 @@
+"""stresslab: Monte Carlo credit stress tests of small-business micro-loan books.
+
+Load a book and a scenario, simulate, summarise::
+
+    import stresslab
+    book = stresslab.synthetic_portfolio(20_000, seed=0)      # or load_portfolio("book.csv")
+    scenario = stresslab.load_scenario("scenarios/services_downturn.toml")
+    ds = stresslab.simulate(book, scenario, n_paths=2_000, seed=1)
+    print(stresslab.format_summary(stresslab.summary(ds)))
+"""
+
+from stresslab.engine import simulate
+from stresslab.errors import PortfolioError, ScenarioError, StresslabError, StresslabWarning
+from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
+from stresslab.results import format_summary, load_results, save_results, summary
+from stresslab.scenario import Scenario, load_scenario
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Portfolio",
+    "PortfolioError",
+    "Scenario",
+    "ScenarioError",
+    "StresslabError",
+    "StresslabWarning",
+    "format_summary",
+    "load_portfolio",
+    "load_results",
+    "load_scenario",
+    "save_results",
+    "simulate",
+    "summary",
+    "synthetic_portfolio",
+]

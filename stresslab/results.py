@@ -1,0 +1,591 @@
+"""Weighted loss metrics with Monte Carlo confidence intervals, and result files.
+
+The simulation engine returns one :class:`xarray.Dataset` per run (MODEL.md §8). This module
+reduces it over ``path`` into a labelled summary (expected loss, standard deviation, VaR and
+ES with confidence intervals, DPD30+ ratios), formats that summary for the terminal, and
+saves and loads runs as netCDF files.
+
+Every estimator honours the per-path likelihood ratio ``weight`` (1 without importance
+sampling): the estimate of E[h(L)] is ``mean(w * h(L))`` and of a tail probability P(L > v)
+is ``mean(w * 1{L > v})``. docs/metrics.md states the formulas.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from numpy.typing import ArrayLike
+from scipy.stats import norm
+
+from stresslab.errors import StresslabError
+
+__all__ = [
+    "weighted_quantile",
+    "var_es",
+    "mean_ci",
+    "var_ci",
+    "es_ci",
+    "summary",
+    "format_summary",
+    "save_results",
+    "load_results",
+]
+
+LIVE_STATES = ("C", "M1", "M2", "M3")
+DPD30_STATES = ("M2", "M3")
+DPD_QUANTILES = (0.05, 0.5, 0.95, 0.99)
+WINDOWS = ("horizon", "12m")
+MEASURES = ("gross", "net")
+BOUNDS = ("low", "high")
+_REQUIRED = {
+    "loss_gross": ("path", "month"),
+    "loss_net": ("path", "month"),
+    "balance_by_state": ("path", "month", "state"),
+    "count_by_state": ("path", "month", "state"),
+    "weight": ("path",),
+}
+# Estimated tail probabilities within this of the target count as equal to it: this absorbs
+# the rounding of 1 - a (e.g. 1 - 0.8 < 0.2 in binary floating point).
+_TAIL_TOL = 1e-12
+
+
+# ----------------------------------------------------------------------------- estimators
+def _check_sample(x: ArrayLike, w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``x`` and ``w`` as 1-D float64 arrays after checking them."""
+    xa = np.asarray(x, dtype=np.float64)
+    wa = np.asarray(w, dtype=np.float64)
+    if xa.ndim != 1 or wa.shape != xa.shape:
+        raise StresslabError(f"losses and weights must be 1-D arrays of the same length; got shapes {xa.shape} and {wa.shape}")
+    if xa.size < 2:
+        raise StresslabError(f"at least 2 paths are needed for estimates with confidence intervals; got {xa.size}")
+    if not np.all(np.isfinite(xa)):
+        raise StresslabError(f"losses must be finite; {np.count_nonzero(~np.isfinite(xa))} are NaN or infinite")
+    _check_weights(wa)
+    return xa, wa
+
+
+def _check_weights(w: np.ndarray) -> None:
+    bad = ~np.isfinite(w) | (w < 0)
+    if np.any(bad):
+        first = int(np.flatnonzero(bad)[0])
+        raise StresslabError(
+            f"weights must be finite and >= 0; {np.count_nonzero(bad)} are not (first at path {first}: {w[first]})"
+        )
+    if not np.any(w > 0):
+        raise StresslabError("weights are all zero; no path carries probability")
+
+
+def _check_level(level: float, what: str = "level") -> float:
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise StresslabError(f"{what} must be strictly between 0 and 1; got {level}")
+    return level
+
+
+def _sort(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted losses and, for each, the weight sum of the paths after it in the order."""
+    order = np.argsort(x, kind="stable")
+    above = np.cumsum(w[order][::-1])[::-1]
+    return x[order], np.append(above[1:], 0.0)
+
+
+def _quantile_sorted(xs: np.ndarray, above: np.ndarray, tail: float) -> float:
+    """Smallest sample value v with mean(w 1{L > v}) <= tail; +inf when there is none."""
+    threshold = xs.size * (tail + _TAIL_TOL)
+    k = int(np.count_nonzero(above > threshold))  # `above` is non-increasing
+    return float(xs[k]) if k < xs.size else float("inf")
+
+
+def _z(ci: float) -> float:
+    return float(norm.ppf(0.5 + _check_level(ci, "ci") / 2.0))
+
+
+def weighted_quantile(x: ArrayLike, w: ArrayLike, level: float | Sequence[float]) -> float | np.ndarray:
+    """Quantile of a weighted Monte Carlo sample (the VaR when ``x`` are losses).
+
+    Parameters
+    ----------
+    x : array_like of shape (n_paths,)
+        Sample values, e.g. losses in CNY.
+    w : array_like of shape (n_paths,)
+        Likelihood ratios of the paths (1 without importance sampling), finite and >= 0.
+    level : float or sequence of float
+        Level(s) a, each strictly between 0 and 1.
+
+    Returns
+    -------
+    float or ndarray of shape (n_levels,)
+        The quantile(s), always sample values.
+
+    Notes
+    -----
+    With the plain estimator of the tail probability
+    :math:`\\hat T(v) = \\frac1n \\sum_i w_i 1\\{x_i > v\\}`,
+
+    .. math:: q_a = \\min\\{x_i : \\hat T(x_i) \\le 1 - a\\}.
+
+    With w = 1 this is the order statistic :math:`x_{(\\lceil a n \\rceil)}`. Tail
+    probabilities within 1e-12 of 1 - a count as equal to it, so that the rounding of
+    1 - a does not move the result by one order statistic.
+    """
+    xa, wa = _check_sample(x, w)
+    levels = np.atleast_1d(np.asarray(level, dtype=np.float64))
+    xs, above = _sort(xa, wa)
+    out = np.array([_quantile_sorted(xs, above, 1.0 - _check_level(a)) for a in levels])
+    return float(out[0]) if np.ndim(level) == 0 else out
+
+
+def var_es(x: ArrayLike, w: ArrayLike, level: float) -> tuple[float, float]:
+    """Value at risk and expected shortfall of a weighted loss sample.
+
+    Parameters
+    ----------
+    x : array_like of shape (n_paths,)
+        Losses, CNY.
+    w : array_like of shape (n_paths,)
+        Likelihood ratios of the paths, finite and >= 0.
+    level : float
+        Confidence level a in (0, 1), e.g. 0.99.
+
+    Returns
+    -------
+    (float, float)
+        VaR_a and ES_a, CNY.
+
+    Notes
+    -----
+    :math:`\\mathrm{VaR}_a` is :func:`weighted_quantile` at level a, and
+
+    .. math:: \\mathrm{ES}_a = \\mathrm{VaR}_a
+              + \\frac{1}{n (1-a)} \\sum_i w_i (x_i - \\mathrm{VaR}_a)^+ .
+
+    With w = 1 this is the usual empirical estimator (Acerbi and Tasche 2002):
+    :math:`\\frac{1}{n(1-a)}\\big(\\sum_{i \\le m} x_{[i]} + (n(1-a) - m) x_{[m+1]}\\big)`,
+    :math:`m = \\lfloor n(1-a) \\rfloor`, :math:`x_{[1]} \\ge x_{[2]} \\ge \\dots`.
+    """
+    xa, wa = _check_sample(x, w)
+    level = _check_level(level)
+    var = _quantile_sorted(*_sort(xa, wa), 1.0 - level)
+    return var, _es(xa, wa, var, level)
+
+
+def _es(x: np.ndarray, w: np.ndarray, var: float, level: float) -> float:
+    return var + float(np.mean(w * np.maximum(x - var, 0.0))) / (1.0 - level)
+
+
+def mean_ci(x: ArrayLike, w: ArrayLike, ci: float = 0.95) -> tuple[float, float, float]:
+    """Weighted mean (the expected loss) with its Monte Carlo confidence interval.
+
+    Parameters
+    ----------
+    x : array_like of shape (n_paths,)
+        Losses, CNY.
+    w : array_like of shape (n_paths,)
+        Likelihood ratios of the paths, finite and >= 0.
+    ci : float, default 0.95
+        Coverage of the interval.
+
+    Returns
+    -------
+    (float, float, float)
+        Estimate, lower and upper bound, CNY.
+
+    Notes
+    -----
+    :math:`\\hat\\mu = \\overline{wx}`, interval
+    :math:`\\hat\\mu \\pm z\\, \\mathrm{sd}(wx) / \\sqrt n` with :math:`z = \\Phi^{-1}((1+ci)/2)`
+    and the sample standard deviation (ddof = 1).
+    """
+    xa, wa = _check_sample(x, w)
+    wx = wa * xa
+    mean = float(np.mean(wx))
+    half = _z(ci) * float(np.std(wx, ddof=1)) / np.sqrt(xa.size)
+    return mean, mean - half, mean + half
+
+
+def var_ci(x: ArrayLike, w: ArrayLike, level: float, ci: float = 0.95) -> tuple[float, float]:
+    """Monte Carlo confidence interval of the VaR, by inverting the tail-probability estimator.
+
+    Parameters
+    ----------
+    x, w : array_like of shape (n_paths,)
+        Losses (CNY) and likelihood ratios of the paths.
+    level : float
+        Confidence level a of the VaR, in (0, 1).
+    ci : float, default 0.95
+        Coverage of the interval.
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper bound, CNY; the upper bound is +inf when the sample is too small to
+        bound the VaR from above.
+
+    Notes
+    -----
+    With :math:`\\hat T(v) = \\overline{w 1\\{x > v\\}}` and
+    :math:`s_p = \\mathrm{sd}(w 1\\{x > \\mathrm{VaR}_a\\}) / \\sqrt n`, the interval holds the
+    v with :math:`|\\hat T(v) - (1-a)| \\le z s_p`: its ends are the quantiles at levels
+    :math:`a \\mp z s_p`. The sd is the larger of those of :math:`w 1\\{x > \\mathrm{VaR}_a\\}`
+    and :math:`w 1\\{x \\ge \\mathrm{VaR}_a\\}` (the two sides of the jump of
+    :math:`\\hat T` at the VaR), so that the interval does not collapse to a point when no
+    path lies above the VaR. With w = 1 this is the order-statistic interval
+    :math:`[x_{(\\lceil n(a - h) \\rceil)}, x_{(\\lceil n(a + h) \\rceil)}]`,
+    :math:`h = z \\sqrt{\\hat p (1 - \\hat p) / (n - 1)}`.
+    """
+    xa, wa = _check_sample(x, w)
+    return _var_ci_sorted(xa, wa, *_sort(xa, wa), _check_level(level), _z(ci))
+
+
+def _var_ci_sorted(
+    x: np.ndarray, w: np.ndarray, xs: np.ndarray, above: np.ndarray, level: float, z: float
+) -> tuple[float, float]:
+    var = _quantile_sorted(xs, above, 1.0 - level)
+    sd = max(float(np.std(w * (x > var), ddof=1)), float(np.std(w * (x >= var), ddof=1)))
+    half = z * sd / np.sqrt(x.size)
+    return _quantile_sorted(xs, above, 1.0 - level + half), _quantile_sorted(xs, above, 1.0 - level - half)
+
+
+def es_ci(x: ArrayLike, w: ArrayLike, level: float, ci: float = 0.95) -> tuple[float, float]:
+    """Monte Carlo confidence interval of the expected shortfall.
+
+    Parameters
+    ----------
+    x, w : array_like of shape (n_paths,)
+        Losses (CNY) and likelihood ratios of the paths.
+    level : float
+        Confidence level a of the ES, in (0, 1).
+    ci : float, default 0.95
+        Coverage of the interval.
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper bound, CNY.
+
+    Notes
+    -----
+    :math:`\\mathrm{ES}_a \\pm z\\, \\mathrm{sd}(w (x - \\mathrm{VaR}_a)^+) / (\\sqrt n (1-a))`:
+    the asymptotic variance of the estimator, in which the error of the VaR estimate drops
+    out to first order (the ES formula is stationary in VaR at the true VaR).
+    """
+    xa, wa = _check_sample(x, w)
+    level = _check_level(level)
+    return _es_ci(xa, wa, *var_es(xa, wa, level), level, _z(ci))
+
+
+def _es_ci(x: np.ndarray, w: np.ndarray, var: float, es: float, level: float, z: float) -> tuple[float, float]:
+    half = z * float(np.std(w * np.maximum(x - var, 0.0), ddof=1)) / (np.sqrt(x.size) * (1.0 - level))
+    return es - half, es + half
+
+
+def _std(x: np.ndarray, w: np.ndarray) -> float:
+    """sqrt(n/(n-1) * (mean(w x^2) - mean(w x)^2)), 0 if negative (possible with IS weights)."""
+    n = x.size
+    return float(np.sqrt(max(np.mean(w * x * x) - np.mean(w * x) ** 2, 0.0) * n / (n - 1)))
+
+
+# ----------------------------------------------------------------------------- summary
+def _validate(ds: xr.Dataset, levels: Sequence[float]) -> None:
+    missing = [name for name in _REQUIRED if name not in ds.data_vars]
+    if missing:
+        raise StresslabError(
+            f"results lack the variable(s) {', '.join(missing)}; a summary needs {', '.join(_REQUIRED)}"
+        )
+    for name, dims in _REQUIRED.items():
+        if set(ds[name].dims) != set(dims):
+            raise StresslabError(
+                f"results variable {name} must have dims {dims}; got {ds[name].dims}"
+                + (" (summarise one scenario at a time: ds.sel(scenario=...))" if "scenario" in ds[name].dims else "")
+            )
+    absent = [s for s in LIVE_STATES if s not in ds["state"].values]
+    if absent:
+        raise StresslabError(f"results lack the state(s) {', '.join(absent)} on the state dimension")
+    if ds.sizes["path"] < 2 or ds.sizes["month"] < 1:
+        raise StresslabError(f"results need >= 2 paths and >= 1 month; got {ds.sizes['path']} and {ds.sizes['month']}")
+    for name in ("loss_gross", "loss_net", "balance_by_state", "count_by_state"):
+        if not np.all(np.isfinite(ds[name].values)):
+            raise StresslabError(f"results variable {name} holds NaN or infinite values")
+    _check_weights(np.asarray(ds["weight"].values, dtype=np.float64))
+    if len(levels) == 0:
+        raise StresslabError("levels must name at least one confidence level")
+    for level in levels:
+        _check_level(level, "each of levels")
+
+
+def _dpd_ratio(ds: xr.Dataset, name: str) -> np.ndarray:
+    """DPD30+ ratio (M2 + M3) / (C + M1 + M2 + M3) of shape (n_paths, n_months); 0 if nothing is live."""
+    by_state = ds[name].transpose("path", "month", "state").values
+    column = {state: i for i, state in enumerate(ds["state"].values.tolist())}
+
+    def total(states: tuple[str, ...]) -> np.ndarray:  # one (path, month) slice at a time: no big copies
+        return sum(by_state[:, :, column[state]].astype(np.float64) for state in states)
+
+    live, late = total(LIVE_STATES), total(DPD30_STATES)
+    return np.divide(late, live, out=np.zeros_like(live), where=live > 0)
+
+
+def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: float = 0.95) -> xr.Dataset:
+    """Weighted loss metrics of a run, with Monte Carlo confidence intervals.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run from the engine: ``loss_gross(path, month)``, ``loss_net(path, month)``,
+        ``balance_by_state(path, month, state)``, ``count_by_state(path, month, state)``
+        and ``weight(path)`` are used.
+    levels : sequence of float, default (0.95, 0.99, 0.999)
+        Confidence levels of VaR and ES, each in (0, 1).
+    ci : float, default 0.95
+        Coverage of the confidence intervals.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``measure`` ("gross", "net"), ``window`` ("horizon": all months, "12m": months
+        1..min(12, T)), ``level``, ``bound`` ("low", "high"), ``month``, ``quantile``
+        (0.05, 0.5, 0.95, 0.99). Variables ``expected_loss(measure, window)``,
+        ``expected_loss_ci(measure, window, bound)``, ``std(measure, window)``,
+        ``var(measure, window, level)``, ``var_ci(measure, window, level, bound)``,
+        ``es(measure, window, level)``, ``es_ci(measure, window, level, bound)``,
+        ``dpd30_ratio_mean(month)``, ``dpd30_ratio_quantile(month, quantile)``,
+        ``dpd30_count_ratio_mean(month)``, scalars ``n_paths`` and
+        ``effective_sample_size``. Attrs: the run's attrs plus ``ci``. Use ``s["var"]`` and
+        ``s["std"]``: ``s.var`` and ``s.std`` are Dataset methods.
+
+    Raises
+    ------
+    StresslabError
+        If variables are missing or malformed, weights are negative or not finite, or a
+        level or ``ci`` is outside (0, 1).
+
+    Notes
+    -----
+    The loss of a window is the sum of the monthly losses over its months. The standard
+    deviation is a point estimate, without interval:
+    :math:`\\sqrt{\\tfrac{n}{n-1}(\\overline{w x^2} - \\overline{w x}^2)}` (0 if negative,
+    which importance weights make possible); with w = 1 the sample sd. The DPD30+ ratio of
+    a path and month is (M2 + M3) / (C + M1 + M2 + M3) by balance (or by count), 0 when
+    nothing is live; its mean is :math:`\\overline{w r}` and its quantiles are
+    :func:`weighted_quantile`. The effective sample size is
+    :math:`(\\sum w)^2 / \\sum w^2`.
+    """
+    levels = tuple(float(a) for a in levels)
+    _validate(ds, levels)
+    z = _z(ci)
+    w = np.asarray(ds["weight"].values, dtype=np.float64)
+    month = ds["month"].values
+    n_levels = len(levels)
+    el, std = np.empty((2, 2)), np.empty((2, 2))
+    var, es = np.empty((2, 2, n_levels)), np.empty((2, 2, n_levels))
+    el_b, var_b, es_b = np.empty((2, 2, 2)), np.empty((2, 2, n_levels, 2)), np.empty((2, 2, n_levels, 2))
+    for i, name in enumerate(("loss_gross", "loss_net")):  # order of MEASURES
+        loss = np.asarray(ds[name].transpose("path", "month").values, dtype=np.float64)
+        for j, x in enumerate((loss.sum(axis=1), loss[:, month <= 12].sum(axis=1))):  # order of WINDOWS
+            el[i, j], el_b[i, j, 0], el_b[i, j, 1] = mean_ci(x, w, ci)
+            std[i, j] = _std(x, w)
+            xs, above = _sort(x, w)
+            for k, level in enumerate(levels):
+                var[i, j, k] = _quantile_sorted(xs, above, 1.0 - level)
+                es[i, j, k] = _es(x, w, var[i, j, k], level)
+                var_b[i, j, k] = _var_ci_sorted(x, w, xs, above, level, z)
+                es_b[i, j, k] = _es_ci(x, w, var[i, j, k], es[i, j, k], level, z)
+
+    ratio = _dpd_ratio(ds, "balance_by_state")
+    ratio_q = np.array([weighted_quantile(ratio[:, t], w, DPD_QUANTILES) for t in range(month.size)])
+    pct = f"{100 * ci:g}%"
+
+    def money(dims: tuple[str, ...], values: np.ndarray, long_name: str) -> xr.Variable:
+        return xr.Variable(dims, values, {"long_name": long_name, "units": "CNY"})
+
+    def ratio_var(dims: tuple[str, ...], values: np.ndarray, long_name: str) -> xr.Variable:
+        return xr.Variable(dims, values, {"long_name": long_name, "units": "1"})
+
+    mw, mwl = ("measure", "window"), ("measure", "window", "level")
+    data = {
+        "expected_loss": money(mw, el, "expected loss"),
+        "expected_loss_ci": money(mw + ("bound",), el_b, f"{pct} Monte Carlo confidence interval of the expected loss"),
+        "std": money(mw, std, "standard deviation of the loss (point estimate)"),
+        "var": money(mwl, var, "value at risk"),
+        "var_ci": money(mwl + ("bound",), var_b, f"{pct} Monte Carlo confidence interval of the value at risk"),
+        "es": money(mwl, es, "expected shortfall"),
+        "es_ci": money(mwl + ("bound",), es_b, f"{pct} Monte Carlo confidence interval of the expected shortfall"),
+        "dpd30_ratio_mean": ratio_var(("month",), w @ ratio / w.size, "mean DPD30+ ratio by balance"),
+        "dpd30_ratio_quantile": ratio_var(("month", "quantile"), ratio_q, "quantile of the DPD30+ ratio by balance"),
+        "dpd30_count_ratio_mean": ratio_var(
+            ("month",), w @ _dpd_ratio(ds, "count_by_state") / w.size, "mean DPD30+ ratio by loan count"
+        ),
+        "n_paths": ratio_var((), np.int64(w.size), "number of simulated paths"),
+        "effective_sample_size": ratio_var((), w.sum() ** 2 / (w @ w), "effective sample size (sum w)^2 / sum w^2"),
+    }
+    coords = {
+        "measure": ("measure", list(MEASURES), {"long_name": "loss measure (gross, or net of credit enhancements)"}),
+        "window": ("window", list(WINDOWS), {"long_name": "loss window: all months, or months 1..min(12, T)"}),
+        "level": ("level", np.array(levels), {"long_name": "confidence level of VaR and ES", "units": "1"}),
+        "bound": ("bound", list(BOUNDS), {"long_name": f"bound of the {pct} Monte Carlo confidence interval"}),
+        "month": ("month", month, dict(ds["month"].attrs) or {"long_name": "month of the horizon"}),
+        "quantile": ("quantile", np.array(DPD_QUANTILES), {"long_name": "quantile level", "units": "1"}),
+    }
+    return xr.Dataset(data, coords=coords, attrs={**ds.attrs, "ci": ci})
+
+
+# ----------------------------------------------------------------------------- terminal
+def _money(v: float) -> str:
+    return f"{v:,.0f}" if np.isfinite(v) else str(v)
+
+
+def _with_ci(estimate: xr.DataArray, bounds: xr.DataArray) -> str:
+    low, high = bounds.sel(bound=list(BOUNDS)).values
+    return f"{_money(float(estimate))} [{_money(low)}, {_money(high)}]"
+
+
+def format_summary(s: xr.Dataset) -> str:
+    """Plain-text table of a :func:`summary` for the terminal.
+
+    Parameters
+    ----------
+    s : xarray.Dataset
+        The output of :func:`summary`.
+
+    Returns
+    -------
+    str
+        A header (scenario, paths, seed, effective sample size); for gross and net loss
+        (net left out when equal to gross) a block of EL, Std, VaR and ES per level, each
+        with its confidence interval in brackets, for the horizon and the first 12 months,
+        in CNY with thousands separators; the DPD30+ ratio by balance (mean and 95%
+        quantile, in %) in months 1, 3, 6, 12, 24, 36 and T.
+    """
+    lines = [
+        f"stresslab results: scenario {s.attrs.get('scenario_name', '?')}",
+        f"paths {int(s['n_paths']):,}   seed {s.attrs.get('seed', '?')}   "
+        f"effective sample size {float(s['effective_sample_size']):,.0f}   "
+        f"confidence intervals ({100 * float(s.attrs.get('ci', 0.95)):g}%) in brackets",
+    ]
+    metrics = ("expected_loss", "expected_loss_ci", "std", "var", "var_ci", "es", "es_ci")
+    same = all(np.array_equal(s[v].sel(measure="gross"), s[v].sel(measure="net")) for v in metrics)
+    for measure in ("gross",) if same else MEASURES:
+        m = s.sel(measure=measure)
+        rows = [
+            ("EL", [_with_ci(m["expected_loss"].sel(window=x), m["expected_loss_ci"].sel(window=x)) for x in WINDOWS]),
+            ("Std", [_money(float(m["std"].sel(window=x))) for x in WINDOWS]),
+        ]
+        for level in s["level"].values:
+            for label, name in (("VaR", "var"), ("ES", "es")):
+                at = {"level": level}
+                rows.append((f"{label} {100 * level:g}%",
+                             [_with_ci(m[name].sel(window=x, **at), m[name + "_ci"].sel(window=x, **at)) for x in WINDOWS]))
+        width = max(len(cell) for _, cells in rows for cell in cells) + 3
+        lines += ["", f"{measure.capitalize() + ' loss, CNY':<16}" + "".join(f"{x:>{width}}" for x in WINDOWS)]
+        lines += [f"  {label:<14}" + "".join(f"{cell:>{width}}" for cell in cells) for label, cells in rows]
+    if same:
+        lines.append("  (net loss equals gross loss)")
+
+    months = s["month"].values
+    shown = [t for t in dict.fromkeys((1, 3, 6, 12, 24, 36, int(months[-1]))) if t in months]
+    lines += ["", "DPD30+ ratio by balance, %", "  month " + "".join(f"{t:>8}" for t in shown)]
+    lines.append("  mean  " + "".join(f"{v:>8.2f}" for v in 100 * s["dpd30_ratio_mean"].sel(month=shown).values))
+    if 0.95 in s["quantile"].values:
+        q95 = 100 * s["dpd30_ratio_quantile"].sel(month=shown, quantile=0.95).values
+        lines.append("  q95   " + "".join(f"{v:>8.2f}" for v in q95))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- files
+def _reason(exc: BaseException, directory: Path, nbytes: int) -> str:
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied ({exc})"
+    if getattr(exc, "errno", None) == errno.ENOSPC:
+        return f"no space left on device ({exc})"
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return str(exc) or type(exc).__name__
+    if free < nbytes:
+        return f"{exc} (probably no space: {free / 2**20:,.1f} MiB free, the data take {nbytes / 2**20:,.1f} MiB)"
+    return str(exc) or type(exc).__name__
+
+
+def save_results(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
+    """Write a Dataset to a netCDF-4 file atomically and losslessly.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run or a summary. Attrs must be strings, numbers or numeric arrays (netCDF
+        attributes): store structured values as JSON text.
+    path : str or os.PathLike
+        Target file; replaced if it exists.
+
+    Raises
+    ------
+    StresslabError
+        If the file cannot be written (no space, permission denied, unsupported attribute,
+        ...). The earlier file at ``path``, if any, is then unchanged and no temporary
+        file is left.
+
+    Notes
+    -----
+    The data are written to a temporary file in the target's directory, flushed to disk
+    and moved onto ``path`` with :func:`os.replace`, so readers see the old file or the
+    new one, never a part. Values are stored with their in-memory dtypes, without fill
+    values, scaling or lossy packing (variables are zlib-compressed, which is lossless),
+    so :func:`load_results` returns bitwise identical values.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    ds = ds.copy(deep=False)
+    encoding = {}
+    for name, variable in ds.variables.items():
+        variable.encoding = {}
+        encoding[name] = {"_FillValue": None}
+        if name in ds.data_vars and variable.dtype.kind in "biuf" and variable.ndim > 0:
+            encoding[name].update(zlib=True, complevel=1)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError, RuntimeError) as exc:
+        raise StresslabError(
+            f"could not save results to {path}: {_reason(exc, path.parent, ds.nbytes)}; "
+            "any earlier file there is unchanged"
+        ) from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_results(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a file written by :func:`save_results` fully into memory and close it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A netCDF-4 file.
+
+    Returns
+    -------
+    xarray.Dataset
+        The saved Dataset: same values (bitwise), dtypes, coords and attrs.
+
+    Raises
+    ------
+    StresslabError
+        If the file does not exist or is not a readable netCDF file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StresslabError(f"cannot load results: no such file {path}")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as f:
+            return f.load()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise StresslabError(f"cannot load results from {path}: not a readable netCDF file ({exc})") from exc
