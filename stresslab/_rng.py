@@ -57,6 +57,7 @@ _TWO_M53 = 2.0**-53
 @njit()
 def mix64(z: np.uint64) -> np.uint64:
     """SplitMix64 finaliser: a bijective 64-bit mixer (Steele, Lea & Flood 2014)."""
+    z = np.uint64(z)  # a no-op in kernels; keeps calls from Python (int arguments) unsigned
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
@@ -73,13 +74,13 @@ def stream_key(seed: np.uint64, path: np.int64, month: np.int64, purpose: np.int
 @njit()
 def uniform(key: np.uint64, item: np.uint64) -> float:
     """A uniform in (0, 1) (never 0 or 1) for ``item`` of the stream ``key``."""
-    return (float(mix64(key + item) >> _S11) + 0.5) * _TWO_M53
+    return (float(mix64(np.uint64(key) + np.uint64(item)) >> _S11) + 0.5) * _TWO_M53
 
 
 @njit()
 def next_uniform(state: np.uint64) -> tuple[float, np.uint64]:
     """Next uniform of a SplitMix64 sequence and the advanced state (for rejection samplers)."""
-    state = state + _GOLDEN
+    state = np.uint64(state) + _GOLDEN
     return (float(mix64(state) >> _S11) + 0.5) * _TWO_M53, state
 
 

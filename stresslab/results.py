@@ -274,16 +274,24 @@ def es_ci(x: ArrayLike, w: ArrayLike, level: float, ci: float = 0.95) -> tuple[f
     -----
     :math:`\\mathrm{ES}_a \\pm z\\, \\mathrm{sd}(w (x - \\mathrm{VaR}_a)^+) / (\\sqrt n (1-a))`:
     the asymptotic variance of the estimator, in which the error of the VaR estimate drops
-    out to first order (the ES formula is stationary in VaR at the true VaR).
+    out to first order (the ES formula is stationary in VaR at the true VaR). As
+    ES >= VaR, the upper bound is raised to the upper bound of :func:`var_ci` if that is
+    higher: with few paths in the tail (none above the VaR, say) the interval is then
+    wide, or unbounded, instead of collapsing onto the estimate.
     """
     xa, wa = _check_sample(x, w)
     level = _check_level(level)
-    return _es_ci(xa, wa, *var_es(xa, wa, level), level, _z(ci))
+    xs, above = _sort(xa, wa)
+    var = _quantile_sorted(xs, above, 1.0 - level)
+    z = _z(ci)
+    return _es_ci(xa, wa, var, _es(xa, wa, var, level), level, z, _var_ci_sorted(xa, wa, xs, above, level, z)[1])
 
 
-def _es_ci(x: np.ndarray, w: np.ndarray, var: float, es: float, level: float, z: float) -> tuple[float, float]:
+def _es_ci(
+    x: np.ndarray, w: np.ndarray, var: float, es: float, level: float, z: float, var_high: float
+) -> tuple[float, float]:
     half = z * float(np.std(w * np.maximum(x - var, 0.0), ddof=1)) / (np.sqrt(x.size) * (1.0 - level))
-    return es - half, es + half
+    return es - half, max(es + half, var_high)
 
 
 def _std(x: np.ndarray, w: np.ndarray) -> float:
@@ -396,7 +404,7 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
                 var[i, j, k] = _quantile_sorted(xs, above, 1.0 - level)
                 es[i, j, k] = _es(x, w, var[i, j, k], level)
                 var_b[i, j, k] = _var_ci_sorted(x, w, xs, above, level, z)
-                es_b[i, j, k] = _es_ci(x, w, var[i, j, k], es[i, j, k], level, z)
+                es_b[i, j, k] = _es_ci(x, w, var[i, j, k], es[i, j, k], level, z, var_b[i, j, k, 1])
 
     ratio = _dpd_ratio(ds, "balance_by_state")
     ratio_q = np.array([weighted_quantile(ratio[:, t], w, DPD_QUANTILES) for t in range(month.size)])

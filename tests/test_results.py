@@ -121,10 +121,11 @@ def test_95_percent_intervals_cover_95_percent_of_the_time():
         assert abs(rate - 0.95) < tolerance, (name, rate)
 
 
-def test_var_interval_is_unbounded_above_when_the_sample_cannot_bound_it():
-    x = np.arange(100.0)
-    low, high = var_ci(x, np.ones(100), 0.999)
-    assert low <= 99 and high == np.inf
+def test_intervals_are_unbounded_above_when_the_sample_cannot_bound_them():
+    x, w = np.arange(100.0), np.ones(100)  # 0.1 paths expected above the 99.9% VaR
+    assert var_es(x, w, 0.999) == (99.0, 99.0)
+    assert var_ci(x, w, 0.999) == (97.0, np.inf)  # order statistic ceil(100 (0.999 - 0.0196)) = 98
+    assert es_ci(x, w, 0.999) == (99.0, np.inf)  # ES >= VaR: not the point [99, 99]
 
 
 # ----------------------------------------------------------------------------- summary

@@ -1,0 +1,89 @@
+"""Special functions and counter-based random numbers of the kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+from stresslab._kernels.special import below_norm_cdf, beta_draw, gamma_draw, ndtri, norm_cdf, normal_table
+from stresslab._numba import njit
+from stresslab._rng import PURPOSE_TRANSITION, mix64, name_keys, stream_key, uniform
+
+TABLE = normal_table()
+
+
+def test_tabulated_normal_cdf_error_bound():
+    z = np.linspace(-11, 11, 400_001)
+    got = np.array([norm_cdf(v, *TABLE) for v in z])
+    err = np.abs(got - special.ndtr(z))
+    assert err.max() < 3e-8  # h^2/8 * max|phi'| with h = 1/1024
+    tail = (z > -6) & (z < -2)
+    assert (err[tail] / special.ndtr(z[tail])).max() < 2e-5
+    assert norm_cdf(-np.inf, *TABLE) == 0.0 and norm_cdf(np.inf, *TABLE) == 1.0
+
+
+def test_below_norm_cdf_is_exactly_the_interpolated_comparison():
+    rng = np.random.default_rng(1)
+    z = rng.normal(-2, 2, 50_000)
+    cdf = np.array([norm_cdf(v, *TABLE) for v in z])
+    # uniforms near the threshold and far from it
+    u = np.where(rng.random(z.size) < 0.5, cdf * (1 + rng.normal(0, 1e-7, z.size)), rng.random(z.size))
+    got = np.array([below_norm_cdf(a, b, *TABLE) for a, b in zip(u, z)])
+    assert np.array_equal(got, u < cdf)
+
+
+def test_ndtri_matches_scipy():
+    p = np.concatenate([np.geomspace(1e-300, 1e-3, 500), np.linspace(1e-3, 1 - 1e-3, 5001), 1 - np.geomspace(1e-3, 1e-16, 100)])
+    got = np.array([ndtri(v) for v in p])
+    np.testing.assert_allclose(got, special.ndtri(p), rtol=2e-15, atol=1e-15)
+
+
+@njit()
+def _gamma_sample(shape: float, n: int, seed: np.uint64) -> np.ndarray:
+    out = np.empty(n)
+    state = seed
+    for k in range(n):
+        out[k], state = gamma_draw(shape, state)
+    return out
+
+
+@njit()
+def _beta_sample(a: float, b: float, n: int) -> np.ndarray:
+    out = np.empty(n)
+    for k in range(n):
+        out[k] = beta_draw(a, b, mix64(np.uint64(k)))
+    return out
+
+
+def test_gamma_and_beta_draws_follow_their_laws():
+    """Sample means within 4 standard errors of the exact mean; KS tests at the 1e-4 level."""
+    n = 100_000
+    for shape in (0.4, 1.0, 2.5):
+        draws = _gamma_sample(shape, n, np.uint64(12345))
+        assert abs(draws.mean() - shape) < 4 * np.sqrt(shape / n)
+        assert stats.kstest(draws, stats.gamma(shape).cdf).pvalue > 1e-4
+    a, b = 1.2, 3.5
+    draws = _beta_sample(a, b, 50_000)
+    assert abs(draws.mean() - a / (a + b)) < 4 * draws.std() / np.sqrt(draws.size)
+    assert stats.kstest(draws, stats.beta(a, b).cdf).pvalue > 1e-4
+
+
+def test_uniforms_are_pure_functions_and_uniform():
+    keys = name_keys([f"L{j}" for j in range(20_000)])
+    key = np.uint64(stream_key(np.uint64(7), 3, 5, PURPOSE_TRANSITION))
+    u = np.array([uniform(key, k) for k in keys])
+    again = np.array([uniform(key, k) for k in keys[::-1]])[::-1]
+    assert np.array_equal(u, again)  # order of drawing does not matter
+    assert 0.0 < u.min() and u.max() < 1.0
+    assert stats.kstest(u, "uniform").pvalue > 1e-4
+    # neighbouring coordinates give unrelated streams
+    other = np.uint64(stream_key(np.uint64(7), 4, 5, PURPOSE_TRANSITION))
+    v = np.array([uniform(other, k) for k in keys])
+    assert abs(np.corrcoef(u, v)[0, 1]) < 4 / np.sqrt(u.size)
+
+
+def test_name_keys_depend_on_the_name_only():
+    a = name_keys(["L1", "L2", "L3"])
+    b = name_keys(["L3", "L1"])
+    assert a[0] == b[1] and a[2] == b[0]
+    assert len(set(name_keys([f"L{j}" for j in range(100_000)]).tolist())) == 100_000
