@@ -365,8 +365,8 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         ``es(measure, window, level)``, ``es_ci(measure, window, level, bound)``,
         ``dpd30_ratio_mean(month)``, ``dpd30_ratio_quantile(month, quantile)``,
         ``dpd30_count_ratio_mean(month)``, scalars ``n_paths`` and
-        ``effective_sample_size``. Attrs: the run's attrs plus ``ci``. Use ``s["var"]`` and
-        ``s["std"]``: ``s.var`` and ``s.std`` are Dataset methods.
+        ``effective_sample_size``. Attrs: the run's attrs plus ``ci``. Metric names are spelt out
+        (``value_at_risk``, not ``var``) so that attribute access works.
 
     Raises
     ------
@@ -420,11 +420,11 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
     data = {
         "expected_loss": money(mw, el, "expected loss"),
         "expected_loss_ci": money(mw + ("bound",), el_b, f"{pct} Monte Carlo confidence interval of the expected loss"),
-        "std": money(mw, std, "standard deviation of the loss (point estimate)"),
-        "var": money(mwl, var, "value at risk"),
-        "var_ci": money(mwl + ("bound",), var_b, f"{pct} Monte Carlo confidence interval of the value at risk"),
-        "es": money(mwl, es, "expected shortfall"),
-        "es_ci": money(mwl + ("bound",), es_b, f"{pct} Monte Carlo confidence interval of the expected shortfall"),
+        "std_dev": money(mw, std, "standard deviation of the loss (point estimate)"),
+        "value_at_risk": money(mwl, var, "value at risk"),
+        "value_at_risk_ci": money(mwl + ("bound",), var_b, f"{pct} Monte Carlo confidence interval of the value at risk"),
+        "expected_shortfall": money(mwl, es, "expected shortfall"),
+        "expected_shortfall_ci": money(mwl + ("bound",), es_b, f"{pct} Monte Carlo confidence interval of the expected shortfall"),
         "dpd30_ratio_mean": ratio_var(("month",), w @ ratio / w.size, "mean DPD30+ ratio by balance"),
         "dpd30_ratio_quantile": ratio_var(("month", "quantile"), ratio_q, "quantile of the DPD30+ ratio by balance"),
         "dpd30_count_ratio_mean": ratio_var(
@@ -477,16 +477,16 @@ def format_summary(s: xr.Dataset) -> str:
         f"effective sample size {float(s['effective_sample_size']):,.0f}   "
         f"confidence intervals ({100 * float(s.attrs.get('ci', 0.95)):g}%) in brackets",
     ]
-    metrics = ("expected_loss", "expected_loss_ci", "std", "var", "var_ci", "es", "es_ci")
+    metrics = ("expected_loss", "expected_loss_ci", "std_dev", "value_at_risk", "value_at_risk_ci", "expected_shortfall", "expected_shortfall_ci")
     same = all(np.array_equal(s[v].sel(measure="gross"), s[v].sel(measure="net")) for v in metrics)
     for measure in ("gross",) if same else MEASURES:
         m = s.sel(measure=measure)
         rows = [
             ("EL", [_with_ci(m["expected_loss"].sel(window=x), m["expected_loss_ci"].sel(window=x)) for x in WINDOWS]),
-            ("Std", [_money(float(m["std"].sel(window=x))) for x in WINDOWS]),
+            ("Std", [_money(float(m["std_dev"].sel(window=x))) for x in WINDOWS]),
         ]
         for level in s["level"].values:
-            for label, name in (("VaR", "var"), ("ES", "es")):
+            for label, name in (("VaR", "value_at_risk"), ("ES", "expected_shortfall")):
                 at = {"level": level}
                 rows.append((f"{label} {100 * level:g}%",
                              [_with_ci(m[name].sel(window=x, **at), m[name + "_ci"].sel(window=x, **at)) for x in WINDOWS]))

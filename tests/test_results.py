@@ -162,10 +162,10 @@ def test_summary_of_a_hand_built_run():
     assert list(s["window"].values) == ["horizon", "12m"] and list(s["measure"].values) == ["gross", "net"]
     horizon, first12 = np.array([1e6, 4e6, 3e6, 0]), np.array([1e6, 0, 2e6, 0])
     np.testing.assert_allclose(s["expected_loss"].values, [[2e6, 0.75e6], [1e6, 0.375e6]])
-    np.testing.assert_allclose(s["std"].sel(measure="gross").values, [np.std(horizon, ddof=1), np.std(first12, ddof=1)])
+    np.testing.assert_allclose(s["std_dev"].sel(measure="gross").values, [np.std(horizon, ddof=1), np.std(first12, ddof=1)])
     g = s.sel(measure="gross", window="horizon")
-    np.testing.assert_allclose(g["var"].values, [1e6, 3e6])  # order statistics 2 and 3 of 0, 1e6, 3e6, 4e6
-    np.testing.assert_allclose(g["es"].values, [3.5e6, 4e6])
+    np.testing.assert_allclose(g["value_at_risk"].values, [1e6, 3e6])  # order statistics 2 and 3 of 0, 1e6, 3e6, 4e6
+    np.testing.assert_allclose(g["expected_shortfall"].values, [3.5e6, 4e6])
     half = Z95 * np.std(horizon, ddof=1) / 2
     np.testing.assert_allclose(g["expected_loss_ci"].values, [2e6 - half, 2e6 + half])
     assert g["dpd30_ratio_mean"].sel(month=1) == pytest.approx(0.175)
@@ -189,7 +189,7 @@ def test_summary_honours_weights():
 
 def test_twelve_month_window_is_the_horizon_when_it_is_shorter():
     s = summary(hand_run().isel(month=slice(0, 5)))
-    xr.testing.assert_equal(s["es"].sel(window="12m", drop=True), s["es"].sel(window="horizon", drop=True))
+    xr.testing.assert_equal(s["expected_shortfall"].sel(window="12m", drop=True), s["expected_shortfall"].sel(window="horizon", drop=True))
 
 
 def test_format_summary_shows_the_key_numbers():
