@@ -60,13 +60,17 @@ def simulate(
     -------
     xarray.Dataset
         Dims ``path``, ``month`` (1..T), ``state`` (C, M1, M2, M3, D, P), ``industry``,
-        ``region``. Variables, in CNY unless said: ``loss_gross(path, month)``,
-        ``loss_net(path, month)`` (the lender's retained loss), ``interest_income``,
-        ``recoveries`` (cash in the month it arrives), ``balance_by_state(path, month,
-        state)`` (exposure at month end; D: cumulative defaulted EAD),
-        ``count_by_state(path, month, state)``, ``loss_by_industry(path, industry)``,
-        ``loss_by_region(path, region)``, ``weight(path)``. Attrs record the scenario,
-        the book's digest, seed, path count and package versions.
+        ``region`` and, when the scenario has credit-enhancement layers, ``layer``.
+        Variables, in CNY unless said: ``loss_gross(path, month)`` (booked in the
+        default month), ``loss_net(path, month)`` (the lender's retained loss),
+        ``interest_income``, ``recoveries`` (cash in the month it arrives),
+        ``balance_by_state(path, month, state)`` (exposure at month end; D: cumulative
+        defaulted EAD), ``count_by_state(path, month, state)``, ``loss_by_cell(path,
+        industry, region)``, ``loss_by_industry``, ``loss_by_region`` (horizon totals),
+        ``weight(path)``; with layers also ``layer_paid``, ``layer_cash``,
+        ``layer_capacity_left``, ``layer_fee`` (path, month, layer),
+        ``layer_failed`` and ``layer_failure_month`` (path, layer). Attrs record the
+        scenario, the book's digest, seed, path count and package versions.
 
     Raises
     ------
@@ -91,7 +95,7 @@ def simulate(
         for start in range(0, n_paths, chunk_size):
             stop = min(start + chunk_size, n_paths)
             chunk = Outputs(*(a[start:stop] for a in out))
-            simulate_paths(start, np.uint64(seed), model.loans, model.tables, model.params, chunk)
+            simulate_paths(start, np.uint64(seed), model.loans, model.tables, model.params, model.layers, chunk)
             bar.update(stop - start)
     return _dataset(out, model, portfolio, scenario, seed, n_paths)
 
@@ -126,7 +130,7 @@ def _numba_threads(threads: int | None) -> Iterator[None]:
 
 
 def _allocate(model: CompiledModel, n_paths: int) -> Outputs:
-    t, n_states = model.n_months, len(STATES)
+    t, n_states, n_layers = model.n_months, len(STATES), len(model.layer_names)
     return Outputs(
         loss_gross=np.zeros((n_paths, t)),
         loss_net=np.zeros((n_paths, t)),
@@ -134,8 +138,12 @@ def _allocate(model: CompiledModel, n_paths: int) -> Outputs:
         recoveries=np.zeros((n_paths, t)),
         balance_by_state=np.zeros((n_paths, t, n_states)),
         count_by_state=np.zeros((n_paths, t, n_states), dtype=np.int64),
-        loss_by_industry=np.zeros((n_paths, len(model.industries))),
-        loss_by_region=np.zeros((n_paths, len(model.regions))),
+        loss_by_cell=np.zeros((n_paths, len(model.industries), len(model.regions))),
+        layer_paid=np.zeros((n_paths, t, n_layers)),
+        layer_cash=np.zeros((n_paths, t, n_layers)),
+        layer_capacity_left=np.zeros((n_paths, t, n_layers)),
+        layer_fee=np.zeros((n_paths, t, n_layers)),
+        layer_failure_month=np.zeros((n_paths, n_layers), dtype=np.int64),
     )
 
 
@@ -146,8 +154,14 @@ _DESCRIPTIONS = {
     "recoveries": ("recovery cash received in the month (pledges and collection, net of cost)", "CNY"),
     "balance_by_state": ("exposure at month end by delinquency state (D: cumulative defaulted EAD)", "CNY"),
     "count_by_state": ("number of loans at month end by delinquency state", "1"),
+    "loss_by_cell": ("gross loss over the horizon by industry and region", "CNY"),
     "loss_by_industry": ("gross loss over the horizon by industry", "CNY"),
     "loss_by_region": ("gross loss over the horizon by region", "CNY"),
+    "layer_paid": ("loss borne by the layer, booked in the default month", "CNY"),
+    "layer_cash": ("layer payout cash in the month it is paid (default month + lag)", "CNY"),
+    "layer_capacity_left": ("aggregate capacity left at month end (inf: unlimited)", "CNY"),
+    "layer_fee": ("fee income of the layer's provider on the covered balance", "CNY"),
+    "layer_failure_month": ("month the layer's provider failed (0: no failure)", "1"),
 }
 
 
@@ -167,16 +181,31 @@ def _dataset(
         "recoveries": ("path", "month"),
         "balance_by_state": ("path", "month", "state"),
         "count_by_state": ("path", "month", "state"),
-        "loss_by_industry": ("path", "industry"),
-        "loss_by_region": ("path", "region"),
+        "loss_by_cell": ("path", "industry", "region"),
+        "layer_paid": ("path", "month", "layer"),
+        "layer_cash": ("path", "month", "layer"),
+        "layer_capacity_left": ("path", "month", "layer"),
+        "layer_fee": ("path", "month", "layer"),
+        "layer_failure_month": ("path", "layer"),
     }
     data = {}
     for name, value in out._asdict().items():
+        if "layer" in dims[name] and not model.layer_names:
+            continue
         long_name, units = _DESCRIPTIONS[name]
         data[name] = xr.Variable(dims[name], value, {"long_name": long_name, "units": units})
     data["weight"] = xr.Variable(
         ("path",), np.ones(n_paths), {"long_name": "likelihood ratio of the path (1 without importance sampling)", "units": "1"}
     )
+    for name, dim, axis in (("loss_by_industry", "industry", 2), ("loss_by_region", "region", 1)):
+        long_name, units = _DESCRIPTIONS[name]
+        data[name] = xr.Variable(("path", dim), out.loss_by_cell.sum(axis=axis), {"long_name": long_name, "units": units})
+    if model.layer_names:
+        data["layer_failed"] = xr.Variable(
+            ("path", "layer"),
+            (out.layer_failure_month > 0).astype(np.int8),
+            {"long_name": "1 if the layer's provider failed within the horizon", "units": "1"},
+        )
     coords = {
         "path": np.arange(n_paths, dtype=np.int64),
         "month": np.arange(1, model.n_months + 1, dtype=np.int64),
@@ -184,6 +213,10 @@ def _dataset(
         "industry": np.array(model.industries),
         "region": np.array(model.regions),
     }
+    if model.layer_names:
+        coords["layer"] = np.array(model.layer_names)
+        coords["layer_capacity"] = ("layer", model.layers.capacity, {"long_name": "aggregate capacity per path (inf: unlimited)", "units": "CNY"})
+        coords["layer_kind"] = ("layer", np.array([s.kind for s in scenario.layers]))
     attrs = {
         "title": f"stresslab run: scenario {scenario.name}",
         "scenario_name": scenario.name,

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
+from stresslab._kernels.allocation import LayerArrays
 from stresslab._kernels.paths import ANNUITY, BULLET, EQUAL_PRINCIPAL, INTEREST_ONLY, LoanArrays, Params, Tables
 from stresslab._kernels.special import normal_table
 from stresslab._rng import name_keys
 from stresslab.calibration import latent_threshold, monthly_entry_probability
 from stresslab.errors import PortfolioError
 from stresslab.factors import correlation_sqrt, factor_names
+from stresslab.layers import compile_layers
 from stresslab.portfolio import Portfolio
 from stresslab.scenario import Scenario
 
@@ -38,8 +40,10 @@ class CompiledModel:
     loans: LoanArrays
     tables: Tables
     params: Params
+    layers: LayerArrays
     industries: tuple[str, ...]
     regions: tuple[str, ...]
+    layer_names: tuple[str, ...]
     n_months: int
 
     @property
@@ -128,6 +132,7 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
     season = np.asarray(scenario.seasonality(industries), dtype=float)  # (I, T)
     level = season[:, None, :] * (1.0 + shock)
     revenue = np.ascontiguousarray(level.transpose(2, 0, 1))
+    layers = compile_layers(portfolio, scenario)
     table = normal_table()
     tables = Tables(
         cell=-np.log(revenue),
@@ -154,10 +159,12 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
         pledge_haircut=float(rec.pledge_haircut),
         pledge_lag=int(rec.pledge_lag_months),
         lgd_sensitivity=float(rec.lgd_sensitivity),
+        track_cover=bool(np.any(layers.monthly_fee > 0.0)),
         norm_lo=table.lo,
         norm_inv_step=table.inv_step,
     )
-    return CompiledModel(loans, tables, params, tuple(industries), tuple(regions), n_months)
+    layer_names = tuple(spec.name for spec in scenario.layers)
+    return CompiledModel(loans, tables, params, layers, tuple(industries), tuple(regions), layer_names, n_months)
 
 
 def _check_initial_states(portfolio: Portfolio, state: np.ndarray, default_after: int) -> None:

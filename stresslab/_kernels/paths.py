@@ -16,9 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from stresslab._kernels.allocation import LayerArrays, allocate_losses
 from stresslab._kernels.special import below_norm_cdf, beta_draw, gamma_draw, ndtri, norm_cdf
 from stresslab._numba import njit, prange
 from stresslab._rng import (
+    PURPOSE_COUNTERPARTY,
     PURPOSE_FACTOR,
     PURPOSE_MIXING,
     PURPOSE_RECOVERY,
@@ -28,7 +30,7 @@ from stresslab._rng import (
     uniform,
 )
 
-__all__ = ["STATES", "LoanArrays", "Tables", "Params", "Outputs", "simulate_paths"]
+__all__ = ["STATES", "LoanArrays", "Tables", "Params", "Outputs", "simulate_paths", "factor_index"]
 
 STATES = ("C", "M1", "M2", "M3", "D", "P")
 STATE_D = 4
@@ -94,6 +96,7 @@ class Params(NamedTuple):
     pledge_haircut: float
     pledge_lag: int
     lgd_sensitivity: float
+    track_cover: bool  # accumulate covered balances (some layer charges a fee)
     norm_lo: float
     norm_inv_step: float
 
@@ -107,24 +110,37 @@ class Outputs(NamedTuple):
     recoveries: np.ndarray  # (P, T)
     balance_by_state: np.ndarray  # (P, T, 6)
     count_by_state: np.ndarray  # (P, T, 6) int64
-    loss_by_industry: np.ndarray  # (P, n_ind)
-    loss_by_region: np.ndarray  # (P, n_reg)
+    loss_by_cell: np.ndarray  # (P, n_ind, n_reg) gross loss over the horizon
+    layer_paid: np.ndarray  # (P, T, L) loss borne by each layer, in the default month
+    layer_cash: np.ndarray  # (P, T, L) payout cash, in the month it is paid
+    layer_capacity_left: np.ndarray  # (P, T, L)
+    layer_fee: np.ndarray  # (P, T, L)
+    layer_failure_month: np.ndarray  # (P, L) int64, 1-based; 0 = did not fail
 
 
 @njit(parallel=True)
 def simulate_paths(
-    first_path: int, seed: np.uint64, loans: LoanArrays, tables: Tables, params: Params, out: Outputs
+    first_path: int,
+    seed: np.uint64,
+    loans: LoanArrays,
+    tables: Tables,
+    params: Params,
+    layers: LayerArrays,
+    out: Outputs,
 ) -> None:
     """Simulate paths ``first_path .. first_path + P - 1`` into ``out`` (zeroed by the caller)."""
     for row in prange(out.loss_gross.shape[0]):
-        _simulate_path(first_path + row, row, seed, loans, tables, params, out)
+        _simulate_path(first_path + row, row, seed, loans, tables, params, layers, out)
 
 
 @njit()
-def factor_index(path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int) -> np.ndarray:
+def factor_index(
+    path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1.
 
     Z_0 ~ N(0, Sigma); Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1).
+    Also returns the global factor G_t, shape (n_months,).
     """
     k_all = tables.sqrt_cov.shape[0]
     n_ind = tables.loadings.shape[0]
@@ -132,6 +148,7 @@ def factor_index(path: int, seed: np.uint64, tables: Tables, params: Params, n_m
     eta = np.empty(k_all)
     z = np.zeros(k_all)
     x = np.empty((n_months, n_ind, n_reg))
+    global_factor = np.empty(n_months)
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
     for t in range(n_months + 1):
         key = stream_key(seed, path, t, PURPOSE_FACTOR)
@@ -146,11 +163,12 @@ def factor_index(path: int, seed: np.uint64, tables: Tables, params: Params, n_m
             z[a] = keep * z[a] + scale * acc
         if t == 0:
             continue
+        global_factor[t - 1] = z[0]
         for i in range(n_ind):
             base = tables.loadings[i, 0] * z[0] + tables.loadings[i, 1] * z[1 + i]
             for r in range(n_reg):
                 x[t - 1, i, r] = base + tables.loadings[i, 2] * z[1 + n_ind + r]
-    return x
+    return x, global_factor
 
 
 @njit()
@@ -175,11 +193,18 @@ def _recovery_rate(mean: float, dispersion: float, seed: np.uint64, path: int, m
 
 @njit()
 def _simulate_path(
-    path: int, row: int, seed: np.uint64, loans: LoanArrays, tables: Tables, params: Params, out: Outputs
+    path: int,
+    row: int,
+    seed: np.uint64,
+    loans: LoanArrays,
+    tables: Tables,
+    params: Params,
+    layers: LayerArrays,
+    out: Outputs,
 ) -> None:
     n_months = out.loss_gross.shape[1]
     norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
-    x = factor_index(path, seed, tables, params, n_months)
+    x, global_factor = factor_index(path, seed, tables, params, n_months)
     inv_sqrt_w = _inv_sqrt_mixing(path, seed, params)
     month_key = np.empty(n_months, dtype=np.uint64)
     for t in range(n_months):
@@ -193,7 +218,10 @@ def _simulate_path(
     ev_loan = np.empty(n_loans, dtype=np.int32)
     ev_month = np.empty(n_loans, dtype=np.int32)
     ev_loss = np.empty(n_loans)
+    ev_principal_share = np.empty(n_loans)
     n_events = 0
+    # live exposure by layer-eligibility class, for the providers' fees
+    cover = np.zeros((n_months, layers.class_mask.shape[0] if params.track_cover else 0))
     balance = out.balance_by_state[row]
     count = out.count_by_state[row]
     income = out.interest_income[row]
@@ -241,6 +269,8 @@ def _simulate_path(
             if s == 0 and not has_due:
                 balance[t, 0] += bp + ap + ai + accrued
                 count[t, 0] += 1
+                if params.track_cover:
+                    cover[t, layers.cover_class[j]] += bp + ap + ai + accrued
                 continue
             z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r]) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
             u = uniform(month_key[t], lkey)
@@ -284,6 +314,7 @@ def _simulate_path(
                 delta = z - gp if gp > -np.inf else 0.0
                 ev_loan[n_events] = j
                 ev_month[n_events] = t
+                ev_principal_share[n_events] = (bp + ap) / ead if ead > 0.0 else 1.0
                 ev_loss[n_events] = _default_loss(
                     ead, j, t, i, r, delta, x[t, i, r], path, seed, loans, tables, params, cash_in
                 )
@@ -293,6 +324,8 @@ def _simulate_path(
                 break
             balance[t, s] += bp + ap + ai + accrued
             count[t, s] += 1
+            if params.track_cover:
+                cover[t, layers.cover_class[j]] += bp + ap + ai + accrued
 
     for t in range(n_months):
         if t > 0:
@@ -302,7 +335,19 @@ def _simulate_path(
         count[t, STATE_D] += absorbed_count[t, 0]
         count[t, STATE_P] += absorbed_count[t, 1]
         balance[t, STATE_D] += absorbed_balance[t]
-    _settle_defaults(row, ev_loan[:n_events], ev_month[:n_events], ev_loss[:n_events], loans, out)
+    failure_month = _failure_months(path, seed, global_factor, layers, tables, params)
+    _settle_defaults(
+        row,
+        ev_loan[:n_events],
+        ev_month[:n_events],
+        ev_loss[:n_events],
+        ev_principal_share[:n_events],
+        failure_month,
+        cover,
+        loans,
+        layers,
+        out,
+    )
 
 
 @njit()
@@ -342,19 +387,67 @@ def _default_loss(
 
 
 @njit()
-def _settle_defaults(
-    row: int, ev_loan: np.ndarray, ev_month: np.ndarray, ev_loss: np.ndarray, loans: LoanArrays, out: Outputs
-) -> None:
-    """Book the path's default losses (in loan order) by month, industry and region.
+def _failure_months(
+    path: int, seed: np.uint64, global_factor: np.ndarray, layers: LayerArrays, tables: Tables, params: Params
+) -> np.ndarray:
+    """0-based month from which each layer's provider has failed (n_months = never).
 
-    This is where credit enhancement layers take their share, month by month; without
-    layers the lender retains the whole gross loss.
+    Monthly hazard h_t = Phi((c - beta G_t) / sqrt(1 - beta^2)), c = Phi^{-1}(h): the
+    provider's latent loads on the global factor, so failures cluster in bad paths.
     """
-    for e in range(ev_loan.shape[0]):
+    n_months = global_factor.shape[0]
+    n_layers = layers.share.shape[0]
+    failed = np.full(n_layers, n_months, dtype=np.int64)
+    for k in range(n_layers):
+        c = layers.failure_threshold[k]
+        if c == -np.inf:
+            continue
+        beta = layers.failure_loading[k]
+        scale = 1.0 / np.sqrt(1.0 - beta * beta)
+        for t in range(n_months):
+            hazard = norm_cdf((c - beta * global_factor[t]) * scale, tables.norm, params.norm_lo, params.norm_inv_step)
+            if uniform(stream_key(seed, path, t + 1, PURPOSE_COUNTERPARTY), layers.key[k]) < hazard:
+                failed[k] = t
+                break
+    return failed
+
+
+@njit()
+def _settle_defaults(
+    row: int,
+    ev_loan: np.ndarray,
+    ev_month: np.ndarray,
+    ev_loss: np.ndarray,
+    ev_principal_share: np.ndarray,
+    failure_month: np.ndarray,
+    cover: np.ndarray,
+    loans: LoanArrays,
+    layers: LayerArrays,
+    out: Outputs,
+) -> None:
+    """Book the path's default losses: gross, through the layers, and the lender's rest."""
+    n_months = out.loss_gross.shape[1]
+    n_layers = layers.share.shape[0]
+    n_events = ev_loan.shape[0]
+    paid = np.zeros((n_events, n_layers))
+    retained = allocate_losses(
+        ev_loan, ev_month, ev_loss, ev_principal_share, layers, failure_month, n_months, paid, out.layer_capacity_left[row]
+    )
+    for e in range(n_events):
         j = ev_loan[e]
         t = ev_month[e]
-        loss = ev_loss[e]
-        out.loss_gross[row, t] += loss
-        out.loss_net[row, t] += loss
-        out.loss_by_industry[row, loans.industry[j]] += loss
-        out.loss_by_region[row, loans.region[j]] += loss
+        out.loss_gross[row, t] += ev_loss[e]
+        out.loss_net[row, t] += retained[e]
+        out.loss_by_cell[row, loans.industry[j], loans.region[j]] += ev_loss[e]
+        for k in range(n_layers):
+            out.layer_paid[row, t, k] += paid[e, k]
+            if t + layers.lag[k] < n_months:
+                out.layer_cash[row, t + layers.lag[k], k] += paid[e, k]
+    for k in range(n_layers):
+        out.layer_failure_month[row, k] = failure_month[k] + 1 if failure_month[k] < n_months else 0
+        if layers.monthly_fee[k] == 0.0:
+            continue
+        for t in range(min(failure_month[k], n_months)):
+            for c in range(cover.shape[1]):
+                if layers.class_mask[c, k]:
+                    out.layer_fee[row, t, k] += layers.monthly_fee[k] * cover[t, c]

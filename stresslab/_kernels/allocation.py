@@ -1,0 +1,135 @@
+"""Loss allocation through credit-enhancement layers, path by path (MODEL.md §5).
+
+The path kernel hands over the path's default events; here they are taken in month order
+and passed down the ordered layers. Each layer takes its share of what the layers before
+it left, per loan (share, attachment and limit, per-loan limit, basis), subject to its
+aggregate capacity (used in month order, pro rata when a month's claims exceed what is
+left), top-ups, an annual cap, and the failure of its provider. What no layer pays is the
+lender's retained loss, so per event: gross = sum of layer payouts + retained.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from stresslab._numba import njit
+
+__all__ = ["LayerArrays", "QUOTA_SHARE", "EXCESS_OF_LOSS", "BASIS_EAD", "BASIS_PRINCIPAL", "allocate_losses"]
+
+QUOTA_SHARE, EXCESS_OF_LOSS = 0, 1
+BASIS_EAD, BASIS_PRINCIPAL = 0, 1
+
+
+class LayerArrays(NamedTuple):
+    """Layers in order, shape (n_layers,) unless said; ``inf`` means unlimited."""
+
+    kind: np.ndarray  # int8 QUOTA_SHARE | EXCESS_OF_LOSS
+    share: np.ndarray
+    attachment: np.ndarray
+    limit: np.ndarray
+    basis: np.ndarray  # int8 BASIS_EAD | BASIS_PRINCIPAL
+    per_loan_limit: np.ndarray
+    capacity: np.ndarray
+    topup_every: np.ndarray  # int64, 0 = never
+    annual_cap: np.ndarray
+    lag: np.ndarray  # int64 months from default to payout cash
+    monthly_fee: np.ndarray  # fee rate / 12 on the covered balance
+    eligible: np.ndarray  # (n_layers, n_loans) uint8
+    failure_threshold: np.ndarray  # probit of the monthly failure hazard, -inf = never fails
+    failure_loading: np.ndarray  # loading of the provider's latent on the global factor
+    key: np.ndarray  # uint64 random-stream keys of the layers
+    cover_class: np.ndarray  # (n_loans,) int32 eligibility class of each loan
+    class_mask: np.ndarray  # (n_classes, n_layers) uint8: which layers cover a class
+
+
+@njit()
+def allocate_losses(
+    ev_loan: np.ndarray,
+    ev_month: np.ndarray,
+    ev_loss: np.ndarray,
+    ev_principal_share: np.ndarray,
+    layers: LayerArrays,
+    failure_month: np.ndarray,
+    n_months: int,
+    paid: np.ndarray,
+    capacity_left: np.ndarray,
+) -> np.ndarray:
+    """Pass a path's default losses through the layers in month order.
+
+    Parameters
+    ----------
+    ev_loan, ev_month : ndarray of shape (n_events,)
+        Loan index and month (0-based) of each default.
+    ev_loss : ndarray of shape (n_events,)
+        Gross loss of each default.
+    ev_principal_share : ndarray of shape (n_events,)
+        Principal / EAD at default: the part of a loss a ``principal``-basis layer covers.
+    layers : LayerArrays
+    failure_month : ndarray of shape (n_layers,)
+        0-based month from which the provider pays nothing (``n_months`` = never).
+    n_months : int
+    paid : ndarray of shape (n_events, n_layers)
+        Output: what each layer pays for each default.
+    capacity_left : ndarray of shape (n_months, n_layers)
+        Output: aggregate capacity left at each month end (0.0 exactly when exhausted).
+
+    Returns
+    -------
+    ndarray of shape (n_events,)
+        The lender's retained loss of each default.
+    """
+    n_events = ev_loss.shape[0]
+    n_layers = layers.share.shape[0]
+    remaining = ev_loss.copy()
+    # events in month order (counting sort; loan order within a month)
+    start = np.zeros(n_months + 1, dtype=np.int64)
+    for e in range(n_events):
+        start[ev_month[e] + 1] += 1
+    for t in range(n_months):
+        start[t + 1] += start[t]
+    order = np.empty(n_events, dtype=np.int64)
+    fill = start[:-1].copy()
+    for e in range(n_events):
+        order[fill[ev_month[e]]] = e
+        fill[ev_month[e]] += 1
+
+    cap = layers.capacity.copy()
+    annual = layers.annual_cap.copy()
+    for t in range(n_months):
+        for k in range(n_layers):
+            if t > 0 and layers.topup_every[k] > 0 and t % layers.topup_every[k] == 0:
+                cap[k] = layers.capacity[k]
+            if t % 12 == 0:
+                annual[k] = layers.annual_cap[k]
+            total = 0.0
+            for idx in range(start[t], start[t + 1]):
+                e = order[idx]
+                claim = 0.0
+                if t < failure_month[k] and layers.eligible[k, ev_loan[e]]:
+                    base = remaining[e]
+                    if layers.basis[k] == BASIS_PRINCIPAL:
+                        base *= ev_principal_share[e]
+                    if layers.kind[k] == QUOTA_SHARE:
+                        claim = layers.share[k] * base
+                    else:
+                        claim = layers.share[k] * min(layers.limit[k], max(0.0, base - layers.attachment[k]))
+                    claim = min(claim, layers.per_loan_limit[k], remaining[e])
+                paid[e, k] = claim
+                total += claim
+            available = min(cap[k], annual[k])
+            if total > available:  # not enough left: every claim of the month paid pro rata
+                scale = available / total
+                for idx in range(start[t], start[t + 1]):
+                    paid[order[idx], k] *= scale
+                used = available
+            else:
+                used = total
+            for idx in range(start[t], start[t + 1]):
+                e = order[idx]
+                remaining[e] -= paid[e, k]
+            cap[k] = 0.0 if used >= cap[k] else cap[k] - used
+            annual[k] = 0.0 if used >= annual[k] else annual[k] - used
+            capacity_left[t, k] = cap[k]
+    return remaining
