@@ -9,9 +9,11 @@ Load a book and a scenario, simulate, summarise::
     print(stresslab.format_summary(stresslab.summary(ds)))
 """
 
+from stresslab.contributions import es_contributions, expected_loss_contributions
 from stresslab.engine import simulate
 from stresslab.errors import PortfolioError, ScenarioError, StresslabError, StresslabWarning
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
+from stresslab.regulatory import irb_capital, irb_reference
 from stresslab.results import format_summary, load_results, save_results, summary
 from stresslab.scenario import Scenario, load_scenario
 
@@ -24,7 +26,11 @@ __all__ = [
     "ScenarioError",
     "StresslabError",
     "StresslabWarning",
+    "es_contributions",
+    "expected_loss_contributions",
     "format_summary",
+    "irb_capital",
+    "irb_reference",
     "load_portfolio",
     "load_results",
     "load_scenario",

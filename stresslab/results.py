@@ -348,7 +348,9 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
     ds : xarray.Dataset
         A run from the engine: ``loss_gross(path, month)``, ``loss_net(path, month)``,
         ``balance_by_state(path, month, state)``, ``count_by_state(path, month, state)``
-        and ``weight(path)`` are used.
+        and ``weight(path)`` are used; with a ``layer`` dimension also ``layer_paid``,
+        ``layer_capacity_left``, ``layer_fee`` (path, month, layer) and
+        ``layer_failed(path, layer)``, and ``loss_net`` is the lender's retained loss.
     levels : sequence of float, default (0.95, 0.99, 0.999)
         Confidence levels of VaR and ES, each in (0, 1).
     ci : float, default 0.95
@@ -360,19 +362,30 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         Dims ``measure`` ("gross", "net"), ``window`` ("horizon": all months, "12m": months
         1..min(12, T)), ``level``, ``bound`` ("low", "high"), ``month``, ``quantile``
         (0.05, 0.5, 0.95, 0.99). Variables ``expected_loss(measure, window)``,
-        ``expected_loss_ci(measure, window, bound)``, ``std(measure, window)``,
-        ``var(measure, window, level)``, ``var_ci(measure, window, level, bound)``,
-        ``es(measure, window, level)``, ``es_ci(measure, window, level, bound)``,
+        ``expected_loss_ci(measure, window, bound)``, ``std_dev(measure, window)``,
+        ``value_at_risk(measure, window, level)``,
+        ``value_at_risk_ci(measure, window, level, bound)``,
+        ``expected_shortfall(measure, window, level)``,
+        ``expected_shortfall_ci(measure, window, level, bound)``,
         ``dpd30_ratio_mean(month)``, ``dpd30_ratio_quantile(month, quantile)``,
         ``dpd30_count_ratio_mean(month)``, scalars ``n_paths`` and
         ``effective_sample_size``. Attrs: the run's attrs plus ``ci``. Metric names are spelt out
         (``value_at_risk``, not ``var``) so that attribute access works.
+        With layers, also dims ``party`` (the layers, then "lender") and ``layer``, and
+        ``party_expected(party)``, ``party_expected_ci(party, bound)``,
+        ``party_tail(party, level)``, ``party_share_expected(party)``,
+        ``party_share_tail(party, level)``, ``gross_tail_mean(level)``,
+        ``gross_tail_probability(level)``, ``layer_exhaustion_probability(layer, month)``,
+        ``layer_exhaustion_median_month(layer)``, ``layer_failure_probability(layer)``,
+        ``layer_failure_probability_ci(layer, bound)``, ``layer_fee_expected(layer)``,
+        ``layer_paid_var(layer, level)``: see :func:`stresslab.loss_sharing.layer_metrics`.
 
     Raises
     ------
     StresslabError
-        If variables are missing or malformed, weights are negative or not finite, or a
-        level or ``ci`` is outside (0, 1).
+        If variables are missing or malformed, weights are negative or not finite, a
+        level or ``ci`` is outside (0, 1), or (with layers) layer names repeat or are
+        "lender", or ``loss_gross`` is not the sum of ``layer_paid`` and ``loss_net``.
 
     Notes
     -----
@@ -385,8 +398,13 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
     :func:`weighted_quantile`. The effective sample size is
     :math:`(\\sum w)^2 / \\sum w^2`.
     """
+    from stresslab import loss_sharing  # imports this module: import it here, not at the top
+
     levels = tuple(float(a) for a in levels)
     _validate(ds, levels)
+    layered = loss_sharing.has_layers(ds)
+    if layered:
+        loss_sharing.validate_layers(ds)
     z = _z(ci)
     w = np.asarray(ds["weight"].values, dtype=np.float64)
     month = ds["month"].values
@@ -441,6 +459,10 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         "month": ("month", month, dict(ds["month"].attrs) or {"long_name": "month of the horizon"}),
         "quantile": ("quantile", np.array(DPD_QUANTILES), {"long_name": "quantile level", "units": "1"}),
     }
+    if layered:
+        layer_data, layer_coords = loss_sharing.layer_metrics(ds, levels, ci)
+        data.update(layer_data)
+        coords.update(layer_coords)
     return xr.Dataset(data, coords=coords, attrs={**ds.attrs, "ci": ci})
 
 
@@ -469,7 +491,10 @@ def format_summary(s: xr.Dataset) -> str:
         (net left out when equal to gross) a block of EL, Std, VaR and ES per level, each
         with its confidence interval in brackets, for the horizon and the first 12 months,
         in CNY with thousands separators; the DPD30+ ratio by balance (mean and 95%
-        quantile, in %) in months 1, 3, 6, 12, 24, 36 and T.
+        quantile, in %) in months 1, 3, 6, 12, 24, 36 and T. With layers, a "Who bears the
+        loss" table (per party the expected and tail loss borne, CNY and % of gross) and a
+        layer table (kind, capacity, exhaustion probability by month T and month 12, median
+        exhaustion month, failure probability, expected fees).
     """
     lines = [
         f"stresslab results: scenario {s.attrs.get('scenario_name', '?')}",
@@ -503,6 +528,10 @@ def format_summary(s: xr.Dataset) -> str:
     if 0.95 in s["quantile"].values:
         q95 = 100 * s["dpd30_ratio_quantile"].sel(month=shown, quantile=0.95).values
         lines.append("  q95   " + "".join(f"{v:>8.2f}" for v in q95))
+    if "party" in s.dims:
+        from stresslab.loss_sharing import format_layers
+
+        lines += format_layers(s)
     return "\n".join(lines)
 
 

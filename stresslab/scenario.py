@@ -1,7 +1,9 @@
-"""Scenario files: TOML in, validated frozen objects out (MODEL.md §1-4 and §10).
+"""Scenario files: TOML in, validated frozen objects out (MODEL.md §1-5 and §10).
 
 A scenario says how the economy moves over the horizon (systematic factors, revenue
-shocks, seasonality) and how the lender's book behaves (roll and cure rates, recoveries).
+shocks, seasonality), how the lender's book behaves (roll and cure rates, recoveries) and
+which credit enhancement layers (guarantees, insurance, compensation funds) share its
+losses.
 :func:`load_scenario` reads a file (and the chain of files it ``extends``), validates every
 key and returns a :class:`Scenario`; bad input raises :class:`~stresslab.errors.ScenarioError`
 naming the file, the key path, the value and what is allowed. The key reference is
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from stresslab.errors import ScenarioError, StresslabWarning, did_you_mean
+from stresslab.portfolio import BORROWER_TYPES
 
 __all__ = [
     "load_scenario",
@@ -36,6 +39,9 @@ __all__ = [
     "FactorSpec",
     "DelinquencySpec",
     "RecoverySpec",
+    "LayerSpec",
+    "LAYER_KINDS",
+    "LAYER_BASES",
     "PerIndustry",
     "CorrelationMatrix",
     "ShockRamp",
@@ -43,6 +49,9 @@ __all__ = [
 ]
 
 MAX_HORIZON = 120
+LAYER_KINDS = ("quota_share", "excess_of_loss")
+LAYER_BASES = ("principal", "ead")
+RESERVED_LAYER_NAME = "lender"  # the retained-loss party in results (docs/metrics.md)
 _NEAR_MISS = 0.8  # difflib ratio from which an absent name is taken for a typo of a book name
 _TOL = 1e-10  # symmetry, unit diagonal and PSD tolerance of correlation matrices
 
@@ -266,6 +275,100 @@ class RecoverySpec:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LayerSpec:
+    """One credit enhancement layer, a ``[[layers]]`` table (MODEL.md §5).
+
+    Layers act in scenario order; each takes part of the loss the layers before it left.
+    Per loan and default, with ``base`` the remaining loss (times principal / EAD when
+    ``basis = "principal"``), the claim is::
+
+        quota_share:     share * base
+        excess_of_loss:  share * min(limit, max(0, base - attachment))
+        then:            min(claim, per_loan_limit, remaining loss)
+
+    Claims use the aggregate ``capacity`` (and ``annual_cap``) in the default month, pro
+    rata when a month's claims exceed what is left; the cash arrives ``lag_months`` later.
+    None means unset (unlimited, no restriction).
+
+    Attributes
+    ----------
+    name : str
+        Unique among the scenario's layers; not "lender" (the retained loss in results).
+    kind : {"quota_share", "excess_of_loss"}
+    share : float
+        In [0, 1].
+    attachment : float
+        CNY per loan, >= 0; always 0.0 for ``quota_share``.
+    limit : float or None
+        CNY per loan, > 0 and >= attachment: the width of the layer above the attachment
+        (before ``share``); always None for ``quota_share``.
+    basis : {"principal", "ead"}
+        What the layer covers: the whole remaining loss (``ead``) or its principal part.
+    per_loan_limit : float or None
+        Cap of the layer's payout for one loan (after ``share``), CNY, > 0.
+    capacity : float or None
+        Aggregate payouts per path, CNY, >= 0 (0 pays nothing).
+    topup_every_months : int or None
+        Capacity is restored to ``capacity`` at the start of months 1 + n, 1 + 2n, ...
+        (1..120; requires ``capacity``; excludes ``annual_cap``).
+    annual_cap : float or None
+        Payouts per 12-month block of the horizon (months 1-12, 13-24, ...), CNY, >= 0.
+    lag_months : int
+        Months from the default to the payout cash, 0..120.
+    fee_rate : float
+        Annual fee rate on the covered balance (provider income), in [0, 1].
+    industries, regions : tuple of str or None
+        Eligible industries / regions (sorted); None = all.
+    borrower_types : tuple of str or None
+        Eligible borrower types, a subset of ("enterprise", "individual"); None = all.
+    max_balance : float or None
+        Eligible loans have a balance (at the start) <= max_balance, CNY.
+    failure_probability : float
+        Probability that the provider fails within the horizon, in [0, 1); 0 = never.
+    failure_sensitivity : float
+        Loading of the provider's failure latent on the global factor, in [0, 1).
+    """
+
+    name: str
+    kind: str
+    share: float = 1.0
+    attachment: float = 0.0
+    limit: float | None = None
+    basis: str = "ead"
+    per_loan_limit: float | None = None
+    capacity: float | None = None
+    topup_every_months: int | None = None
+    annual_cap: float | None = None
+    lag_months: int = 0
+    fee_rate: float = 0.0
+    industries: tuple[str, ...] | None = None
+    regions: tuple[str, ...] | None = None
+    borrower_types: tuple[str, ...] | None = None
+    max_balance: float | None = None
+    failure_probability: float = 0.0
+    failure_sensitivity: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[[layers]]`` table (unset values as None).
+
+        ``attachment`` and ``limit`` are left out of a ``quota_share`` layer, where they
+        are not allowed.
+        """
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "share": self.share}
+        if self.kind == "excess_of_loss":
+            out.update(attachment=self.attachment, limit=self.limit)
+        out.update(
+            basis=self.basis, per_loan_limit=self.per_loan_limit, capacity=self.capacity,
+            topup_every_months=self.topup_every_months, annual_cap=self.annual_cap,
+            lag_months=self.lag_months, fee_rate=self.fee_rate,
+            eligibility={"industries": _plain(self.industries), "regions": _plain(self.regions),
+                         "borrower_types": _plain(self.borrower_types), "max_balance": self.max_balance},
+            counterparty={"failure_probability": self.failure_probability,
+                          "sensitivity": self.failure_sensitivity})
+        return out
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -288,6 +391,8 @@ class Scenario:
         As written (January first); :meth:`seasonality` rescales them to mean 1.
     delinquency : DelinquencySpec
     recovery : RecoverySpec
+    layers : tuple of LayerSpec
+        Credit enhancement layers in order (MODEL.md §5); () = the lender keeps every loss.
     source : str
         The file path, or "<dict>"; not compared.
     text : str
@@ -306,6 +411,7 @@ class Scenario:
     seasonal_factors: tuple[tuple[str, tuple[float, ...]], ...]
     delinquency: DelinquencySpec
     recovery: RecoverySpec
+    layers: tuple[LayerSpec, ...] = ()
     source: str = field(default="<dict>", compare=False)
     text: str = field(default="", compare=False, repr=False)
     _warned: set[tuple[str, str]] = field(default_factory=set, init=False, compare=False, repr=False)
@@ -340,7 +446,9 @@ class Scenario:
 
         ``Scenario.from_dict(s.to_dict()) == s``. Per-industry values are always in table
         form ``{"default": ...}``, sensitivities as ``{"roll", "cure"}``, an identity
-        correlation as ``0.0``, and unset options (``dof``, ``discount_rate``) as None.
+        correlation as ``0.0``, unset options (``dof``, ``discount_rate``, a layer's
+        ``capacity`` ...) as None, and ``layers`` as a list of tables (see
+        :meth:`LayerSpec.to_dict`).
         """
         return {
             "name": self.name, "description": self.description,
@@ -352,6 +460,7 @@ class Scenario:
             "seasonality": {name: list(values) for name, values in self.seasonal_factors},
             "delinquency": self.delinquency.to_dict(),
             "recovery": self.recovery.to_dict(),
+            "layers": [layer.to_dict() for layer in self.layers],
         }
 
     def to_json(self) -> str:
@@ -366,7 +475,10 @@ class Scenario:
         overrides : mapping of str to value
             E.g. ``{"factors.ar1": 0.5, "factors.industry_loading.retail": 0.35}``. Each value
             replaces what is at its path in :meth:`to_dict` (a table value replaces the whole
-            table). Errors in an overridden value are reported with the file ``<overrides>``.
+            table). An array element is addressed by its 0-based index, and an element of
+            ``layers`` also by its name: ``"layers.0.capacity"`` or ``"layers.fund.capacity"``
+            (a key of digits only is always an index). Errors in an overridden value are
+            reported with the file ``<overrides>``.
 
         Returns
         -------
@@ -376,15 +488,24 @@ class Scenario:
         data = self.to_dict()
         origins: dict[tuple[str, ...], str] = {}
         for dotted, value in overrides.items():
-            keys = tuple(str(dotted).split("."))
-            node = data
-            for depth, key in enumerate(keys[:-1]):
-                node = node.setdefault(key, {})
-                if not isinstance(node, dict):
+            keys = str(dotted).split(".")
+            node: Any = data
+            path: list[str] = []
+            for depth, key in enumerate(keys):
+                if isinstance(node, list):
+                    key = str(_item_index(node, key, str(dotted), ".".join(keys[:depth])))
+                path.append(key)
+                if depth == len(keys) - 1:
+                    if isinstance(node, list):
+                        node[int(key)] = value
+                    else:
+                        node[key] = value
+                    break
+                node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+                if not isinstance(node, (dict, list)):
                     raise ScenarioError(f"<overrides>: cannot set '{dotted}': "
                                         f"'{'.'.join(keys[:depth + 1])}' is not a table")
-            node[keys[-1]] = value
-            origins[keys] = "<overrides>"
+            origins[tuple(path)] = "<overrides>"
         return _build(data, origins, self.text, source=self.source, default_name=self.name)
 
     def volatility(self, industries: Sequence[str]) -> np.ndarray:
@@ -516,6 +637,22 @@ def _check_names(owner: FactorSpec | Scenario, kind: str, book: Sequence[str],
                       StresslabWarning, stacklevel=3)
 
 
+def _item_index(items: list[Any], key: str, dotted: str, where: str) -> int:
+    """Position of an array element named in an override path: an index, or a layer's name."""
+    if key.isascii() and key.isdigit():
+        if int(key) < len(items):
+            return int(key)
+        raise ScenarioError(f"<overrides>: cannot set '{dotted}': '{where}' has {len(items)} items, so index "
+                            f"{int(key)} is out of range; set '{where}' to replace the whole array")
+    names = [str(item["name"]) for item in items if isinstance(item, Mapping) and "name" in item]
+    for k, item in enumerate(items):
+        if isinstance(item, Mapping) and item.get("name") == key:
+            return k
+    known = did_you_mean(key, names) or (f"; names: {', '.join(names)}" if names else "")
+    raise ScenarioError(f"<overrides>: cannot set '{dotted}': '{where}' has no item named '{key}'{known}; "
+                        f"use a 0-based index or an item's name")
+
+
 _Layer = tuple[str, Mapping[str, Any], str | None]  # (file label, data without 'extends', raw text)
 
 
@@ -593,7 +730,7 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
         cashflow_volatility=cfg["cashflow"]["volatility"],
         industry_shocks=cfg["shocks"]["industry"], region_shocks=cfg["shocks"]["region"],
         seasonal_factors=cfg["seasonality"], delinquency=cfg["delinquency"],
-        recovery=cfg["recovery"], source=source, text=text)
+        recovery=cfg["recovery"], layers=cfg["layers"], source=source, text=text)
 
 
 # --------------------------------------------------------------------------- schema machinery
@@ -601,14 +738,22 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
 
 @dataclass(frozen=True)
 class _At:
-    """Where a value sits: its key path, and which file set each path (for messages)."""
+    """Where a value sits: its key path, and which file set each path (for messages).
+
+    ``tag`` is the name of the ``[[layers]]`` table the path is in, when known.
+    """
 
     path: tuple[str, ...]
     origins: Mapping[tuple[str, ...], str]
     source: str
+    tag: str = ""
 
     def __truediv__(self, key: object) -> _At:
-        return _At(self.path + (str(key),), self.origins, self.source)
+        return _At(self.path + (str(key),), self.origins, self.source, self.tag)
+
+    def item(self, index: int, tag: str) -> _At:
+        """The element ``index`` of the array at this path, named ``tag`` ("" if unknown)."""
+        return _At(self.path + (str(index),), self.origins, self.source, tag)
 
     @property
     def file(self) -> str:
@@ -619,11 +764,22 @@ class _At:
 
     @property
     def where(self) -> str:
-        """``key``, ``[table] key`` or ``[shocks.industry] name.key``."""
+        """``key``, ``[table] key``, ``[shocks.industry] name.key`` or
+        ``[[layers]][1] (name = 'fund') eligibility.regions``."""
+        if self.path[:1] == ("layers",) and len(self.path) > 1:
+            head = f"[[layers]][{self.path[1]}]" + (f" (name = {self.tag!r})" if self.tag else "")
+            return " ".join([head, ".".join(self.path[2:])]) if len(self.path) > 2 else head
         if len(self.path) <= 1:
             return self.path[0] if self.path else "scenario"
         n = 2 if self.path[0] == "shocks" and len(self.path) > 2 else 1
         return f"[{'.'.join(self.path[:n])}] {'.'.join(self.path[n:])}"
+
+    @property
+    def table(self) -> str:
+        """The table at this path, for unknown-key messages: ``[factors]``, ``[[layers]][0] ...``."""
+        if self.path[:1] == ("layers",) and len(self.path) > 1:
+            return self.where
+        return f"[{'.'.join(self.path)}]"
 
     def error(self, message: str) -> ScenarioError:
         return ScenarioError(f"{self.file}: {self.where} {message}")
@@ -718,8 +874,25 @@ def _choice(*options: str) -> _Parser:
 
     def parse(value: Any, at: _At) -> str:
         if value not in options or not isinstance(value, str):
-            raise at.invalid(what, value)
+            hint = did_you_mean(value, options) if isinstance(value, str) else ""
+            raise at.error(f"must be {what}; got {value!r}{hint}")
         return value
+    return _Parser(what, parse)
+
+
+def _subset(*options: str) -> _Parser:
+    """A non-empty list of distinct values among ``options``; parsed to a sorted tuple."""
+    what = "a non-empty list of distinct values among " + ", ".join(repr(o) for o in options)
+
+    def parse(value: Any, at: _At) -> tuple[str, ...]:
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            bad = [v for v in value if v not in options]
+            if bad:
+                raise at.error(f"must be {what}; got {value!r}: {bad[0]!r} is not allowed"
+                               f"{did_you_mean(bad[0], options)}")
+            if len(set(value)) == len(value):
+                return tuple(sorted(value))
+        raise at.invalid(what, value)
     return _Parser(what, parse)
 
 
@@ -751,7 +924,7 @@ def _table(keys: Mapping[str, _Key], *, check: Callable[[dict[str, Any], _At], N
         for key in value:
             if key not in keys:
                 hint = did_you_mean(key, keys) or f"; allowed: {', '.join(keys)}"
-                place = f"key [{'.'.join(at.path)}] '{key}'" if at.path else f"top-level key '{key}'"
+                place = f"key {at.table} '{key}'" if at.path else f"top-level key '{key}'"
                 raise ScenarioError(f"{(at / key).file}: unknown {place}{hint}")
         out = {}
         for key, spec in keys.items():
@@ -865,6 +1038,57 @@ def _check_scenario(scenario: dict[str, Any], at: _At) -> None:
                     f"has {len(shock)} monthly values but horizon_months = {horizon}; give at most {horizon}")
 
 
+def _check_layer(layer: dict[str, Any], at: _At) -> None:
+    kind = layer["kind"]
+    if kind != "excess_of_loss":
+        for key in ("attachment", "limit"):
+            if layer[key] is not None:
+                raise (at / key).error(f"is only allowed when kind = 'excess_of_loss', not for kind = {kind!r} "
+                                       f"(a quota share has no attachment or limit); got {layer[key]!r}")
+    attachment, limit = layer["attachment"], layer["limit"]
+    if attachment is not None and limit is not None and attachment > limit:
+        raise (at / "attachment").error(
+            f"must be <= limit (the layer pays share * min(limit, max(0, loss - attachment)) per loan); "
+            f"got attachment = {attachment:g}, limit = {limit:g}")
+    topup = layer["topup_every_months"]
+    if topup is not None and layer["annual_cap"] is not None:
+        raise (at / "topup_every_months").error(
+            f"and annual_cap are mutually exclusive (two ways of renewing the capacity); "
+            f"got topup_every_months = {topup}, annual_cap = {layer['annual_cap']:g}")
+    if topup is not None and layer["capacity"] is None:
+        raise (at / "topup_every_months").error(
+            f"requires capacity (the amount it refills to: a number >= 0); got topup_every_months = {topup} "
+            f"with capacity unset")
+
+
+def _layer_spec(*, attachment: float | None, eligibility: dict[str, Any], counterparty: dict[str, Any],
+                **rest: Any) -> LayerSpec:
+    return LayerSpec(attachment=0.0 if attachment is None else attachment, **eligibility,
+                     failure_probability=counterparty["failure_probability"],
+                     failure_sensitivity=counterparty["sensitivity"], **rest)
+
+
+def _layers(value: Any, at: _At) -> tuple[LayerSpec, ...]:
+    """The ``[[layers]]`` array: a list of layer tables with unique names."""
+    if not isinstance(value, (list, tuple)):
+        raise at.invalid("a list of tables ([[layers]])", value)
+    specs: list[LayerSpec] = []
+    first: dict[str, int] = {}
+    for k, item in enumerate(value):
+        name = item.get("name") if isinstance(item, Mapping) else None
+        item_at = at.item(k, name if isinstance(name, str) else "")
+        spec = _LAYER(item, item_at)
+        if spec.name == RESERVED_LAYER_NAME:
+            raise (item_at / "name").error(
+                f"must not be {RESERVED_LAYER_NAME!r}: results use it for the party that keeps what no layer pays")
+        if spec.name in first:
+            raise (item_at / "name").error(
+                f"{spec.name!r} is also the name of [[layers]][{first[spec.name]}]; layer names must be unique")
+        first[spec.name] = k
+        specs.append(spec)
+    return tuple(specs)
+
+
 def _delinquency_spec(*, sensitivities: tuple[float, float], **rest: Any) -> DelinquencySpec:
     return DelinquencySpec(roll_sensitivity=sensitivities[0], cure_sensitivity=sensitivities[1], **rest)
 
@@ -920,6 +1144,34 @@ _RECOVERY = {
     "lgd_sensitivity": _Key(_number(0, 10), 1.0),
     "discount_rate": _Key(_optional(_number(0, 1)), None),
 }
+_NAME_LIST = _optional(_Parser("a non-empty list of distinct names", lambda v, at: tuple(sorted(_names(v, at)))))
+_ELIGIBILITY = {
+    "industries": _Key(_NAME_LIST, None),
+    "regions": _Key(_NAME_LIST, None),
+    "borrower_types": _Key(_optional(_subset(*BORROWER_TYPES)), None),
+    "max_balance": _Key(_optional(_number(0, lo_open=True)), None),
+}
+_COUNTERPARTY = {
+    "failure_probability": _Key(_number(0, 1, hi_open=True), 0.0),
+    "sensitivity": _Key(_number(0, 1, hi_open=True), 0.0),
+}
+_AMOUNT = _optional(_number(0))
+_LAYER = _table({
+    "name": _Key(_text(empty=False)),
+    "kind": _Key(_choice(*LAYER_KINDS)),
+    "share": _Key(_number(0, 1), 1.0),
+    "attachment": _Key(_AMOUNT, None),  # None: not given (0.0 for excess_of_loss)
+    "limit": _Key(_optional(_number(0, lo_open=True)), None),
+    "basis": _Key(_choice(*LAYER_BASES), "ead"),
+    "per_loan_limit": _Key(_optional(_number(0, lo_open=True)), None),
+    "capacity": _Key(_AMOUNT, None),
+    "topup_every_months": _Key(_optional(_integer(1, MAX_HORIZON)), None),
+    "annual_cap": _Key(_AMOUNT, None),
+    "lag_months": _Key(_integer(0, MAX_HORIZON), 0),
+    "fee_rate": _Key(_number(0, 1), 0.0),
+    "eligibility": _Key(_table(_ELIGIBILITY), {}),
+    "counterparty": _Key(_table(_COUNTERPARTY), {}),
+}, check=_check_layer, build=_layer_spec)
 _SCENARIO = _table({
     "name": _Key(_optional(_text(empty=False)), None),
     "description": _Key(_text(empty=True), ""),
@@ -931,4 +1183,5 @@ _SCENARIO = _table({
     "seasonality": _Key(_by_name(_numbers(12, 0, lo_open=True)), {}),
     "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {}),
     "recovery": _Key(_table(_RECOVERY, build=RecoverySpec), {}),
+    "layers": _Key(_Parser("a list of tables ([[layers]])", _layers), []),
 }, check=_check_scenario)

@@ -63,6 +63,9 @@ def _mixed_binomial_pmf(n: int, mu: np.ndarray, weight: np.ndarray, b: float) ->
     if b < 1e-7:
         return weight @ _binomial_matrix(n, mu)
     h = min(b, _binomial_width(n)) / 4
+    if mu.size == 1:  # grid as offsets from mu: z - mu never loses digits to cancellation
+        u = np.arange(-_Y_MAX, _Y_MAX + h / (2 * b), h / b)
+        return weight[0] * (h / b) * stats.norm.pdf(u) @ _binomial_matrix(n, mu[0] + b * u)
     z = np.arange(mu.min() - _Y_MAX * b, mu.max() + _Y_MAX * b + h / 2, h)
     density = stats.norm.pdf((z[:, None] - mu[None, :]) / b) @ weight / b
     return h * density @ _binomial_matrix(n, z)
