@@ -95,7 +95,9 @@ def simulate(
         for start in range(0, n_paths, chunk_size):
             stop = min(start + chunk_size, n_paths)
             chunk = Outputs(*(a[start:stop] for a in out))
-            simulate_paths(start, np.uint64(seed), model.loans, model.tables, model.params, model.layers, chunk)
+            simulate_paths(
+                start, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, chunk
+            )
             bar.update(stop - start)
     return _dataset(out, model, portfolio, scenario, seed, n_paths)
 
@@ -144,6 +146,8 @@ def _allocate(model: CompiledModel, n_paths: int) -> Outputs:
         layer_capacity_left=np.zeros((n_paths, t, n_layers)),
         layer_fee=np.zeros((n_paths, t, n_layers)),
         layer_failure_month=np.zeros((n_paths, n_layers), dtype=np.int64),
+        subsidy_cost=np.zeros((n_paths, t)),
+        deferred_count=np.zeros((n_paths, t), dtype=np.int64),
     )
 
 
@@ -162,6 +166,8 @@ _DESCRIPTIONS = {
     "layer_capacity_left": ("aggregate capacity left at month end (inf: unlimited)", "CNY"),
     "layer_fee": ("fee income of the layer's provider on the covered balance", "CNY"),
     "layer_failure_month": ("month the layer's provider failed (0: no failure)", "1"),
+    "subsidy_cost": ("interest paid by the state under the interest subsidy", "CNY"),
+    "deferred_count": ("number of loans in a deferral at month end", "1"),
 }
 
 
@@ -187,6 +193,8 @@ def _dataset(
         "layer_capacity_left": ("path", "month", "layer"),
         "layer_fee": ("path", "month", "layer"),
         "layer_failure_month": ("path", "layer"),
+        "subsidy_cost": ("path", "month"),
+        "deferred_count": ("path", "month"),
     }
     data = {}
     for name, value in out._asdict().items():
@@ -229,6 +237,8 @@ def _dataset(
         "seed": seed,
         "n_paths": n_paths,
         "versions": package_versions(),
+        "capped_borrowers": model.policy.capped_borrowers,
+        "gap_volume": model.policy.gap_volume,
         "currency": "CNY",
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -19,6 +19,7 @@ from stresslab.calibration import latent_threshold, monthly_entry_probability
 from stresslab.errors import PortfolioError
 from stresslab.factors import correlation_sqrt, factor_names
 from stresslab.layers import compile_layers
+from stresslab.policy import CompiledPolicy, compile_policy
 from stresslab.portfolio import Portfolio
 from stresslab.scenario import Scenario
 
@@ -41,6 +42,7 @@ class CompiledModel:
     tables: Tables
     params: Params
     layers: LayerArrays
+    policy: CompiledPolicy
     industries: tuple[str, ...]
     regions: tuple[str, ...]
     layer_names: tuple[str, ...]
@@ -103,11 +105,12 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
     discount_rate = portfolio.annual_rate if rec.discount_rate is None else np.full(portfolio.n_loans, rec.discount_rate)
     monthly_discount = 1.0 / (1.0 + discount_rate / 12.0)
 
+    policy = compile_policy(portfolio, scenario, tuple(industries), industry)
     loans = LoanArrays(
         key=name_keys(portfolio.loan_id),
         industry=industry.astype(np.int32),
         region=region.astype(np.int32),
-        group=np.zeros(portfolio.n_loans, dtype=np.int32),
+        group=policy.group,
         amortization=kind,
         state=state,
         term=term,
@@ -137,7 +140,7 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
     tables = Tables(
         cell=-np.log(revenue),
         revenue=revenue,
-        log_mult=np.zeros((1, n_months)),
+        log_mult=policy.log_mult,
         sqrt_cov=correlation_sqrt(fac.correlation(industries, regions)),
         loadings=loadings,
         factor_key=name_keys(factor_names(industries, regions)),
@@ -159,12 +162,15 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
         pledge_haircut=float(rec.pledge_haircut),
         pledge_lag=int(rec.pledge_lag_months),
         lgd_sensitivity=float(rec.lgd_sensitivity),
+        deferral_months=policy.deferral_months,
+        deferral_accrue=policy.deferral_accrue,
+        deferral_extend=policy.deferral_extend,
         track_cover=bool(np.any(layers.monthly_fee > 0.0)),
         norm_lo=table.lo,
         norm_inv_step=table.inv_step,
     )
     layer_names = tuple(spec.name for spec in scenario.layers)
-    return CompiledModel(loans, tables, params, layers, tuple(industries), tuple(regions), layer_names, n_months)
+    return CompiledModel(loans, tables, params, layers, policy, tuple(industries), tuple(regions), layer_names, n_months)
 
 
 def _check_initial_states(portfolio: Portfolio, state: np.ndarray, default_after: int) -> None:

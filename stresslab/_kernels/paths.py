@@ -30,7 +30,7 @@ from stresslab._rng import (
     uniform,
 )
 
-__all__ = ["STATES", "LoanArrays", "Tables", "Params", "Outputs", "simulate_paths", "factor_index"]
+__all__ = ["STATES", "LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "simulate_paths", "factor_index"]
 
 STATES = ("C", "M1", "M2", "M3", "D", "P")
 STATE_D = 4
@@ -96,9 +96,30 @@ class Params(NamedTuple):
     pledge_haircut: float
     pledge_lag: int
     lgd_sensitivity: float
+    deferral_months: int
+    deferral_accrue: bool  # capitalise the interest of deferred months (else waived)
+    deferral_extend: bool  # maturity moves by the deferral (else the term is compressed)
     track_cover: bool  # accumulate covered balances (some layer charges a fee)
     norm_lo: float
     norm_inv_step: float
+
+
+class PolicyArrays(NamedTuple):
+    """Policy levers per loan (MODEL.md §6); months are 0-based, -1 = never."""
+
+    flag: np.ndarray  # uint8: some lever changes this loan's terms (the kernel's slow path)
+    deferral_start: np.ndarray  # int32 month a deferral would start
+    deferral_states: np.ndarray  # (4,) uint8: states C..M3 eligible for the deferral
+    gap_month: np.ndarray  # int32 month the excess over the borrower cap falls due
+    gap_amount: np.ndarray  # the loan's share of its borrower's excess
+    subsidy: np.ndarray  # monthly rate paid by the state
+    subsidy_start: np.ndarray  # int32, first month of the subsidy
+    subsidy_end: np.ndarray  # int32, month after the last
+    reprice_month: np.ndarray  # int32 month the rate cap re-prices the loan
+    reprice_rate: np.ndarray  # monthly rate after re-pricing
+    shaped: np.ndarray  # uint8: installments follow the seasonality
+    shape: np.ndarray  # (n_ind, T) seasonal installment factors
+    shape_scale: np.ndarray  # per loan: keeps the shaped installments' present value
 
 
 class Outputs(NamedTuple):
@@ -116,6 +137,8 @@ class Outputs(NamedTuple):
     layer_capacity_left: np.ndarray  # (P, T, L)
     layer_fee: np.ndarray  # (P, T, L)
     layer_failure_month: np.ndarray  # (P, L) int64, 1-based; 0 = did not fail
+    subsidy_cost: np.ndarray  # (P, T) interest paid by the state
+    deferred_count: np.ndarray  # (P, T) int64 loans in a deferral
 
 
 @njit(parallel=True)
@@ -125,12 +148,13 @@ def simulate_paths(
     loans: LoanArrays,
     tables: Tables,
     params: Params,
+    policy: PolicyArrays,
     layers: LayerArrays,
     out: Outputs,
 ) -> None:
     """Simulate paths ``first_path .. first_path + P - 1`` into ``out`` (zeroed by the caller)."""
     for row in prange(out.loss_gross.shape[0]):
-        _simulate_path(first_path + row, row, seed, loans, tables, params, layers, out)
+        _simulate_path(first_path + row, row, seed, loans, tables, params, policy, layers, out)
 
 
 @njit()
@@ -199,6 +223,7 @@ def _simulate_path(
     loans: LoanArrays,
     tables: Tables,
     params: Params,
+    policy: PolicyArrays,
     layers: LayerArrays,
     out: Outputs,
 ) -> None:
@@ -222,6 +247,7 @@ def _simulate_path(
     n_events = 0
     # live exposure by layer-eligibility class, for the providers' fees
     cover = np.zeros((n_months, layers.class_mask.shape[0] if params.track_cover else 0))
+    # per-path bookkeeping of the loan loop: month-end exposure and counts by state
     balance = out.balance_by_state[row]
     count = out.count_by_state[row]
     income = out.interest_income[row]
@@ -245,34 +271,69 @@ def _simulate_path(
         inv_sigma = loans.inv_sigma[j]
         inv_idio = loans.inv_idio[j]
         lkey = loans.key[j]
+        cls = layers.cover_class[j]
+        levers = policy.flag[j] != 0
+        deferral_end = -1
         for t in range(n_months):
-            # what falls due this month (MODEL.md §4, docs/model.md "Cash flows")
+            if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
+                if t == policy.deferral_start[j] and policy.deferral_states[s]:
+                    deferral_end = t + params.deferral_months
+                if t < deferral_end:  # deferred: nothing due, state frozen, no draw
+                    if params.deferral_accrue:
+                        bp += rate * (bp + ap)
+                    if not params.deferral_extend and n > 0:
+                        n -= 1
+                    out.deferred_count[row, t] += 1
+                    _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+                    continue
+                if t == deferral_end and n > 0:
+                    level = _level(kind, bp, rate, n)
+                if t == policy.reprice_month[j] and n > 0:
+                    rate = policy.reprice_rate[j]
+                    level = _level(kind, bp, rate, n)
+            # what falls due this month (docs/model.md §4)
             pp = 0.0
             due_interest = 0.0
+            accrued_due = 0.0
             has_due = False
+            maturity = n == 1
             if n == 0:  # past maturity: only interest on the principal in arrears
                 due_interest = rate * ap
             elif kind == BULLET and n > 1:
                 accrued += rate * (bp + ap)
             else:
                 has_due = True
+                accrued_due = accrued
                 due_interest = rate * (bp + ap) + accrued
                 accrued = 0.0
-                if n == 1:
+                shape = policy.shape[i, t] * policy.shape_scale[j] if levers and policy.shaped[j] else 1.0
+                if maturity:
                     pp = bp
                 elif kind == ANNUITY:
-                    pp = min(max(level - rate * bp, 0.0), bp)
+                    pp = min(max(level * shape - rate * bp, 0.0), bp)
                 elif kind == EQUAL_PRINCIPAL:
-                    pp = min(level, bp)
+                    pp = min(level * shape, bp)
             if n > 0:
                 n -= 1
             if s == 0 and not has_due:
-                balance[t, 0] += bp + ap + ai + accrued
-                count[t, 0] += 1
-                if params.track_cover:
-                    cover[t, layers.cover_class[j]] += bp + ap + ai + accrued
+                _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
                 continue
-            z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r]) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
+            log_ratio = 0.0
+            subsidy = 0.0
+            if levers:
+                shortfall = 0.0
+                if t == policy.gap_month[j]:
+                    if has_due and not maturity:  # the excess over the cap falls due now
+                        pp += min(policy.gap_amount[j], bp - pp)
+                    else:  # at maturity: a refinancing shortfall of the borrower
+                        shortfall = policy.gap_amount[j]
+                if policy.subsidy_start[j] <= t < policy.subsidy_end[j]:
+                    subsidy = policy.subsidy[j] * (bp + ap)
+                due = pp + due_interest - subsidy + shortfall
+                reference = _contract_due(kind, maturity, has_due, bp, ap, loans.rate[j], loans.installment[j]) + accrued_due
+                if due > 0.0 and reference > 0.0:
+                    log_ratio = math.log(due / reference)
+            z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r] + log_ratio) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
             u = uniform(month_key[t], lkey)
             if s == 0:
                 if below_norm_cdf(u, z, norm, lo, inv_step):
@@ -282,6 +343,7 @@ def _simulate_path(
                     s = 1
                 else:
                     income[t] += due_interest
+                    out.subsidy_cost[row, t] += subsidy
                     bp -= pp
                     if n == 0 or (
                         params.prepayment > 0.0
@@ -299,12 +361,14 @@ def _simulate_path(
                     s += 1
                 elif u >= 1.0 - min(cure, 1.0 - roll):
                     income[t] += due_interest + ai
+                    out.subsidy_cost[row, t] += subsidy
                     bp -= pp
                     ap = 0.0
                     ai = 0.0
                     s = STATE_P if n == 0 and bp <= 0.0 else 0
                 else:
                     income[t] += due_interest
+                    out.subsidy_cost[row, t] += subsidy
                     bp -= pp
             if s == STATE_P:
                 absorbed_count[t, 1] += 1
@@ -322,10 +386,9 @@ def _simulate_path(
                 absorbed_count[t, 0] += 1
                 absorbed_balance[t] += ead
                 break
-            balance[t, s] += bp + ap + ai + accrued
-            count[t, s] += 1
-            if params.track_cover:
-                cover[t, layers.cover_class[j]] += bp + ap + ai + accrued
+            if levers and t == policy.gap_month[j] and n > 0:
+                level = _level(kind, bp, rate, n)  # re-amortise after the excess fell due
+            _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
 
     for t in range(n_months):
         if t > 0:
@@ -348,6 +411,45 @@ def _simulate_path(
         layers,
         out,
     )
+
+
+@njit()
+def _record(
+    balance: np.ndarray, count: np.ndarray, cover: np.ndarray, t: int, s: int, cls: int, exposure: float
+) -> None:
+    """Month-end exposure and count of a live loan (and its covered balance, for fees)."""
+    balance[t, s] += exposure
+    count[t, s] += 1
+    if cover.shape[1] > 0:
+        cover[t, cls] += exposure
+
+
+@njit()
+def _level(kind: int, principal: float, rate: float, months: int) -> float:
+    """Level installment (annuity) or principal part (equal principal) over ``months``."""
+    if kind == ANNUITY:
+        if rate > 0.0:
+            return principal * rate / (1.0 - (1.0 + rate) ** -months)
+        return principal / months
+    if kind == EQUAL_PRINCIPAL:
+        return principal / months
+    return 0.0
+
+
+@njit()
+def _contract_due(kind: int, maturity: bool, has_due: bool, bp: float, ap: float, rate: float, level: float) -> float:
+    """What the loan would owe this month under its contractual rate and installment."""
+    if not has_due:
+        return rate * ap
+    if maturity:
+        pp = bp
+    elif kind == ANNUITY:
+        pp = min(max(level - rate * bp, 0.0), bp)
+    elif kind == EQUAL_PRINCIPAL:
+        pp = min(level, bp)
+    else:
+        pp = 0.0
+    return pp + rate * (bp + ap)
 
 
 @njit()
