@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import math
+import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import version
 
-import numba
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
-from stresslab._kernels.paths import STATES, Outputs, simulate_paths
+from stresslab._kernels.paths import STATES, Outputs
 from stresslab.errors import StresslabError
+from stresslab.importance import tune_importance_sampling
 from stresslab.model import CompiledModel, compile_model
 from stresslab.portfolio import Portfolio
+from stresslab.runner import check_int, run_paths
 from stresslab.scenario import Scenario
 
-__all__ = ["simulate", "default_chunk_size"]
+__all__ = ["simulate", "package_versions"]
 
-_STEPS_PER_CHUNK = 200_000_000  # loan-months per chunk: about a second of kernel time
 _MAX_SEED = 2**63 - 1
 
 
@@ -33,6 +30,9 @@ def simulate(
     chunk_size: int | None = None,
     threads: int | None = None,
     progress: bool | None = None,
+    tail: str | None = None,
+    target: float = 0.999,
+    pilot_paths: int | None = None,
 ) -> xr.Dataset:
     """Run a Monte Carlo stress test of a loan book under a scenario.
 
@@ -55,6 +55,17 @@ def simulate(
     progress : bool, optional
         Show a progress bar with an ETA on stderr; default: when stderr is a terminal and
         the run has more than one chunk.
+    tail : {None, "is"}, optional
+        ``"is"``: importance sampling of the loss tail. The mean of the factor innovations
+        (and, for the t copula, the scale of the mixing chi-square) is shifted toward
+        losses beyond the ``target`` quantile, tuned by cross-entropy pilot runs on their
+        own draws; ``weight`` holds each path's likelihood ratio and every metric of
+        :func:`stresslab.summary` uses it (see docs/importance_sampling.md).
+    target : float
+        Quantile level the tail sampling aims at (default 0.999).
+    pilot_paths : int, optional
+        Paths per pilot run of the tuning (default: see
+        :func:`stresslab.importance.tune_importance_sampling`).
 
     Returns
     -------
@@ -78,77 +89,15 @@ def simulate(
         On invalid arguments; ScenarioError / PortfolioError when book and scenario
         do not fit together.
     """
-    n_paths = _check_int("n_paths", n_paths, 1, None)
-    seed = _check_int("seed", seed, 0, _MAX_SEED)
+    n_paths = check_int("n_paths", n_paths, 1, None)
+    seed = check_int("seed", seed, 0, _MAX_SEED)
     model = compile_model(portfolio, scenario)
-    if chunk_size is None:
-        chunk_size = default_chunk_size(model, n_paths, threads)
-    chunk_size = _check_int("chunk_size", chunk_size, 1, None)
-    threads = _check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS) if threads is not None else None
-
-    out = _allocate(model, n_paths)
-    n_chunks = math.ceil(n_paths / chunk_size)
-    show = progress if progress is not None else (n_chunks > 1 and sys.stderr.isatty())
-    with _numba_threads(threads), tqdm(
-        total=n_paths, unit="path", disable=not show, desc=scenario.name, leave=False
-    ) as bar:
-        for start in range(0, n_paths, chunk_size):
-            stop = min(start + chunk_size, n_paths)
-            chunk = Outputs(*(a[start:stop] for a in out))
-            simulate_paths(
-                start, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, chunk
-            )
-            bar.update(stop - start)
+    if tail is not None:
+        if tail != "is":
+            raise StresslabError(f"tail must be None or 'is' (importance sampling); got {tail!r}")
+        model = tune_importance_sampling(model, seed, target, pilot_paths=pilot_paths, threads=threads)
+    out = run_paths(model, seed, n_paths, chunk_size=chunk_size, threads=threads, progress=progress, desc=scenario.name)
     return _dataset(out, model, portfolio, scenario, seed, n_paths)
-
-
-def default_chunk_size(model: CompiledModel, n_paths: int, threads: int | None = None) -> int:
-    """Paths per chunk: about 2e8 loan-months, at least 4 paths per thread."""
-    steps = max(model.n_loans * model.n_months, 1)
-    n_threads = threads or numba.get_num_threads()
-    return int(min(n_paths, max(_STEPS_PER_CHUNK // steps, 4 * n_threads)))
-
-
-def _check_int(name: str, value: object, lo: int, hi: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise StresslabError(f"{name} must be an integer; got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise StresslabError(f"{name} must be an integer {allowed}; got {value}")
-    return int(value)
-
-
-@contextmanager
-def _numba_threads(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
-def _allocate(model: CompiledModel, n_paths: int) -> Outputs:
-    t, n_states, n_layers = model.n_months, len(STATES), len(model.layer_names)
-    return Outputs(
-        loss_gross=np.zeros((n_paths, t)),
-        loss_net=np.zeros((n_paths, t)),
-        interest_income=np.zeros((n_paths, t)),
-        recoveries=np.zeros((n_paths, t)),
-        balance_by_state=np.zeros((n_paths, t, n_states)),
-        count_by_state=np.zeros((n_paths, t, n_states), dtype=np.int64),
-        loss_by_cell=np.zeros((n_paths, len(model.industries), len(model.regions))),
-        layer_paid=np.zeros((n_paths, t, n_layers)),
-        layer_cash=np.zeros((n_paths, t, n_layers)),
-        layer_capacity_left=np.zeros((n_paths, t, n_layers)),
-        layer_fee=np.zeros((n_paths, t, n_layers)),
-        layer_failure_month=np.zeros((n_paths, n_layers), dtype=np.int64),
-        subsidy_cost=np.zeros((n_paths, t)),
-        deferred_count=np.zeros((n_paths, t), dtype=np.int64),
-    )
 
 
 _DESCRIPTIONS = {
@@ -169,6 +118,9 @@ _DESCRIPTIONS = {
     "subsidy_cost": ("interest paid by the state under the interest subsidy", "CNY"),
     "deferred_count": ("number of loans in a deferral at month end", "1"),
 }
+
+
+_INTERNAL = ("weight", "eta_sum", "chi2")  # weight is added with its own attributes
 
 
 def package_versions() -> str:
@@ -198,16 +150,18 @@ def _dataset(
     }
     data = {}
     for name, value in out._asdict().items():
-        if "layer" in dims[name] and not model.layer_names:
+        if name in _INTERNAL or ("layer" in dims[name] and not model.layer_names):
             continue
         long_name, units = _DESCRIPTIONS[name]
         data[name] = xr.Variable(dims[name], value, {"long_name": long_name, "units": units})
     data["weight"] = xr.Variable(
-        ("path",), np.ones(n_paths), {"long_name": "likelihood ratio of the path (1 without importance sampling)", "units": "1"}
+        ("path",), out.weight, {"long_name": "likelihood ratio of the path (1 without importance sampling)", "units": "1"}
     )
     for name, dim, axis in (("loss_by_industry", "industry", 2), ("loss_by_region", "region", 1)):
         long_name, units = _DESCRIPTIONS[name]
         data[name] = xr.Variable(("path", dim), out.loss_by_cell.sum(axis=axis), {"long_name": long_name, "units": units})
+    data["capped_borrowers"] = xr.Variable((), model.policy.capped_borrowers, {"long_name": "borrowers above the loan cap", "units": "1"})
+    data["gap_volume"] = xr.Variable((), model.policy.gap_volume, {"long_name": "exposure above the loan caps (refinancing gap)", "units": "CNY"})
     if model.layer_names:
         data["layer_failed"] = xr.Variable(
             ("path", "layer"),
@@ -237,8 +191,9 @@ def _dataset(
         "seed": seed,
         "n_paths": n_paths,
         "versions": package_versions(),
-        "capped_borrowers": model.policy.capped_borrowers,
-        "gap_volume": model.policy.gap_volume,
         "currency": "CNY",
+        "sampling": "importance" if np.any(model.tables.factor_shift) or model.params.chi2_scale != 2.0 else "plain",
+        "factor_shift": json.dumps(model.tables.factor_shift.tolist()),
+        "chi2_scale": model.params.chi2_scale,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

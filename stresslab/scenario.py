@@ -1,9 +1,9 @@
-"""Scenario files: TOML in, validated frozen objects out (MODEL.md §1-5 and §10).
+"""Scenario files: TOML in, validated frozen objects out (MODEL.md §1-6 and §10).
 
 A scenario says how the economy moves over the horizon (systematic factors, revenue
-shocks, seasonality), how the lender's book behaves (roll and cure rates, recoveries) and
+shocks, seasonality), how the lender's book behaves (roll and cure rates, recoveries),
 which credit enhancement layers (guarantees, insurance, compensation funds) share its
-losses.
+losses and which policy levers (``[policy.*]``: caps, deferrals, subsidies ...) act.
 :func:`load_scenario` reads a file (and the chain of files it ``extends``), validates every
 key and returns a :class:`Scenario`; bad input raises :class:`~stresslab.errors.ScenarioError`
 naming the file, the key path, the value and what is allowed. The key reference is
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from stresslab.errors import ScenarioError, StresslabWarning, did_you_mean
-from stresslab.portfolio import BORROWER_TYPES
+from stresslab.portfolio import BORROWER_TYPES, STATES
 
 __all__ = [
     "load_scenario",
@@ -46,12 +46,37 @@ __all__ = [
     "CorrelationMatrix",
     "ShockRamp",
     "Shock",
+    "shock_path",
+    "PolicySpec",
+    "LoanCapSpec",
+    "DeferralSpec",
+    "SubsidySpec",
+    "RateCapSpec",
+    "RevenueSupportSpec",
+    "SeasonalScheduleSpec",
+    "CollectionSpec",
+    "POLICY_LEVERS",
+    "COLLECTION_PRESETS",
+    "DEFERRAL_INTEREST",
 ]
 
 MAX_HORIZON = 120
 LAYER_KINDS = ("quota_share", "excess_of_loss")
 LAYER_BASES = ("principal", "ead")
 RESERVED_LAYER_NAME = "lender"  # the retained-loss party in results (docs/metrics.md)
+POLICY_LEVERS = ("loan_cap", "deferral", "interest_subsidy", "rate_cap", "revenue_support",
+                 "seasonal_schedule", "collection")
+DEFERRAL_INTEREST = ("accrued", "waived")
+MAX_DEFERRAL_MONTHS = 24
+COLLECTION_PRESETS: dict[str, dict[str, float | int]] = {
+    # ASSUMPTIONS, not sourced figures: round numbers ordering the strategies by recovery,
+    # speed and cost (docs/policy.md). Each sets [recovery] unsecured_mean (m_0, share of
+    # EAD), lag_months (default to cash) and cost (share of the amount recovered).
+    "reminders": {"unsecured_mean": 0.15, "lag_months": 3, "cost": 0.05},
+    "legal_action": {"unsecured_mean": 0.35, "lag_months": 12, "cost": 0.25},
+    "third_party_agency": {"unsecured_mean": 0.25, "lag_months": 6, "cost": 0.20},
+}
+"""``[policy.collection]`` strategy -> the [recovery] values it sets (they take precedence)."""
 _NEAR_MISS = 0.8  # difflib ratio from which an absent name is taken for a typo of a book name
 _TOL = 1e-10  # symmetry, unit diagonal and PSD tolerance of correlation matrices
 
@@ -117,6 +142,33 @@ Shock = float | tuple[float, ...] | ShockRamp
 """A revenue shock: constant, monthly values (month 1 first; later months 0) or a ramp."""
 
 
+def shock_path(shock: Shock, horizon_months: int) -> np.ndarray:
+    """Expand a shock (or a revenue uplift) to its value in each horizon month.
+
+    Parameters
+    ----------
+    shock : float, tuple of float or ShockRamp
+        A parsed ``[shocks]`` value or ``[policy.revenue_support] uplift``.
+    horizon_months : int
+        T.
+
+    Returns
+    -------
+    ndarray of shape (T,)
+        Month 1 first: a constant every month; a list's values, 0 after its end (cut at T);
+        a ramp's :meth:`ShockRamp.values`.
+    """
+    if isinstance(shock, ShockRamp):
+        return shock.values(horizon_months)
+    out = np.zeros(horizon_months)
+    if isinstance(shock, tuple):
+        values = shock[:horizon_months]
+        out[: len(values)] = values  # later months stay 0
+    else:
+        out[:] = shock
+    return out
+
+
 def _plain(value: Any) -> Any:
     """JSON-able form of a parsed value (what the schema parsers read back unchanged)."""
     if isinstance(value, (PerIndustry, CorrelationMatrix)):
@@ -126,6 +178,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
     return value
+
+
+def _fields_dict(spec: Any) -> dict[str, Any]:
+    """The canonical table of a spec whose TOML keys are its field names."""
+    return {f.name: _plain(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
 
 
 # --------------------------------------------------------------------------- specs
@@ -369,6 +426,225 @@ class LayerSpec:
         return out
 
 
+# --------------------------------------------------------------------------- policy levers
+#
+# Each lever is one [policy.<lever>] table (MODEL.md §6); its keys are the spec's fields.
+# Eligibility (industries, regions, borrower_types, max_balance) sits directly in the
+# lever's table; None = no restriction. Industry and region names are not checked against
+# a book here (the engine does that when it applies the lever). docs/policy.md states what
+# each lever does to the model.
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoanCapSpec:
+    """``[policy.loan_cap]``: a cap per borrower type on a borrower's total exposure.
+
+    Attributes
+    ----------
+    caps : tuple of (borrower_type, float) pairs
+        Sorted by type; CNY > 0. A borrower type not listed is not capped.
+    transition_months : int
+        0..120. The excess of a borrower's exposure over its cap falls due at each loan's
+        maturity or at the end of month ``transition_months``, whichever comes first;
+        0 = at month 1.
+    """
+
+    caps: tuple[tuple[str, float], ...]
+    transition_months: int = 0
+
+    def cap(self, borrower_type: str) -> float | None:
+        """The cap of a borrower type, CNY, or None if that type is not capped."""
+        return dict(self.caps).get(borrower_type)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy.loan_cap]`` table."""
+        return {"caps": dict(self.caps), "transition_months": self.transition_months}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeferralSpec:
+    """``[policy.deferral]``: payment holiday for eligible loans.
+
+    Attributes
+    ----------
+    industries, regions : tuple of str or None
+        Eligible industries / regions (sorted); None = all.
+    borrower_types : tuple of str or None
+        Subset of ("enterprise", "individual"); None = all.
+    states : tuple of str
+        Delinquency states (at ``start_month``) of the loans that get the deferral, a
+        sorted subset of ("C", "M1", "M2", "M3"); default ("C", "M1").
+    start_month : int
+        First deferred horizon month, 1..120.
+    months : int
+        Length of the deferral, 0..24 (0 = no deferral).
+    interest : {"accrued", "waived"}
+        Interest of the deferred months is capitalised ("accrued") or forgiven ("waived").
+    extend_term : bool
+        Maturity moves out by ``months`` (True) or the remaining installments are
+        re-amortised over the original remaining term (False: higher installments).
+    """
+
+    industries: tuple[str, ...] | None = None
+    regions: tuple[str, ...] | None = None
+    borrower_types: tuple[str, ...] | None = None
+    states: tuple[str, ...] = ("C", "M1")
+    start_month: int = 1
+    months: int
+    interest: str = "accrued"
+    extend_term: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy.deferral]`` table (unset values as None)."""
+        return _fields_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubsidySpec:
+    """``[policy.interest_subsidy]``: the state pays part of the interest of eligible loans.
+
+    Attributes
+    ----------
+    points : float
+        Annual rate points paid by the state, in (0, 0.2] (0.02 = 2 percentage points).
+    industries, regions, borrower_types : tuple of str or None
+        Eligibility as in :class:`DeferralSpec`; None = all.
+    max_balance : float or None
+        Eligible loans have a balance (at the start) <= max_balance, CNY.
+    start_month : int
+        First subsidised month, 1..120.
+    months : int or None
+        Number of subsidised months, 1..120; None = to the end of the horizon.
+    """
+
+    points: float
+    industries: tuple[str, ...] | None = None
+    regions: tuple[str, ...] | None = None
+    borrower_types: tuple[str, ...] | None = None
+    max_balance: float | None = None
+    start_month: int = 1
+    months: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy.interest_subsidy]`` table (unset values as None)."""
+        return _fields_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateCapSpec:
+    """``[policy.rate_cap]``: loans above an annual rate are re-priced to it.
+
+    Attributes
+    ----------
+    cap : float
+        Annual rate, in (0, 1].
+    from_month : int
+        First horizon month at the capped rate, 1..120.
+    """
+
+    cap: float
+    from_month: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy.rate_cap]`` table."""
+        return _fields_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevenueSupportSpec:
+    """``[policy.revenue_support]``: a revenue uplift (e.g. tax relief) for eligible loans.
+
+    Attributes
+    ----------
+    uplift : Shock
+        Same forms as a ``[shocks]`` value (constant, monthly list, ramp), each value in
+        [0, 1] (0.05 = revenue 5% higher); expand it with :func:`shock_path`.
+    industries, regions, borrower_types : tuple of str or None
+        Eligibility as in :class:`DeferralSpec`; None = all.
+    """
+
+    uplift: Shock
+    industries: tuple[str, ...] | None = None
+    regions: tuple[str, ...] | None = None
+    borrower_types: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy.revenue_support]`` table (unset values as None)."""
+        return _fields_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeasonalScheduleSpec:
+    """``[policy.seasonal_schedule]``: installments follow the industry's seasonality.
+
+    Attributes
+    ----------
+    industries : tuple of str or None
+        Industries whose loans get seasonal schedules; None = every industry with
+        ``[seasonality]`` (others are flat, so unaffected).
+    """
+
+    industries: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy.seasonal_schedule]`` table."""
+        return _fields_dict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectionSpec:
+    """``[policy.collection]``: the collection strategy, a recovery preset.
+
+    ``strategy`` is one of :data:`COLLECTION_PRESETS`; its unsecured_mean, lag_months and
+    cost replace those of ``[recovery]`` in :attr:`Scenario.recovery` (the preset wins).
+    """
+
+    strategy: str
+
+    @property
+    def preset(self) -> dict[str, float | int]:
+        """The ``[recovery]`` values the strategy sets (a copy)."""
+        return dict(COLLECTION_PRESETS[self.strategy])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy.collection]`` table."""
+        return {"strategy": self.strategy}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicySpec:
+    """The ``[policy.*]`` tables (MODEL.md §6): one spec per lever, None when absent.
+
+    Attributes
+    ----------
+    loan_cap : LoanCapSpec or None
+    deferral : DeferralSpec or None
+    interest_subsidy : SubsidySpec or None
+    rate_cap : RateCapSpec or None
+    revenue_support : RevenueSupportSpec or None
+    seasonal_schedule : SeasonalScheduleSpec or None
+    collection : CollectionSpec or None
+        Already reflected in :attr:`Scenario.recovery`; the engine needs not read it.
+    """
+
+    loan_cap: LoanCapSpec | None = None
+    deferral: DeferralSpec | None = None
+    interest_subsidy: SubsidySpec | None = None
+    rate_cap: RateCapSpec | None = None
+    revenue_support: RevenueSupportSpec | None = None
+    seasonal_schedule: SeasonalScheduleSpec | None = None
+    collection: CollectionSpec | None = None
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """Names of the levers that are set, in :data:`POLICY_LEVERS` order."""
+        return tuple(name for name in POLICY_LEVERS if getattr(self, name) is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``[policy]`` table: the set levers only (absent ones left out)."""
+        return {name: getattr(self, name).to_dict() for name in self.active}
+
+
 # --------------------------------------------------------------------------- scenario
 
 
@@ -393,6 +669,10 @@ class Scenario:
     recovery : RecoverySpec
     layers : tuple of LayerSpec
         Credit enhancement layers in order (MODEL.md §5); () = the lender keeps every loss.
+    policy : PolicySpec
+        Policy levers (MODEL.md §6); every lever None = no policy. A collection strategy
+        is already applied to ``recovery`` (its preset overrides unsecured_mean,
+        lag_months and cost).
     source : str
         The file path, or "<dict>"; not compared.
     text : str
@@ -412,6 +692,7 @@ class Scenario:
     delinquency: DelinquencySpec
     recovery: RecoverySpec
     layers: tuple[LayerSpec, ...] = ()
+    policy: PolicySpec = field(default_factory=PolicySpec)
     source: str = field(default="<dict>", compare=False)
     text: str = field(default="", compare=False, repr=False)
     _warned: set[tuple[str, str]] = field(default_factory=set, init=False, compare=False, repr=False)
@@ -447,8 +728,9 @@ class Scenario:
         ``Scenario.from_dict(s.to_dict()) == s``. Per-industry values are always in table
         form ``{"default": ...}``, sensitivities as ``{"roll", "cure"}``, an identity
         correlation as ``0.0``, unset options (``dof``, ``discount_rate``, a layer's
-        ``capacity`` ...) as None, and ``layers`` as a list of tables (see
-        :meth:`LayerSpec.to_dict`).
+        ``capacity`` ...) as None, ``layers`` as a list of tables (see
+        :meth:`LayerSpec.to_dict`) and ``policy`` as a table of the set levers only (see
+        :meth:`PolicySpec.to_dict`; ``recovery`` holds the collection preset's values).
         """
         return {
             "name": self.name, "description": self.description,
@@ -461,6 +743,7 @@ class Scenario:
             "delinquency": self.delinquency.to_dict(),
             "recovery": self.recovery.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
+            "policy": self.policy.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -477,8 +760,11 @@ class Scenario:
             replaces what is at its path in :meth:`to_dict` (a table value replaces the whole
             table). An array element is addressed by its 0-based index, and an element of
             ``layers`` also by its name: ``"layers.0.capacity"`` or ``"layers.fund.capacity"``
-            (a key of digits only is always an index). Errors in an overridden value are
-            reported with the file ``<overrides>``.
+            (a key of digits only is always an index). Policy values are addressed the
+            same way: ``"policy.interest_subsidy.points"``; a key of an absent lever
+            creates that lever (its other keys take their defaults, so its required keys
+            must be among the overrides). Errors in an overridden value are reported with
+            the file ``<overrides>``.
 
         Returns
         -------
@@ -604,13 +890,7 @@ def _shock_paths(shocks: tuple[tuple[str, Shock], ...], names: Sequence[str], ho
     table = dict(shocks)
     out = np.zeros((len(names), horizon))
     for k, name in enumerate(names):
-        shock = table.get(str(name), 0.0)
-        if isinstance(shock, ShockRamp):
-            out[k] = shock.values(horizon)
-        elif isinstance(shock, tuple):
-            out[k, : len(shock)] = shock  # later months stay 0
-        else:
-            out[k] = shock
+        out[k] = shock_path(table.get(str(name), 0.0), horizon)
     return out
 
 
@@ -723,6 +1003,9 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
            source: str, default_name: str) -> Scenario:
     """Validate merged data against the schema and assemble the Scenario."""
     cfg = _SCENARIO(data, _At((), origins, source))
+    policy, recovery = cfg["policy"], cfg["recovery"]
+    if policy.collection is not None:  # the strategy's preset wins over [recovery]
+        recovery = dataclasses.replace(recovery, **COLLECTION_PRESETS[policy.collection.strategy])
     return Scenario(
         name=cfg["name"] or default_name, description=cfg["description"],
         horizon_months=cfg["horizon_months"], start_month=cfg["start_month"],
@@ -730,7 +1013,7 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
         cashflow_volatility=cfg["cashflow"]["volatility"],
         industry_shocks=cfg["shocks"]["industry"], region_shocks=cfg["shocks"]["region"],
         seasonal_factors=cfg["seasonality"], delinquency=cfg["delinquency"],
-        recovery=cfg["recovery"], layers=cfg["layers"], source=source, text=text)
+        recovery=recovery, layers=cfg["layers"], policy=policy, source=source, text=text)
 
 
 # --------------------------------------------------------------------------- schema machinery
@@ -764,14 +1047,14 @@ class _At:
 
     @property
     def where(self) -> str:
-        """``key``, ``[table] key``, ``[shocks.industry] name.key`` or
-        ``[[layers]][1] (name = 'fund') eligibility.regions``."""
+        """``key``, ``[table] key``, ``[shocks.industry] name.key``, ``[policy.deferral] months``
+        or ``[[layers]][1] (name = 'fund') eligibility.regions``."""
         if self.path[:1] == ("layers",) and len(self.path) > 1:
             head = f"[[layers]][{self.path[1]}]" + (f" (name = {self.tag!r})" if self.tag else "")
             return " ".join([head, ".".join(self.path[2:])]) if len(self.path) > 2 else head
         if len(self.path) <= 1:
             return self.path[0] if self.path else "scenario"
-        n = 2 if self.path[0] == "shocks" and len(self.path) > 2 else 1
+        n = 2 if self.path[0] in ("shocks", "policy") and len(self.path) > 2 else 1
         return f"[{'.'.join(self.path[:n])}] {'.'.join(self.path[n:])}"
 
     @property
@@ -893,6 +1176,16 @@ def _subset(*options: str) -> _Parser:
             if len(set(value)) == len(value):
                 return tuple(sorted(value))
         raise at.invalid(what, value)
+    return _Parser(what, parse)
+
+
+def _boolean() -> _Parser:
+    what = "true or false"
+
+    def parse(value: Any, at: _At) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise at.invalid(what, value)
+        return bool(value)
     return _Parser(what, parse)
 
 
@@ -1036,6 +1329,22 @@ def _check_scenario(scenario: dict[str, Any], at: _At) -> None:
             if isinstance(shock, tuple) and len(shock) > horizon:
                 raise (at / "shocks" / kind / name).error(
                     f"has {len(shock)} monthly values but horizon_months = {horizon}; give at most {horizon}")
+    _check_policy_horizon(scenario["policy"], horizon, at / "policy")
+
+
+def _check_policy_horizon(policy: PolicySpec, horizon: int, at: _At) -> None:
+    """Levers must start within the horizon; a monthly uplift list must fit in it."""
+    starts = [("deferral", "start_month"), ("interest_subsidy", "start_month"), ("rate_cap", "from_month")]
+    for lever, key in starts:
+        spec = getattr(policy, lever)
+        if spec is not None and getattr(spec, key) > horizon:
+            raise (at / lever / key).error(
+                f"must be within the horizon, 1..{horizon} (horizon_months = {horizon}): the lever would never "
+                f"act; got {getattr(spec, key)}")
+    support = policy.revenue_support
+    if support is not None and isinstance(support.uplift, tuple) and len(support.uplift) > horizon:
+        raise (at / "revenue_support" / "uplift").error(
+            f"has {len(support.uplift)} monthly values but horizon_months = {horizon}; give at most {horizon}")
 
 
 def _check_layer(layer: dict[str, Any], at: _At) -> None:
@@ -1087,6 +1396,31 @@ def _layers(value: Any, at: _At) -> tuple[LayerSpec, ...]:
         first[spec.name] = k
         specs.append(spec)
     return tuple(specs)
+
+
+def _caps(value: Any, at: _At) -> tuple[tuple[str, float], ...]:
+    """``[policy.loan_cap] caps``: borrower type -> CNY > 0, at least one type."""
+    if not isinstance(value, Mapping) or not value:
+        raise at.invalid(_CAPS_WHAT, value)
+    for name in value:
+        if name not in BORROWER_TYPES:
+            allowed = ", ".join(repr(t) for t in BORROWER_TYPES)
+            raise at.error(f"has an unknown borrower type {name!r}{did_you_mean(str(name), BORROWER_TYPES)}; "
+                           f"allowed: {allowed}")
+    return tuple(sorted((str(name), _CAP(v, at / name)) for name, v in value.items()))
+
+
+def _policy(value: Any, at: _At) -> PolicySpec:
+    """The ``[policy]`` table: one sub-table per lever; unknown levers are errors."""
+    if not isinstance(value, Mapping):
+        raise at.invalid(_POLICY_WHAT, value)
+    for name in value:
+        if name not in _LEVERS:
+            hint = did_you_mean(str(name), _LEVERS)
+            raise ScenarioError(f"{(at / name).file}: unknown policy lever [policy.{name}]{hint}; "
+                                f"levers: {', '.join(_LEVERS)}")
+    return PolicySpec(**{name: parser(value[name], at / name)
+                         for name, parser in _LEVERS.items() if value.get(name) is not None})
 
 
 def _delinquency_spec(*, sensitivities: tuple[float, float], **rest: Any) -> DelinquencySpec:
@@ -1172,6 +1506,52 @@ _LAYER = _table({
     "eligibility": _Key(_table(_ELIGIBILITY), {}),
     "counterparty": _Key(_table(_COUNTERPARTY), {}),
 }, check=_check_layer, build=_layer_spec)
+_CAP = _number(0, lo_open=True)
+_CAPS_WHAT = "a non-empty table mapping borrower types ('enterprise', 'individual') to CNY amounts > 0"
+_POLICY_WHAT = "a table of policy levers ([policy.<lever>] tables)"
+_POLICY_MONTH = _integer(1, MAX_HORIZON)
+_POLICY_ELIGIBILITY = {
+    "industries": _Key(_NAME_LIST, None),
+    "regions": _Key(_NAME_LIST, None),
+    "borrower_types": _Key(_optional(_subset(*BORROWER_TYPES)), None),
+}
+_UPLIFT_VALUE = _number(0, 1)
+_UPLIFT = _union(
+    "a number in [0, 1], a list of them by month, or a ramp table {start, trough, trough_month, recovery_month} "
+    "(trough = the peak uplift)",
+    number=_UPLIFT_VALUE, array=_numbers(None, 0, 1),
+    table=_table({"start": _Key(_integer(1)), "trough": _Key(_UPLIFT_VALUE),
+                  "trough_month": _Key(_integer(1)), "recovery_month": _Key(_integer(1))},
+                 check=_check_ramp, build=ShockRamp))
+_LEVERS: dict[str, _Parser] = {
+    "loan_cap": _table({
+        "caps": _Key(_Parser(_CAPS_WHAT, _caps)),
+        "transition_months": _Key(_integer(0, MAX_HORIZON), 0),
+    }, build=LoanCapSpec),
+    "deferral": _table({
+        **_POLICY_ELIGIBILITY,
+        "states": _Key(_subset(*STATES), ["C", "M1"]),
+        "start_month": _Key(_POLICY_MONTH, 1),
+        "months": _Key(_integer(0, MAX_DEFERRAL_MONTHS)),
+        "interest": _Key(_choice(*DEFERRAL_INTEREST), "accrued"),
+        "extend_term": _Key(_boolean(), True),
+    }, build=DeferralSpec),
+    "interest_subsidy": _table({
+        "points": _Key(_number(0, 0.2, lo_open=True)),
+        **_POLICY_ELIGIBILITY,
+        "max_balance": _Key(_optional(_number(0, lo_open=True)), None),
+        "start_month": _Key(_POLICY_MONTH, 1),
+        "months": _Key(_optional(_POLICY_MONTH), None),
+    }, build=SubsidySpec),
+    "rate_cap": _table({
+        "cap": _Key(_number(0, 1, lo_open=True)),
+        "from_month": _Key(_POLICY_MONTH, 1),
+    }, build=RateCapSpec),
+    "revenue_support": _table({"uplift": _Key(_UPLIFT), **_POLICY_ELIGIBILITY}, build=RevenueSupportSpec),
+    "seasonal_schedule": _table({"industries": _Key(_NAME_LIST, None)}, build=SeasonalScheduleSpec),
+    "collection": _table({"strategy": _Key(_choice(*COLLECTION_PRESETS))}, build=CollectionSpec),
+}
+assert tuple(_LEVERS) == POLICY_LEVERS
 _SCENARIO = _table({
     "name": _Key(_optional(_text(empty=False)), None),
     "description": _Key(_text(empty=True), ""),
@@ -1184,4 +1564,5 @@ _SCENARIO = _table({
     "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {}),
     "recovery": _Key(_table(_RECOVERY, build=RecoverySpec), {}),
     "layers": _Key(_Parser("a list of tables ([[layers]])", _layers), []),
+    "policy": _Key(_Parser(_POLICY_WHAT, _policy), {}),
 }, check=_check_scenario)

@@ -251,3 +251,14 @@ def test_unreachable_pd_is_refused():
     scen = scenario(3, delinquency={"default_after": 4, "roll_rates": [0.1, 0.1, 0.1], "cure_rates": [0.5, 0.5, 0.5]})
     with pytest.raises(stresslab.ScenarioError, match="at most"):
         stresslab.simulate(loans, scen, n_paths=2, seed=1)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_scenario_runs_and_conserves_loss(path):
+    loans = stresslab.synthetic_portfolio(400, seed=2)
+    ds = stresslab.simulate(loans, stresslab.load_scenario(path), n_paths=20, seed=1)
+    paid = ds.layer_paid.sum("layer") if "layer" in ds.dims else 0.0
+    np.testing.assert_allclose(paid + ds.loss_net, ds.loss_gross, rtol=1e-12, atol=1e-6)
+    assert (ds.count_by_state.sum("state") == loans.n_loans).all()
+    s = stresslab.summary(ds)
+    assert np.isfinite(s.expected_loss).all()

@@ -81,8 +81,8 @@ def test_loan_cap_gap_raises_defaults_at_maturity():
     loans = _book(400, balance=200_000.0, term=12, borrower_id=[f"B{j // 2:05d}" for j in range(400)])
     policy = {"loan_cap": {"caps": {"individual": 300_000.0}, "transition_months": 24}}
     base, capped = _pair(loans, policy, horizon=12)
-    assert capped.attrs["capped_borrowers"] == 200
-    assert capped.attrs["gap_volume"] == pytest.approx(200 * 100_000.0, rel=1e-12)
+    assert int(capped.capped_borrowers) == 200
+    assert float(capped.gap_volume) == pytest.approx(200 * 100_000.0, rel=1e-12)
     diff, se = _paired(_defaults(base), _defaults(capped))
     assert diff > 4 * se
     # the shock lands at maturity (month 12): earlier months are untouched

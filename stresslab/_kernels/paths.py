@@ -75,6 +75,7 @@ class Tables(NamedTuple):
     sqrt_cov: np.ndarray  # (K, K): A with A A' = Sigma
     loadings: np.ndarray  # (n_ind, 3): global, industry, region loadings
     factor_key: np.ndarray  # (K,) uint64 stream keys of the factors
+    factor_shift: np.ndarray  # (K,) mean of eta_0 under importance sampling (0: plain MC)
     probit_roll: np.ndarray  # (3,) Phi^{-1}(r_k)
     probit_cure: np.ndarray  # (3,) Phi^{-1}(q_k)
     norm: np.ndarray  # tabulated normal CDF values
@@ -96,6 +97,8 @@ class Params(NamedTuple):
     pledge_haircut: float
     pledge_lag: int
     lgd_sensitivity: float
+    chi2_scale: float  # chi2 of the t mixing drawn as Gamma(dof / 2) * scale; 2 = plain MC
+    shift_decay: float  # mean of eta_t (t >= 1) = shift_decay * factor_shift: E[Z_t] stays A mu
     deferral_months: int
     deferral_accrue: bool  # capitalise the interest of deferred months (else waived)
     deferral_extend: bool  # maturity moves by the deferral (else the term is compressed)
@@ -139,6 +142,9 @@ class Outputs(NamedTuple):
     layer_failure_month: np.ndarray  # (P, L) int64, 1-based; 0 = did not fail
     subsidy_cost: np.ndarray  # (P, T) interest paid by the state
     deferred_count: np.ndarray  # (P, T) int64 loans in a deferral
+    weight: np.ndarray  # (P,) likelihood ratio of the path (1 without importance sampling)
+    eta_sum: np.ndarray  # (P, K) sum_t c_t eta_t over months 0..T (for tuning IS, see factor_index)
+    chi2: np.ndarray  # (P,) chi-square of the t mixing (0 for the Gaussian copula)
 
 
 @njit(parallel=True)
@@ -159,12 +165,16 @@ def simulate_paths(
 
 @njit()
 def factor_index(
-    path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int
-) -> tuple[np.ndarray, np.ndarray]:
+    path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int, eta_sum: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1.
 
-    Z_0 ~ N(0, Sigma); Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1).
-    Also returns the global factor G_t, shape (n_months,).
+    Z_0 = A eta_0; Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1). Under
+    importance sampling eta_t ~ N(c_t mu, I) with mu = ``tables.factor_shift``, c_0 = 1 and
+    c_t = kappa = sqrt((1 - phi) / (1 + phi)) after, so that E[Z_t] = A mu in every month;
+    the log likelihood ratio of the path is sum_t (-c_t mu . eta_t + c_t^2 |mu|^2 / 2).
+    Returns X, the global factor G_t (shape (n_months,)) and the log likelihood ratio;
+    adds sum_t c_t eta_t (the cross-entropy statistic) into ``eta_sum``.
     """
     k_all = tables.sqrt_cov.shape[0]
     n_ind = tables.loadings.shape[0]
@@ -174,10 +184,17 @@ def factor_index(
     x = np.empty((n_months, n_ind, n_reg))
     global_factor = np.empty(n_months)
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
+    shift = tables.factor_shift
+    half_norm = 0.5 * np.sum(shift * shift)
+    log_lr = 0.0
     for t in range(n_months + 1):
         key = stream_key(seed, path, t, PURPOSE_FACTOR)
+        c = 1.0 if t == 0 else params.shift_decay
         for k in range(k_all):
-            eta[k] = ndtri(uniform(key, tables.factor_key[k]))
+            eta[k] = ndtri(uniform(key, tables.factor_key[k])) + c * shift[k]
+            eta_sum[k] += c * eta[k]
+            log_lr -= c * shift[k] * eta[k]
+        log_lr += c * c * half_norm
         scale = 1.0 if t == 0 else innovation
         keep = 0.0 if t == 0 else params.ar1
         for a in range(k_all):
@@ -192,17 +209,23 @@ def factor_index(
             base = tables.loadings[i, 0] * z[0] + tables.loadings[i, 1] * z[1 + i]
             for r in range(n_reg):
                 x[t - 1, i, r] = base + tables.loadings[i, 2] * z[1 + n_ind + r]
-    return x, global_factor
+    return x, global_factor, log_lr
 
 
 @njit()
-def _inv_sqrt_mixing(path: int, seed: np.uint64, params: Params) -> float:
-    """1 / sqrt(W) with W = nu / chi2_nu for the t copula (1 for the Gaussian)."""
+def _mixing(path: int, seed: np.uint64, params: Params) -> tuple[float, float, float]:
+    """1 / sqrt(W) with W = nu / chi2_nu for the t copula (1 for the Gaussian), chi2 and log LR.
+
+    chi2 is drawn as Gamma(nu / 2) * s; s = 2 is the target law, another s tilts it for
+    importance sampling with likelihood ratio (s / 2)^(nu / 2) exp(chi2 (1 / s - 1 / 2)).
+    """
     if not params.t_copula:
-        return 1.0
-    half_chi2, _ = gamma_draw(0.5 * params.dof, stream_key(seed, path, 0, PURPOSE_MIXING))
-    chi2 = 2.0 * half_chi2
-    return math.sqrt(chi2 / params.dof)
+        return 1.0, 0.0, 0.0
+    half, _ = gamma_draw(0.5 * params.dof, stream_key(seed, path, 0, PURPOSE_MIXING))
+    s = params.chi2_scale
+    chi2 = s * half
+    log_lr = 0.0 if s == 2.0 else 0.5 * params.dof * math.log(0.5 * s) + chi2 * (1.0 / s - 0.5)
+    return math.sqrt(chi2 / params.dof), chi2, log_lr
 
 
 @njit()
@@ -229,8 +252,9 @@ def _simulate_path(
 ) -> None:
     n_months = out.loss_gross.shape[1]
     norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
-    x, global_factor = factor_index(path, seed, tables, params, n_months)
-    inv_sqrt_w = _inv_sqrt_mixing(path, seed, params)
+    x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta_sum[row])
+    inv_sqrt_w, out.chi2[row], log_lr_mixing = _mixing(path, seed, params)
+    out.weight[row] = math.exp(log_lr_factors + log_lr_mixing)
     month_key = np.empty(n_months, dtype=np.uint64)
     for t in range(n_months):
         month_key[t] = stream_key(seed, path, t + 1, PURPOSE_TRANSITION)
