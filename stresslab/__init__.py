@@ -9,9 +9,11 @@ Load a book and a scenario, simulate, summarise::
     print(stresslab.format_summary(stresslab.summary(ds)))
 """
 
+from stresslab.compare import compare, sweep
 from stresslab.contributions import es_contributions, expected_loss_contributions
 from stresslab.engine import simulate
 from stresslab.errors import PortfolioError, ScenarioError, StresslabError, StresslabWarning
+from stresslab.paired import compare_summary, format_comparison
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
 from stresslab.regulatory import irb_capital, irb_reference
 from stresslab.results import format_summary, load_results, save_results, summary
@@ -26,8 +28,11 @@ __all__ = [
     "ScenarioError",
     "StresslabError",
     "StresslabWarning",
+    "compare",
+    "compare_summary",
     "es_contributions",
     "expected_loss_contributions",
+    "format_comparison",
     "format_summary",
     "irb_capital",
     "irb_reference",
@@ -37,5 +42,6 @@ __all__ = [
     "save_results",
     "simulate",
     "summary",
+    "sweep",
     "synthetic_portfolio",
 ]

@@ -1,15 +1,23 @@
-"""Command-line interface: ``stresslab run | synth | validate``. A thin wrapper of the API."""
+"""Command-line interface: ``stresslab run | compare | sweep | synth | validate``. A thin wrapper of the API."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+import tomllib
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import xarray as xr
+
+from stresslab import plots
+from stresslab.compare import compare, sweep
 from stresslab.engine import simulate
 from stresslab.errors import StresslabError
+from stresslab.paired import compare_summary, format_comparison
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
 from stresslab.results import format_summary, save_results, summary
 from stresslab.scenario import load_scenario
@@ -21,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         return int(args.func(args) or 0)
     except StresslabError as exc:
@@ -29,8 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stresslab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("stresslab: interrupted", file=sys.stderr)
+        saved = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
+        hint = f"; finished chunks are in {saved}: continue with --resume {saved}" if saved else ""
+        print(f"stresslab: interrupted, no result written{hint}", file=sys.stderr)
         return 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops like Ctrl-C: cleanly, between chunks, nothing half-written."""
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,18 +60,29 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="simulate a scenario on a loan book and print its summary")
     run.add_argument("scenario", type=Path, help="scenario TOML file")
-    book = run.add_mutually_exclusive_group(required=True)
-    book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
-    book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
-    run.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
-    run.add_argument("--paths", type=_positive_int, required=True, help="Monte Carlo paths")
-    run.add_argument("--seed", type=_non_negative_int, required=True, help="simulation seed")
-    run.add_argument("--out", type=Path, help="write the full result to this netCDF file")
-    run.add_argument("--chunk-size", type=_positive_int, help="paths per chunk (does not change results)")
-    run.add_argument("--threads", type=_positive_int, help="numba threads (does not change results)")
+    _book_and_run_options(run)
     run.add_argument("--levels", type=_levels, default=(0.95, 0.99, 0.999), help="VaR/ES levels [0.95,0.99,0.999]")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    saved = run.add_mutually_exclusive_group()
+    saved.add_argument("--checkpoint", type=Path, metavar="DIR", help="save each finished chunk in DIR (resumable)")
+    saved.add_argument("--resume", type=Path, metavar="DIR", help="finish the interrupted run saved in DIR")
+    run.add_argument("--tail", choices=["is"], help="importance sampling of the loss tail")
+    run.add_argument("--target", type=_level, default=0.999, help="quantile the tail sampling aims at [0.999]")
     run.set_defaults(func=_run)
+
+    comp = sub.add_parser("compare", help="run scenarios on the same draws and print paired differences")
+    comp.add_argument("scenarios", type=Path, nargs="+", help="scenario TOML files; the first is the baseline")
+    _book_and_run_options(comp)
+    comp.add_argument("--levels", type=_levels, default=(0.99, 0.999), help="VaR/ES levels [0.99,0.999]")
+    comp.set_defaults(func=_compare)
+
+    swp = sub.add_parser("sweep", help="run a scenario over a grid of one key's values, on the same draws")
+    swp.add_argument("scenario", type=Path, help="scenario TOML file")
+    swp.add_argument("--set", dest="grid", type=_grid, required=True, metavar="KEY=V1,V2,...",
+                     help="dotted key and values, e.g. layers.fund.capacity=0,5e6,1e7")
+    _book_and_run_options(swp)
+    swp.add_argument("--levels", type=_levels, default=(0.99, 0.999), help="VaR/ES levels [0.99,0.999]")
+    swp.add_argument("--plot", type=Path, help="save the response curve (expected loss and VaR) to this PNG")
+    swp.set_defaults(func=_sweep)
 
     synth = sub.add_parser("synth", help="write a synthetic micro-loan book")
     synth.add_argument("n_loans", type=_positive_int, metavar="N")
@@ -65,25 +96,71 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _book_and_run_options(parser: argparse.ArgumentParser) -> None:
+    book = parser.add_mutually_exclusive_group(required=True)
+    book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
+    book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
+    parser.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
+    parser.add_argument("--paths", type=_positive_int, required=True, help="Monte Carlo paths")
+    parser.add_argument("--seed", type=_non_negative_int, required=True, help="simulation seed")
+    parser.add_argument("--out", type=Path, help="write the full result to this netCDF file")
+    parser.add_argument("--chunk-size", type=_positive_int, help="paths per chunk (does not change results)")
+    parser.add_argument("--threads", type=_positive_int, help="numba threads (does not change results)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _book(args: argparse.Namespace) -> Portfolio:
+    if args.portfolio is not None:
+        return load_portfolio(args.portfolio)
+    return synthetic_portfolio(args.synthetic, seed=args.book_seed)
+
+
+def _run_options(args: argparse.Namespace) -> dict[str, object]:
+    return {"chunk_size": args.chunk_size, "threads": args.threads, "progress": not args.quiet}
+
+
+def _write(ds: xr.Dataset, path: Path | None) -> None:
+    if path is not None:
+        save_results(ds, path)
+        print(f"\nresult written to {path}")
+
+
 def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
-    portfolio: Portfolio = (
-        load_portfolio(args.portfolio) if args.portfolio is not None else synthetic_portfolio(args.synthetic, seed=args.book_seed)
-    )
     ds = simulate(
-        portfolio,
+        _book(args),
         scenario,
         n_paths=args.paths,
         seed=args.seed,
-        chunk_size=args.chunk_size,
-        threads=args.threads,
-        progress=not args.quiet,
+        tail=args.tail,
+        target=args.target,
+        checkpoint=args.checkpoint or args.resume,
+        resume=args.resume is not None,
+        **_run_options(args),
     )
-    if args.out is not None:
-        save_results(ds, args.out)
     print(format_summary(summary(ds, levels=args.levels)))
-    if args.out is not None:
-        print(f"\nresult written to {args.out}")
+    _write(ds, args.out)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    scenarios = [load_scenario(path) for path in args.scenarios]
+    ds = compare(_book(args), scenarios, args.paths, args.seed, **_run_options(args))
+    print(format_comparison(compare_summary(ds, levels=args.levels)))
+    _write(ds, args.out)
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    key, values = args.grid
+    ds = sweep(_book(args), load_scenario(args.scenario), key, values, args.paths, args.seed, **_run_options(args))
+    result = compare_summary(ds, levels=args.levels)
+    print(format_comparison(result))
+    if args.plot is not None:
+        figure = plots.sweep_curve(result)
+        save_figure(figure, args.plot)
+        print(f"\nresponse curve written to {args.plot}")
+    _write(ds, args.out)
     return 0
 
 
@@ -120,6 +197,28 @@ def _int(text: str) -> int:
         return int(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+
+
+def _grid(text: str) -> tuple[str, list[object]]:
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise argparse.ArgumentTypeError(f"must be KEY=V1,V2,...; got {text!r}")
+    return key.strip(), [_toml_value(v.strip()) for v in values.split(",")]
+
+
+def _toml_value(text: str) -> object:
+    """A TOML scalar (number, boolean, quoted string); anything else is taken as a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _level(text: str) -> float:
+    levels = _levels(text)
+    if len(levels) != 1:
+        raise argparse.ArgumentTypeError(f"must be one number in (0, 1); got {text!r}")
+    return levels[0]
 
 
 def _levels(text: str) -> tuple[float, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib.metadata import version
 
@@ -14,7 +15,7 @@ from stresslab.errors import StresslabError
 from stresslab.importance import tune_importance_sampling
 from stresslab.model import CompiledModel, compile_model
 from stresslab.portfolio import Portfolio
-from stresslab.runner import check_int, run_paths
+from stresslab.runner import Checkpoint, check_int, run_paths
 from stresslab.scenario import Scenario
 
 __all__ = ["simulate", "package_versions"]
@@ -33,6 +34,8 @@ def simulate(
     tail: str | None = None,
     target: float = 0.999,
     pilot_paths: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
 ) -> xr.Dataset:
     """Run a Monte Carlo stress test of a loan book under a scenario.
 
@@ -66,6 +69,12 @@ def simulate(
     pilot_paths : int, optional
         Paths per pilot run of the tuning (default: see
         :func:`stresslab.importance.tune_importance_sampling`).
+    checkpoint : path, optional
+        Directory where each finished chunk is saved as it completes (atomic writes).
+    resume : bool
+        Continue the run saved in ``checkpoint``: only missing chunks are simulated and
+        the result is bitwise that of an uninterrupted run. A checkpoint of another
+        scenario, book, seed, path count, sampling or version is refused.
 
     Returns
     -------
@@ -96,7 +105,24 @@ def simulate(
         if tail != "is":
             raise StresslabError(f"tail must be None or 'is' (importance sampling); got {tail!r}")
         model = tune_importance_sampling(model, seed, target, pilot_paths=pilot_paths, threads=threads)
-    out = run_paths(model, seed, n_paths, chunk_size=chunk_size, threads=threads, progress=progress, desc=scenario.name)
+    store = None
+    if checkpoint is not None:
+        identity = {
+            "scenario": scenario.to_json(),
+            "portfolio_digest": portfolio.digest,
+            "seed": seed,
+            "n_paths": n_paths,
+            "tail": tail,
+            "target": target if tail else None,
+            "pilot_paths": pilot_paths if tail else None,
+            "stresslab": version("stresslab"),
+        }
+        store = Checkpoint(checkpoint, identity, resume=resume)
+    elif resume:
+        raise StresslabError("resume needs the checkpoint directory of the run to continue")
+    out = run_paths(
+        model, seed, n_paths, chunk_size=chunk_size, threads=threads, progress=progress, desc=scenario.name, checkpoint=store
+    )
     return _dataset(out, model, portfolio, scenario, seed, n_paths)
 
 

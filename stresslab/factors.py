@@ -33,8 +33,12 @@ def correlation_sqrt(sigma: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of shape (K, K)
-        ``V diag(sqrt(max(lambda, 0)))`` from the eigendecomposition, which unlike a
-        Cholesky factor also exists for singular (semi-definite) matrices.
+        The symmetric root ``V diag(sqrt(max(lambda, 0))) V'`` from the
+        eigendecomposition: it exists for singular (semi-definite) matrices, unlike a
+        Cholesky factor, and it is the identity for uncorrelated factors, so each factor
+        keeps its own innovation draw; a scenario that changes a correlation then moves
+        the factors only as much as the correlation requires, and comparisons keep their
+        common random numbers.
 
     Raises
     ------
@@ -49,4 +53,4 @@ def correlation_sqrt(sigma: np.ndarray) -> np.ndarray:
         raise ScenarioError(
             f"factor correlation matrix is not positive semi-definite: smallest eigenvalue {values[0]:.6g}"
         )
-    return vectors * np.sqrt(np.clip(values, 0.0, None))
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T

@@ -286,10 +286,16 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        return pq.read_table(path).to_pandas()
+        table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         message = str(exc).strip()
         raise PortfolioError(f"{path}: cannot read as Parquet (truncated or corrupt?): {message}") from exc
+    try:
+        return table.to_pandas()
+    except (pa.ArrowException, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        # pandas reads the file's 'pandas' schema metadata (JSON) to rebuild index and dtypes
+        raise PortfolioError(f"{path}: cannot convert the Parquet columns to a table (corrupt 'pandas' "
+                             f"metadata?): {type(exc).__name__}: {str(exc).strip()}") from exc
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -419,7 +425,13 @@ class _Checker:
         default: str | None = None,
     ) -> NDArray[np.str_]:
         """Stripped text; empty cells take `default` or are refused; values limited to `allowed`."""
+        self.single_values(column, values)
         text = _as_text(values)
+        try:
+            np.strings.encode(text, "utf-8")
+        except UnicodeEncodeError:  # lone surrogates (only possible from Python objects, not files)
+            bad = np.array([not _is_utf8(str(t)) for t in text])
+            self.fail_if(bad, column, lambda i: f"{str(text[i])!r} is not valid Unicode text (lone surrogate)")
         listed = f"; allowed: {', '.join(repr(a) for a in allowed)}" if allowed else ""
         empty = text == ""
         if default is None:
@@ -445,6 +457,7 @@ class _Checker:
         hint: Callable[[float], str] = lambda x: "",
     ) -> NDArray[np.float64]:
         """Finite numbers satisfying `ok`; missing cells (empty, NaN) take `default` or are refused."""
+        self.single_values(column, values)
         x, written, not_number = _as_number(values)
         self.fail_if(not_number, column, lambda i: f"{str(written[i])!r} is not a number; allowed: {allowed}")
         missing = np.isnan(x)
@@ -463,6 +476,23 @@ class _Checker:
             outside = ~missing & ~ok(x)
         self.fail_if(outside, column, lambda i: f"{written[i]} is outside {allowed}{hint(float(x[i]))}")
         return np.where(missing, np.nan if default is None else default, x + 0.0)  # + 0.0: -0.0 -> 0.0
+
+    def single_values(self, column: str, values: np.ndarray) -> None:
+        """Refuse cells of an object column holding a list, array or table, or bytes that are not ASCII."""
+        if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) in _PLAIN_KINDS:
+            return  # the usual case, checked in one pass
+        bad = np.fromiter((not _is_single_value(v) for v in values), dtype=bool, count=values.size)
+
+        def problem(i: int) -> str:
+            cell = values[i]
+            if isinstance(cell, int):
+                return f"an integer of {cell.bit_length()} bits is too large (beyond the float range)"
+            shown = repr(cell) if len(repr(cell)) <= 60 else repr(cell)[:57] + "..."
+            if isinstance(cell, (bytes, bytearray)):
+                return f"{shown} is bytes that are not ASCII text; write text (UTF-8 strings)"
+            return f"{shown} is a {type(cell).__name__}, not a single value"
+
+        self.fail_if(bad, column, problem)
 
     def unique_loan_ids(self, loan_id: NDArray[np.str_]) -> None:
         first = _first_row_of_value(loan_id)
@@ -485,6 +515,27 @@ def _first_row_of_value(values: np.ndarray) -> NDArray[np.intp]:
     """For each row, the first row holding the same value."""
     _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
     return first[inverse]
+
+
+_PLAIN_KINDS = ("string", "empty", "floating", "decimal", "boolean")
+"""pandas.api.types.infer_dtype kinds of object columns whose cells are all single values (not huge ints)."""
+
+
+def _is_single_value(value: object) -> bool:
+    """A scalar cell; bytes only if ASCII (numpy reads bytes as ASCII text); ints only below 2**1024."""
+    if isinstance(value, (bytes, bytearray)):
+        return value.isascii()
+    if isinstance(value, int):  # str() of a huge int fails (sys.get_int_max_str_digits)
+        return value.bit_length() <= 1024
+    return bool(pd.api.types.is_scalar(value))
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _as_text(values: np.ndarray) -> NDArray[np.str_]:

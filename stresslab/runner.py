@@ -1,23 +1,100 @@
-"""Running chunks of paths through the kernel: chunking, threads, progress (local execution)."""
+"""Running chunks of paths through the kernel: chunking, threads, progress, checkpoints."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import numba
 import numpy as np
 from tqdm.auto import tqdm
 
 from stresslab._kernels.paths import STATES, Outputs, simulate_paths
+from stresslab.budget import check_budget
 from stresslab.errors import StresslabError
 from stresslab.model import CompiledModel
 
-__all__ = ["run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int"]
+__all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int"]
 
 _STEPS_PER_CHUNK = 200_000_000  # loan-months per chunk: about a second of kernel time
+
+
+class Checkpoint:
+    """A directory of finished chunks of a run, written as they complete.
+
+    ``manifest.json`` records what the run is (scenario, book digest, seed, path count,
+    sampling, version) and its chunk size; each finished chunk is an ``.npz`` file written
+    to a temporary name and renamed, so a file present is a file complete. Resuming checks
+    every recorded field against the new run and refuses any difference.
+
+    Parameters
+    ----------
+    directory : path
+    identity : mapping of str to JSON-able values
+        What must match for a resume (e.g. scenario JSON, digest, seed, n_paths, version).
+    resume : bool
+        False: start a checkpoint (the directory must be absent or empty). True: continue
+        one (the directory must hold a manifest with the same identity).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], identity: Mapping[str, object], *, resume: bool) -> None:
+        self.directory = Path(directory)
+        self.identity = dict(identity)
+        self.chunk_size: int | None = None
+        manifest = self.directory / "manifest.json"
+        if resume:
+            if not manifest.is_file():
+                raise StresslabError(f"{self.directory}: no checkpoint to resume (manifest.json missing)")
+            try:
+                recorded = json.loads(manifest.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise StresslabError(f"{manifest}: unreadable checkpoint manifest ({exc})") from None
+            for key, value in self.identity.items():
+                if recorded.get("identity", {}).get(key) != value:
+                    raise StresslabError(
+                        f"{self.directory}: the checkpoint belongs to another run: its {key} differs "
+                        f"(checkpoint {_short(recorded.get('identity', {}).get(key))}, this run {_short(value)})"
+                    )
+            self.chunk_size = int(recorded["chunk_size"])
+        elif self.directory.exists() and any(self.directory.iterdir()):
+            raise StresslabError(f"{self.directory}: checkpoint directory is not empty; resume it with --resume or choose another")
+
+    def start(self, chunk_size: int) -> None:
+        """Create the directory and manifest of a new checkpoint."""
+        self.chunk_size = chunk_size
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.directory / "manifest.json", json.dumps({"identity": self.identity, "chunk_size": chunk_size}).encode())
+
+    def load(self, start: int, out: Outputs) -> bool:
+        """Fill ``out`` from the chunk starting at ``start`` if it was saved; True if it was."""
+        path = self._path(start)
+        if not path.is_file():
+            return False
+        with np.load(path) as saved:
+            for name, target in out._asdict().items():
+                target[...] = saved[name]
+        return True
+
+    def save(self, start: int, out: Outputs) -> None:
+        """Save a finished chunk atomically."""
+        with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False) as handle:
+            tmp = Path(handle.name)
+            try:
+                np.savez(handle, **out._asdict())
+            except BaseException:
+                handle.close()
+                tmp.unlink(missing_ok=True)
+                raise
+        os.replace(tmp, self._path(start))
+
+    def _path(self, start: int) -> Path:
+        return self.directory / f"paths_{start:012d}.npz"
 
 
 def run_paths(
@@ -29,24 +106,35 @@ def run_paths(
     threads: int | None = None,
     progress: bool | None = None,
     desc: str = "",
+    checkpoint: Checkpoint | None = None,
 ) -> Outputs:
     """Simulate paths 0..n_paths-1 of a compiled model into freshly allocated outputs.
 
     Results do not depend on ``chunk_size`` or ``threads`` (per-path random streams,
-    per-path sums in loan order).
+    per-path sums in loan order). With a ``checkpoint``, finished chunks are saved as they
+    complete and chunks already saved are loaded instead of simulated.
     """
+    if checkpoint is not None and checkpoint.chunk_size is not None:
+        chunk_size = checkpoint.chunk_size  # a resumed run keeps the chunks it started with
     if chunk_size is None:
         chunk_size = default_chunk_size(model, n_paths, threads)
     chunk_size = check_int("chunk_size", chunk_size, 1, None)
     if threads is not None:
         threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+    check_budget(model, n_paths, chunk_size, threads)
+    if checkpoint is not None and checkpoint.chunk_size is None:
+        checkpoint.start(chunk_size)
     out = allocate(model, n_paths)
     n_chunks = math.ceil(n_paths / chunk_size)
     show = progress if progress is not None else (n_chunks > 1 and sys.stderr.isatty())
     with _numba_threads(threads), tqdm(total=n_paths, unit="path", disable=not show, desc=desc, leave=False) as bar:
         for start in range(0, n_paths, chunk_size):
             stop = min(start + chunk_size, n_paths)
-            run_chunk(model, seed, start, Outputs(*(a[start:stop] for a in out)))
+            chunk = Outputs(*(a[start:stop] for a in out))
+            if checkpoint is None or not checkpoint.load(start, chunk):
+                run_chunk(model, seed, start, chunk)
+                if checkpoint is not None:
+                    checkpoint.save(start, chunk)
             bar.update(stop - start)
     return out
 
@@ -110,3 +198,14 @@ def _numba_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(before)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        handle.write(data)
+    os.replace(handle.name, path)
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -21,6 +21,7 @@ import json
 import math
 import numbers
 import os
+import reprlib
 import tomllib
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -79,6 +80,8 @@ COLLECTION_PRESETS: dict[str, dict[str, float | int]] = {
 """``[policy.collection]`` strategy -> the [recovery] values it sets (they take precedence)."""
 _NEAR_MISS = 0.8  # difflib ratio from which an absent name is taken for a typo of a book name
 _TOL = 1e-10  # symmetry, unit diagonal and PSD tolerance of correlation matrices
+_MAX_DEPTH = 32  # tables and arrays nest at most this deep (a valid scenario needs 6 levels)
+_INT64 = (-(2**63), 2**63 - 1)  # TOML integers are 64-bit signed
 
 
 # --------------------------------------------------------------------------- value types
@@ -699,7 +702,7 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>",
-                  base_dir: Path | None = None) -> Scenario:
+                  base_dir: Path | None = None, allowed_root: str | os.PathLike[str] | None = None) -> Scenario:
         """Validate a scenario given as a mapping (the parsed TOML document).
 
         Parameters
@@ -711,14 +714,19 @@ class Scenario:
         base_dir : Path, optional
             Directory that a relative ``extends`` is resolved against (default: the
             current directory).
+        allowed_root : path-like, optional
+            Directory that every file of the ``extends`` chain must be inside (after
+            resolving symlinks); default `base_dir`.
 
         Returns
         -------
         Scenario
         """
         if not isinstance(data, Mapping):
-            raise ScenarioError(f"{source}: a scenario must be a table (mapping); got {data!r}")
-        layers = _extends_chain(data, source, None, Path.cwd() if base_dir is None else Path(base_dir), [])
+            raise ScenarioError(f"{source}: a scenario must be a table (mapping); got {reprlib.repr(data)}")
+        base = Path.cwd() if base_dir is None else Path(base_dir)
+        root = Path(base if allowed_root is None else allowed_root).resolve()
+        layers = _extends_chain(data, source, None, base, [], root)
         default_name = "unnamed" if source == "<dict>" else Path(source).stem
         return _build(*_merge_layers(layers), source=source, default_name=default_name)
 
@@ -842,13 +850,17 @@ class Scenario:
         return out
 
 
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+def load_scenario(path: str | os.PathLike[str], *, allowed_root: str | os.PathLike[str] | None = None) -> Scenario:
     """Read, merge (``extends``) and validate a scenario file.
 
     Parameters
     ----------
     path : str or path-like
         A TOML scenario file.
+    allowed_root : str or path-like, optional
+        Directory that every parent file of the ``extends`` chain must be inside, after
+        resolving symlinks; default the directory of `path`. A parent outside it is an
+        error, so a scenario file cannot read files elsewhere (``/etc/...``, ``../..``).
 
     Returns
     -------
@@ -862,7 +874,8 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """
     path = Path(path)
     data, text = _read_toml(path)
-    layers = _extends_chain(data, str(path), text, path.parent, [(path.resolve(), str(path))])
+    root = Path(path.parent if allowed_root is None else allowed_root).resolve()
+    layers = _extends_chain(data, str(path), text, path.parent, [(path.resolve(), str(path))], root)
     return _build(*_merge_layers(layers), source=str(path), default_name=path.stem)
 
 
@@ -941,17 +954,47 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError(f"{path}: scenario file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL character in the path
         raise ScenarioError(f"{path}: cannot read scenario file: {exc}") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
+    except ValueError:  # tomllib's int() of a literal over sys.get_int_max_str_digits() digits
+        raise ScenarioError(f"{path}: invalid TOML: an integer literal is too long "
+                            f"(TOML integers are 64-bit: {_INT64[0]}..{_INT64[1]})") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: invalid TOML: arrays or inline tables are nested too deeply "
+                            f"(a scenario needs at most {_MAX_DEPTH} levels)") from None
+
+
+def _check_plain(data: Mapping[str, Any], label: str) -> None:
+    """Refuse data nested deeper than _MAX_DEPTH (or cyclic) and integers outside 64 bits.
+
+    Iterative, so that neither this walk nor the recursive merge after it can overflow the stack.
+    """
+    stack: list[tuple[tuple[str, ...], Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        where = ".".join(path) or "scenario"
+        if isinstance(value, (Mapping, list, tuple)):
+            if len(path) >= _MAX_DEPTH:
+                raise ScenarioError(f"{label}: {'.'.join(path[:_MAX_DEPTH])} ... is nested more than "
+                                    f"{_MAX_DEPTH} levels deep; a scenario's tables and arrays nest a few levels")
+            items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            stack.extend((path + (str(key),), item) for key, item in items)
+        elif isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+            raise ScenarioError(f"{label}: {where} is an integer of {value.bit_length()} bits, outside the "
+                                f"64-bit range of TOML integers, {_INT64[0]}..{_INT64[1]}")
 
 
 def _extends_chain(data: Mapping[str, Any], label: str, text: str | None, base_dir: Path,
-                   seen: list[tuple[Path, str]]) -> list[_Layer]:
-    """Return the layers of ``data`` and its ``extends`` ancestors, root first."""
+                   seen: list[tuple[Path, str]], root: Path) -> list[_Layer]:
+    """Return the layers of ``data`` and its ``extends`` ancestors, root first.
+
+    Every parent must resolve (symlinks followed) to a file inside the directory ``root``.
+    """
+    _check_plain(data, label)
     own = {key: value for key, value in data.items() if key != "extends"}
     if "extends" not in data:
         return [(label, own, text)]
@@ -960,13 +1003,23 @@ def _extends_chain(data: Mapping[str, Any], label: str, text: str | None, base_d
         raise ScenarioError(f"{label}: extends must be the path of a parent scenario file, "
                             f"relative to this file; got {parent!r}")
     path = Path(os.path.normpath(base_dir / parent))
-    if path.resolve() in [resolved for resolved, _ in seen]:
+    try:
+        resolved = path.resolve()
+        is_file, exists = path.is_file(), path.exists()
+    except (OSError, ValueError, RuntimeError) as exc:  # too long, NUL character, symlink loop ...
+        raise ScenarioError(f"{label}: extends = {parent!r}: cannot use this path: {exc}") from None
+    if not resolved.is_relative_to(root):
+        raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} (resolved: {resolved}) is outside "
+                            f"{root}; a parent scenario must be inside the directory of the scenario file loaded "
+                            f"(or the allowed_root given)")
+    if resolved in [done for done, _ in seen]:
         chain = " -> ".join([shown for _, shown in seen] + [str(path)])
         raise ScenarioError(f"{label}: extends cycle: {chain}")
-    if not path.is_file():
-        raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} not found")
+    if not is_file:
+        problem = "is not a file" if exists else "not found"
+        raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} {problem}")
     parent_data, parent_text = _read_toml(path)
-    chain = _extends_chain(parent_data, str(path), parent_text, path.parent, seen + [(path.resolve(), str(path))])
+    chain = _extends_chain(parent_data, str(path), parent_text, path.parent, seen + [(resolved, str(path))], root)
     return chain + [(label, own, text)]
 
 

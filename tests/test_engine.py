@@ -262,3 +262,19 @@ def test_every_shipped_scenario_runs_and_conserves_loss(path):
     assert (ds.count_by_state.sum("state") == loans.n_loans).all()
     s = stresslab.summary(ds)
     assert np.isfinite(s.expected_loss).all()
+
+
+def test_runs_beyond_the_machine_are_refused_up_front(monkeypatch):
+    import stresslab.budget as budget
+
+    loans = book(10)
+    monkeypatch.setattr(budget, "available_memory", lambda: 50e6)
+    with pytest.raises(stresslab.StresslabError, match=r"needs about .* GiB .* paths fit"):
+        stresslab.simulate(loans, scenario(12), n_paths=200_000, seed=1)
+    monkeypatch.setattr(budget, "available_memory", lambda: 1e12)
+    monkeypatch.setattr(budget, "_STEPS_PER_SECOND_PER_THREAD", 1e-3)
+    with pytest.raises(stresslab.StresslabError, match=r"would take about .* days"):
+        stresslab.simulate(loans, scenario(12), n_paths=100_000, seed=1)
+    monkeypatch.setattr(budget, "_STEPS_PER_SECOND_PER_THREAD", 1.0)
+    with pytest.warns(stresslab.StresslabWarning, match="hours"):
+        stresslab.simulate(loans, scenario(12), n_paths=1_000, seed=1)

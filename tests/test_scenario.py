@@ -329,7 +329,9 @@ def test_extends_chain_and_name_defaults_to_child_stem(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     write(tmp_path, "sub/b.toml", 'extends = "../a.toml"\n[recovery]\nlag_months = 2\n')
     c = write(tmp_path, "sub/c.toml", 'extends = "b.toml"\n[recovery]\nunsecured_mean = 0.5\n')
-    s = load_scenario(c)
+    with pytest.raises(ScenarioError, match="outside"):  # a parent above the file's directory needs permission
+        load_scenario(c)
+    s = load_scenario(c, allowed_root=tmp_path)
     assert s.name == "c"
     assert (s.recovery.cost, s.recovery.lag_months, s.recovery.unsecured_mean) == (0.2, 2, 0.5)
     assert s.text.count("# --- file: ") == 3

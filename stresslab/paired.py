@@ -1,0 +1,536 @@
+"""Paired comparison of scenarios run on common random numbers (MODEL.md §7-8).
+
+:func:`stresslab.compare.compare` and :func:`stresslab.compare.sweep` run several scenarios
+with one seed, so path p of every scenario shares its random draws. The difference of a
+metric between two scenarios is then estimated path by path, which removes most of the
+Monte Carlo noise that two independent runs would carry. :func:`compare_summary` reduces
+such a Dataset over ``path`` into metric values per scenario and paired differences
+against a baseline scenario, with standard errors and confidence intervals;
+:func:`format_comparison` prints it. docs/compare.md states the formulas.
+
+Estimators are those of :mod:`stresslab.results` (weighted, plain not self-normalised):
+:func:`~stresslab.results.mean_ci` and :func:`~stresslab.results.var_es` are reused, and
+so are its private helpers ``_dpd_ratio`` (DPD30+ ratio by balance), ``_validate`` (checks
+of a run), ``_check_level``, ``_check_weights``, ``_z`` and ``_TAIL_TOL``;
+:func:`stresslab.loss_sharing.validate_layers` checks each scenario's layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from stresslab import loss_sharing
+from stresslab.errors import StresslabError
+from stresslab.results import (
+    _TAIL_TOL,
+    _check_level,
+    _check_weights,
+    _dpd_ratio,
+    _money,
+    _validate,
+    _z,
+    mean_ci,
+    var_es,
+)
+
+__all__ = ["compare_summary", "format_comparison"]
+
+BOUNDS = ("low", "high")
+_BASE_VARS = ("loss_gross", "loss_net", "balance_by_state", "count_by_state", "subsidy_cost", "weight")
+_LAYER_VARS = ("layer_paid", "layer_capacity_left", "layer_fee", "layer_failed")
+# Paths x replicates handled per block of the bootstrap (bounds the working memory: a few
+# float64 arrays of this many elements, about 32 MB each).
+_BLOCK_ELEMENTS = 4_000_000
+
+
+# ----------------------------------------------------------------------------- metrics
+def _metric_table(levels: tuple[float, ...], layers: list[str]) -> list[dict]:
+    """The metrics in display order: label, long name, units, method, level, layer."""
+
+    def m(label: str, long_name: str, units: str, method: str, level: float = np.nan, layer: str = "") -> dict:
+        return dict(label=label, long_name=long_name, units=units, method=method, level=level, layer=layer)
+
+    rows = [
+        m("expected_gross_loss", "expected gross loss over the horizon", "CNY", "mean"),
+        m("expected_retained_loss", "expected lender retained loss (loss_net) over the horizon", "CNY", "mean"),
+    ]
+    for a in levels:
+        rows.append(m(f"var_{100 * a:g}", f"VaR {100 * a:g}% of the gross loss over the horizon", "CNY", "bootstrap", a))
+        rows.append(m(f"es_{100 * a:g}", f"ES {100 * a:g}% of the gross loss over the horizon", "CNY", "bootstrap", a))
+    rows += [
+        m("peak_dpd30_ratio", "peak over months of the mean DPD30+ ratio by balance", "1", "bootstrap"),
+        m("expected_defaults", "expected number of loans in default (state D) at the last month", "loans", "mean"),
+    ]
+    for name in layers:
+        rows.append(m(f"exhaustion_probability:{name}",
+                      f"probability that layer {name} is exhausted by the horizon end", "1", "mean", layer=name))
+        rows.append(m(f"expected_payout:{name}", f"expected payout of layer {name} over the horizon", "CNY", "mean", layer=name))
+    rows += [
+        m("expected_subsidy_cost", "expected interest subsidy cost over the horizon", "CNY", "mean"),
+        m("expected_enhancement_cost", "expected fund/insurer cost: payouts of all layers over the horizon", "CNY", "mean"),
+    ]
+    return rows
+
+
+def _values(ds: xr.Dataset, name: str, dims: tuple[str, ...]) -> np.ndarray:
+    return np.asarray(ds[name].transpose(*dims).values, dtype=np.float64)
+
+
+def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str]) -> np.ndarray:
+    """Per-path samples (metric, path) of the mean-type metrics, in :func:`_metric_table` order."""
+    pm = ("path", "month")
+    rows = [_values(run, "loss_gross", pm).sum(axis=1), _values(run, "loss_net", pm).sum(axis=1)]
+    counts = run["count_by_state"].sel(state="D").transpose(*pm).values
+    rows.append(np.asarray(counts[:, -1], dtype=np.float64))
+    n = rows[0].size
+    cost = np.zeros(n)
+    if layers:
+        left = _values(run, "layer_capacity_left", ("path", "month", "layer"))
+        paid = _values(run, "layer_paid", ("path", "month", "layer")).sum(axis=1)  # (path, layer)
+        for j in range(len(layers)):
+            if present[j]:
+                rows += [(left[:, :, j] <= 0.0).any(axis=1).astype(np.float64), paid[:, j]]
+                cost += paid[:, j]
+            else:
+                rows += [np.full(n, np.nan), np.full(n, np.nan)]
+    rows += [_values(run, "subsidy_cost", pm).sum(axis=1), cost]
+    return np.array(rows)
+
+
+# ----------------------------------------------------------------------------- bootstrap
+def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) multiplicities of the paths in each bootstrap replicate.
+
+    Replicate r draws n path indices uniformly with replacement (``rng.integers``, one call
+    per replicate, so the draws do not depend on the block size) and counts them.
+    """
+    rng = np.random.default_rng(seed)
+    counts = np.empty((n_boot, n), dtype=np.uint8 if n < 255 else np.uint16 if n < 65_535 else np.uint32)
+    for r in range(n_boot):
+        counts[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    return counts
+
+
+def _tail_replicates(
+    x: np.ndarray, w: np.ndarray, counts: np.ndarray, levels: tuple[float, ...]
+) -> np.ndarray:
+    """(n_boot, 2 * n_levels) VaR and ES (interleaved per level) of each bootstrap replicate.
+
+    A replicate with multiplicities c_i holds path i c_i times, with weight w_i each, so its
+    tail probability estimate is T*(v) = (1/n) sum_i c_i w_i 1{x_i > v}. With the paths
+    sorted once by loss, VaR* is the smallest sorted value whose suffix weight (after it) is
+    <= n (1 - a) (the rule of :func:`stresslab.results.weighted_quantile`), and
+    ES* = VaR* + sum_{i at or after VaR*} c_i w_i (x_i - VaR*) / (n (1 - a)); both from suffix
+    sums of c w and c w x over the sorted paths: no sorting per replicate.
+
+    Only the top ``m`` sorted paths enter the sums: ``m`` holds about twice the weight of the
+    widest tail plus a margin, and a block of replicates in which the slice does not hold
+    more than that tail weight (so that the VaR might lie below it) is redone on all paths.
+    The suffix sums run from the largest loss down, so the slice gives the same numbers as
+    the full arrays.
+    """
+    n, n_boot = x.size, counts.shape[0]
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order]
+    widest = n * (1.0 - min(levels) + _TAIL_TOL)
+    suffix = np.cumsum(ws[::-1])  # weight of the top 1, 2, ... paths
+    need = 2.0 * widest + 10.0 * np.sqrt(widest) + 10.0 * float(ws.max())
+    m = min(n, int(np.count_nonzero(suffix < need)) + 64)
+    out = np.empty((n_boot, 2 * len(levels)))
+    block = max(1, _BLOCK_ELEMENTS // m)
+    for start in range(0, n_boot, block):
+        stop = min(start + block, n_boot)
+        done = _tail_block(counts[start:stop], order[n - m:], xs[n - m:], ws[n - m:], n, levels, widest, check=m < n)
+        out[start:stop] = done if done is not None else _tail_block(counts[start:stop], order, xs, ws, n, levels, widest, check=False)
+    return out
+
+
+def _tail_block(
+    counts: np.ndarray, order: np.ndarray, xs: np.ndarray, ws: np.ndarray, n: int,
+    levels: tuple[float, ...], widest: float, check: bool,
+) -> np.ndarray | None:
+    """VaR and ES of replicates on the top sorted paths ``order``; None if ``check`` fails."""
+    cw = counts[:, order] * ws  # (b, m) float64
+    incl = np.cumsum(cw[:, ::-1], axis=1)[:, ::-1]  # weight at or after each sorted position
+    if check and not np.all(incl[:, 0] > widest):
+        return None
+    incl_x = np.cumsum((cw * xs)[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(cw.shape[0])
+    out = np.empty((cw.shape[0], 2 * len(levels)))
+    for j, a in enumerate(levels):
+        k = np.count_nonzero(incl[:, 1:] > n * (1.0 - a + _TAIL_TOL), axis=1)  # incl[:, 1:]: weight after
+        var = xs[k]
+        out[:, 2 * j] = var
+        out[:, 2 * j + 1] = var + (incl_x[rows, k] - var * incl[rows, k]) / (n * (1.0 - a))
+    return out
+
+
+def _peak_dpd(ratio: np.ndarray, w: np.ndarray) -> tuple[float, int]:
+    """Peak over months of the weighted mean DPD30+ ratio, and the index of its month."""
+    mean = w @ ratio / w.size
+    t = int(np.argmax(mean))
+    return float(mean[t]), t
+
+
+def _peak_replicates(ratio: np.ndarray, w: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(n_boot,) peak DPD30+ ratio of each replicate: max_t (1/n) sum_i c_i w_i r_it."""
+    n, n_boot = w.size, counts.shape[0]
+    wr = w[:, None] * ratio
+    out = np.empty(n_boot)
+    block = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, n_boot, block):
+        stop = min(start + block, n_boot)
+        out[start:stop] = (counts[start:stop].astype(np.float64) @ wr / n).max(axis=1)
+    return out
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_input(ds: xr.Dataset, baseline: str | None, levels: tuple[float, ...], ci: float, n_boot: int) -> tuple[list[str], int]:
+    if "scenario" not in ds.dims:
+        raise StresslabError(
+            "compare_summary needs a Dataset with a scenario dimension (from stresslab.compare or "
+            "xr.concat of runs along 'scenario'); summarise a single run with stresslab.summary"
+        )
+    labels = [str(v) for v in ds["scenario"].values.tolist()]
+    repeated = sorted({v for v in labels if labels.count(v) > 1})
+    if repeated:
+        raise StresslabError(f"scenario labels must be unique; repeated: {repeated}")
+    if baseline is None:
+        base = 0
+    elif str(baseline) in labels:
+        base = labels.index(str(baseline))
+    else:
+        raise StresslabError(f"baseline {baseline!r} is not a scenario of the comparison; scenarios: {labels}")
+    missing = [name for name in _BASE_VARS if name not in ds.data_vars]
+    if missing:
+        raise StresslabError(f"comparison lacks the variable(s) {', '.join(missing)}; compare_summary needs {', '.join(_BASE_VARS)}")
+    if "D" not in ds["state"].values:
+        raise StresslabError("comparison lacks the state D on the state dimension (needed for expected defaults)")
+    if not levels:
+        raise StresslabError("levels must name at least one confidence level")
+    for a in levels:
+        _check_level(a, "each of levels")
+    _check_level(ci, "ci")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise StresslabError(f"n_boot must be an integer >= 2; got {n_boot!r}")
+    if not np.all(np.isfinite(ds["subsidy_cost"].values)):
+        raise StresslabError("comparison variable subsidy_cost holds NaN or infinite values")
+    w = ds["weight"]
+    if "scenario" in w.dims:
+        wv = np.asarray(w.transpose("scenario", "path").values, dtype=np.float64)
+        for i in range(wv.shape[0]):
+            _check_weights(wv[i])
+            differ = wv[i] != wv[base]
+            if np.any(differ):
+                p = int(np.flatnonzero(differ)[0])
+                raise StresslabError(
+                    f"path weights of scenario {labels[i]!r} differ from those of the baseline {labels[base]!r} "
+                    f"in {np.count_nonzero(differ)} paths (first: path {ds['path'].values[p]}, {wv[i, p]!r} vs "
+                    f"{wv[base, p]!r}); paired differences need the same measure: run the scenarios with the "
+                    "same importance-sampling weights (or none)"
+                )
+    return labels, base
+
+
+def _present_layers(run: xr.Dataset, label: str, layers: list[str]) -> np.ndarray:
+    """Which layers the scenario has: all-NaN layer variables mean 'no such layer'."""
+    if not layers:
+        return np.zeros(0, dtype=bool)
+    missing = [name for name in _LAYER_VARS if name not in run.data_vars]
+    if missing:
+        raise StresslabError(f"comparison has a layer dimension but lacks the variable(s) {', '.join(missing)}")
+    present = np.zeros(len(layers), dtype=bool)
+    for j, layer in enumerate(layers):
+        nan = [np.isnan(np.asarray(run[name].sel(layer=layer).values, dtype=np.float64)) for name in _LAYER_VARS]
+        if all(v.all() for v in nan):
+            continue
+        if any(v.any() for v in nan):
+            raise StresslabError(
+                f"scenario {label!r}: layer {layer!r} has NaN in some paths or months but not all "
+                "(NaN everywhere means the scenario has no such layer)"
+            )
+        present[j] = True
+    return present
+
+
+# ----------------------------------------------------------------------------- summary
+def compare_summary(
+    ds: xr.Dataset,
+    *,
+    baseline: str | None = None,
+    levels: Sequence[float] = (0.99, 0.999),
+    ci: float = 0.95,
+    n_boot: int = 400,
+    boot_seed: int = 0,
+) -> xr.Dataset:
+    """Metrics per scenario and paired differences against a baseline scenario.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Runs stacked along a ``scenario`` dimension (:func:`stresslab.compare.compare`,
+        :func:`stresslab.compare.sweep`, or ``xr.concat`` of runs of one seed): the
+        variables of :func:`stresslab.simulate` with a leading ``scenario`` dim. Layer
+        variables span the union of layers, all-NaN where a scenario has no such layer.
+        ``weight`` must be the same in every scenario.
+    baseline : str, optional
+        Label of the baseline scenario; default the first.
+    levels : sequence of float, default (0.99, 0.999)
+        Levels of VaR and ES of the gross horizon loss, each in (0, 1).
+    ci : float, default 0.95
+        Coverage of the confidence intervals of the differences.
+    n_boot : int, default 400
+        Bootstrap replicates for the VaR, ES and peak DPD30+ differences (>= 2).
+    boot_seed : int, default 0
+        Seed of the bootstrap: the same seed gives the same intervals.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``scenario``, ``metric`` (string labels, below) and ``bound`` ("low", "high").
+        Variables:
+
+        - ``value(scenario, metric)``: the metric's estimate in each scenario;
+        - ``value_se(scenario, metric)``: its standard error (sd(w x)/sqrt(n) for means,
+          the bootstrap sd for the others);
+        - ``difference(scenario, metric)``: value minus the baseline's value (paired);
+        - ``difference_se(scenario, metric)``: its standard error, exact for means
+          (sd(w (x_s - x_base)) / sqrt(n)), the paired-bootstrap sd otherwise;
+        - ``difference_ci(scenario, metric, bound)``: normal interval for means, bootstrap
+          percentile interval for the others;
+        - ``independent_se(scenario, metric)``: the standard error two independent runs
+          would have had, sqrt(value_se_s^2 + value_se_base^2);
+        - ``crn_se_ratio(scenario, metric)``: difference_se / independent_se, the gain of
+          common random numbers (variance reduced 1 / ratio^2 times);
+        - ``peak_dpd30_month(scenario)``: the month of the peak DPD30+ ratio;
+        - scalars ``n_paths`` and ``effective_sample_size``.
+
+        The baseline's row has difference 0, interval [0, 0], se 0 and NaN
+        independent_se and crn_se_ratio. Metric labels: ``expected_gross_loss``,
+        ``expected_retained_loss``, ``var_<100a>`` and ``es_<100a>`` per level (``var_99``,
+        ``es_99.9``), ``peak_dpd30_ratio``, ``expected_defaults``, per layer
+        ``exhaustion_probability:<layer>`` and ``expected_payout:<layer>`` (NaN in a scenario
+        without that layer, and so are the differences involving it),
+        ``expected_subsidy_cost``, ``expected_enhancement_cost`` (payouts of all layers;
+        0 without layers). Coordinates along ``metric``: ``metric_long_name``,
+        ``metric_units`` ("CNY", "1" for probabilities and ratios, "loans"),
+        ``metric_method`` ("mean" or "bootstrap"), ``metric_level`` (NaN but for VaR/ES),
+        ``metric_layer`` ("" but for layer metrics). Coordinates of ``ds`` along
+        ``scenario`` only (``sweep_value``) are kept, and so is ``scenario_config``.
+        Attrs: those of ``ds``, plus ``baseline``, ``ci``, ``levels``, ``n_boot``,
+        ``boot_seed``.
+
+    Raises
+    ------
+    StresslabError
+        If there is no ``scenario`` dim, labels repeat, the baseline is unknown, variables
+        are missing or malformed (each scenario is checked like a run for
+        :func:`stresslab.summary`), weights differ between scenarios, or a level, ``ci``
+        or ``n_boot`` is invalid.
+
+    Notes
+    -----
+    The paired bootstrap draws n path indices with replacement per replicate and uses the
+    same indices in every scenario; each replicate recomputes the metric of every scenario
+    with the weights of the drawn paths (the estimators of :mod:`stresslab.results`), and
+    the difference's interval is the ((1 - ci)/2, (1 + ci)/2) percentiles of the replicate
+    differences. Losses are sorted once per scenario; a replicate is then O(n).
+    """
+    levels = tuple(float(a) for a in levels)
+    labels, base = _check_input(ds, baseline, levels, ci, n_boot)
+    layers = [str(v) for v in ds["layer"].values.tolist()] if "layer" in ds.dims else []
+    table = _metric_table(levels, layers)
+    mean_rows = [j for j, m in enumerate(table) if m["method"] == "mean"]
+    boot_rows = [j for j, m in enumerate(table) if m["method"] == "bootstrap"]
+    n_s, n_m = len(labels), len(table)
+    z = _z(ci)
+
+    value, value_se = np.full((n_s, n_m), np.nan), np.full((n_s, n_m), np.nan)
+    diff, diff_se = np.full((n_s, n_m), np.nan), np.full((n_s, n_m), np.nan)
+    diff_ci = np.full((n_s, n_m, 2), np.nan)
+    peak_month = np.empty(n_s)
+    boot = None  # (scenario, n_boot, bootstrap metric)
+
+    def run_of(i: int) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
+        run = ds.isel(scenario=i)
+        present = _present_layers(run, labels[i], layers)
+        try:
+            _validate(run, levels)
+            if present.any():
+                loss_sharing.validate_layers(run.isel(layer=np.flatnonzero(present)))
+        except StresslabError as exc:
+            raise StresslabError(f"scenario {labels[i]!r}: {exc}") from exc
+        return run, present, np.asarray(run["weight"].values, dtype=np.float64)
+
+    run, present, w = run_of(base)
+    n = w.size
+    counts = _resample_counts(n, n_boot, boot_seed)
+    base_samples = _mean_samples(run, present, layers)
+    base_ratio = _dpd_ratio(run, "balance_by_state")
+    month = ds["month"].values
+    for i in range(n_s):
+        if i != base:
+            run, present, w = run_of(i)
+            samples = _mean_samples(run, present, layers)
+            ratio = _dpd_ratio(run, "balance_by_state")
+        else:
+            samples, ratio = base_samples, base_ratio
+        # means: exact paired standard errors
+        for k, j in enumerate(mean_rows):
+            x = samples[k]
+            if np.isnan(x).any():
+                continue
+            value[i, j] = mean_ci(x, w, ci)[0]
+            value_se[i, j] = float(np.std(w * x, ddof=1)) / np.sqrt(n)
+            d = x - base_samples[k]
+            if np.isnan(d).any():
+                continue
+            diff[i, j], diff_ci[i, j, 0], diff_ci[i, j, 1] = mean_ci(d, w, ci)
+            diff_se[i, j] = float(np.std(w * d, ddof=1)) / np.sqrt(n)
+        # tail metrics and peak DPD30+: point estimates, then the bootstrap replicates
+        gross = samples[0]
+        for k, a in enumerate(levels):
+            value[i, boot_rows[2 * k]], value[i, boot_rows[2 * k + 1]] = var_es(gross, w, a)
+        value[i, boot_rows[-1]], t = _peak_dpd(ratio, w)
+        peak_month[i] = month[t]
+        reps = np.column_stack([_tail_replicates(gross, w, counts, levels), _peak_replicates(ratio, w, counts)])
+        if boot is None:
+            boot = np.empty((n_s,) + reps.shape)
+        boot[i] = reps
+        value_se[i, boot_rows] = np.std(reps, axis=0, ddof=1)
+
+    lo, hi = (1.0 - ci) / 2.0, (1.0 + ci) / 2.0
+    for i in range(n_s):
+        d_reps = boot[i] - boot[base]
+        diff[i, boot_rows] = value[i, boot_rows] - value[base, boot_rows]
+        diff_se[i, boot_rows] = np.std(d_reps, axis=0, ddof=1)
+        diff_ci[i, boot_rows] = np.quantile(d_reps, [lo, hi], axis=0).T
+    # the baseline against itself: exactly 0
+    known = np.isfinite(value[base])
+    diff[base, known], diff_se[base, known], diff_ci[base, known] = 0.0, 0.0, 0.0
+    independent = np.sqrt(value_se**2 + value_se[base] ** 2)
+    independent[base] = np.nan
+    ratio_se = np.divide(diff_se, independent, out=np.full_like(diff_se, np.nan), where=independent > 0)
+    ratio_se[~np.isfinite(independent)] = np.nan
+
+    pct = f"{100 * ci:g}%"
+    w = np.asarray(ds["weight"].isel(scenario=base).values if "scenario" in ds["weight"].dims else ds["weight"].values,
+                   dtype=np.float64)
+    sm, smb = ("scenario", "metric"), ("scenario", "metric", "bound")
+    data = {
+        "value": (sm, value, {"long_name": "metric estimate (units: metric_units)"}),
+        "value_se": (sm, value_se, {"long_name": "standard error of the estimate (means: sd(w x)/sqrt(n); else bootstrap sd)"}),
+        "difference": (sm, diff, {"long_name": f"paired difference from the baseline {labels[base]!r}"}),
+        "difference_se": (sm, diff_se, {"long_name": "standard error of the paired difference (means: exact; else paired bootstrap)"}),
+        "difference_ci": (smb, diff_ci, {"long_name": f"{pct} confidence interval of the paired difference"}),
+        "independent_se": (sm, independent, {"long_name": "standard error the difference would have from two independent runs"}),
+        "crn_se_ratio": (sm, ratio_se, {
+            "long_name": "difference_se / independent_se: gain of common random numbers (variance / ratio^2)", "units": "1"}),
+        "peak_dpd30_month": (("scenario",), peak_month.astype(np.int64), {"long_name": "month of the peak mean DPD30+ ratio"}),
+        "n_paths": ((), np.int64(n), {"long_name": "number of simulated paths"}),
+        "effective_sample_size": ((), float(w.sum() ** 2 / (w @ w)), {"long_name": "effective sample size (sum w)^2 / sum w^2"}),
+    }
+    coords = {
+        "scenario": ("scenario", np.array(labels, dtype=object), dict(ds["scenario"].attrs)),
+        "metric": ("metric", np.array([m["label"] for m in table], dtype=object)),
+        "metric_long_name": ("metric", np.array([m["long_name"] for m in table], dtype=object)),
+        "metric_units": ("metric", np.array([m["units"] for m in table], dtype=object)),
+        "metric_method": ("metric", np.array([m["method"] for m in table], dtype=object)),
+        "metric_level": ("metric", np.array([m["level"] for m in table], dtype=np.float64)),
+        "metric_layer": ("metric", np.array([m["layer"] for m in table], dtype=object)),
+        "bound": ("bound", list(BOUNDS), {"long_name": f"bound of the {pct} confidence interval"}),
+    }
+    for name, var in ds.variables.items():
+        if var.dims == ("scenario",) and name != "scenario":
+            coords[name] = ("scenario", var.values, dict(var.attrs))
+    attrs = {**ds.attrs, "baseline": labels[base], "ci": ci, "levels": np.array(levels), "n_boot": int(n_boot),
+             "boot_seed": int(boot_seed)}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+# ----------------------------------------------------------------------------- terminal
+def _fmt(v: float, units: str, signed: bool = False, unit: bool = True) -> str:
+    """A value (or, signed, a difference) in its units: CNY, % (differences in points), loans."""
+    if not np.isfinite(v):
+        return "-" if np.isnan(v) else str(v)
+    sign = "+" if signed else ""
+    if units == "1":
+        return f"{100 * v:{sign}.2f}" + ((" pp" if signed else "%") if unit else "")
+    if units == "CNY":
+        return f"{v:{sign},.0f}"
+    return f"{v:{sign},.1f}"
+
+
+def format_comparison(s: xr.Dataset) -> str:
+    """Plain-text tables of a :func:`compare_summary` for the terminal.
+
+    Parameters
+    ----------
+    s : xarray.Dataset
+        The output of :func:`compare_summary`.
+
+    Returns
+    -------
+    str
+        A header (baseline, paths, confidence level, bootstrap replicates), then one block
+        per metric: a row per scenario with, when ``s`` has a numeric ``sweep_value``
+        coordinate, that value first, then the scenario, the value and the difference from
+        the baseline with its confidence interval in brackets. CNY amounts have thousands
+        separators; probabilities and ratios are in % (differences in percentage points,
+        "pp"); "-" marks a metric a scenario does not have (a layer it lacks). The expected
+        gross loss block also shows the paired standard error of the difference, the one
+        two independent runs would have had, and their ratio.
+    """
+    base = str(s.attrs.get("baseline", s["scenario"].values[0]))
+    ci = float(s.attrs.get("ci", 0.95))
+    lines = [
+        f"stresslab comparison: {s.sizes['scenario']} scenarios, baseline {base}",
+        f"paths {int(s['n_paths']):,} on common random numbers   {100 * ci:g}% confidence intervals in brackets "
+        f"(means: exact paired se; VaR, ES, peak DPD30+: paired bootstrap, {s.attrs.get('n_boot', '?')} replicates)",
+    ]
+    sweep = "sweep_value" in s.coords and np.issubdtype(s["sweep_value"].dtype, np.number)
+    sweep_head = str(s.attrs.get("sweep_key", "sweep_value"))
+    labels = [str(v) for v in s["scenario"].values.tolist()]
+    for metric in s["metric"].values.tolist():
+        at = s.sel(metric=metric)
+        units = str(at["metric_units"].values)
+        header = ([sweep_head] if sweep else []) + ["scenario", "value", "difference vs baseline [CI]"]
+        rows = []
+        for i, label in enumerate(labels):
+            row = at.isel(scenario=i)
+            if label == base:
+                change = "(baseline)"
+            elif np.isnan(float(row["difference"])):
+                change = "-"
+            else:
+                low, high = row["difference_ci"].sel(bound=list(BOUNDS)).values
+                change = (f"{_fmt(float(row['difference']), units, True)} "
+                          f"[{_fmt(low, units, True, False)}, {_fmt(high, units, True, False)}]")
+            cells = [f"{float(s['sweep_value'].values[i]):,.10g}"] if sweep else []
+            shown = _fmt(float(row["value"]), units)
+            if metric == "peak_dpd30_ratio" and "peak_dpd30_month" in s and np.isfinite(float(row["value"])):
+                shown += f" (month {int(s['peak_dpd30_month'].values[i])})"
+            rows.append(cells + [label, shown, change])
+        widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+        first = 1 if sweep else 0  # the scenario column is left-aligned, the others right-aligned
+
+        def line(r: list[str]) -> str:
+            return "  " + "   ".join(f"{c:<{wd}}" if k == first else f"{c:>{wd}}" for k, (c, wd) in enumerate(zip(r, widths)))
+
+        unit_text = {"CNY": "CNY", "1": "%", "loans": "loans"}.get(units, units)
+        lines += ["", f"{at['metric_long_name'].values} ({metric}), {unit_text}"]
+        lines += [line(r) for r in [header, *rows]]
+        if metric == "expected_gross_loss" and len(labels) > 1:
+            lines.append("  standard error of the difference: paired (common random numbers) vs two independent runs")
+            for i, label in enumerate(labels):
+                if label == base:
+                    continue
+                row = at.isel(scenario=i)
+                ratio = float(row["crn_se_ratio"])
+                gain = f"variance reduced {1 / ratio**2:,.1f}x" if np.isfinite(ratio) and ratio > 0 else "-"
+                lines.append(f"    {label}: {_money(float(row['difference_se']))} vs {_money(float(row['independent_se']))}"
+                             f" (ratio {ratio:.3f}, {gain})")
+    return "\n".join(lines)
