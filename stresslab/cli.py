@@ -1,4 +1,4 @@
-"""Command-line interface: ``stresslab run | compare | sweep | synth | validate``. A thin wrapper of the API."""
+"""Command-line interface: ``stresslab run | compare | sweep | show | synth | validate``. A thin wrapper of the API."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from pathlib import Path
 
 import xarray as xr
 
-from stresslab import plots
 from stresslab.compare import compare, sweep
 from stresslab.engine import simulate
 from stresslab.errors import StresslabError
 from stresslab.paired import compare_summary, format_comparison
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
-from stresslab.results import format_summary, save_results, summary
+from stresslab.results import format_summary, load_results, save_results, summary
 from stresslab.scenario import load_scenario
 
 __all__ = ["main"]
@@ -83,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--levels", type=_levels, default=(0.99, 0.999), help="VaR/ES levels [0.99,0.999]")
     swp.add_argument("--plot", type=Path, help="save the response curve (expected loss and VaR) to this PNG")
     swp.set_defaults(func=_sweep)
+
+    show = sub.add_parser("show", help="print the summary table of a result file")
+    show.add_argument("result", type=Path, help="netCDF file written by run, compare or sweep")
+    show.add_argument("--levels", type=_levels, help="VaR/ES levels")
+    show.set_defaults(func=_show)
 
     synth = sub.add_parser("synth", help="write a synthetic micro-loan book")
     synth.add_argument("n_loans", type=_positive_int, metavar="N")
@@ -157,10 +161,20 @@ def _sweep(args: argparse.Namespace) -> int:
     result = compare_summary(ds, levels=args.levels)
     print(format_comparison(result))
     if args.plot is not None:
-        figure = plots.sweep_curve(result)
-        save_figure(figure, args.plot)
+        from stresslab import plots  # matplotlib only when a plot is asked for
+
+        plots.save_figure(plots.sweep_curve(ds), args.plot)
         print(f"\nresponse curve written to {args.plot}")
     _write(ds, args.out)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    ds = load_results(args.result)
+    if "scenario" in ds.dims:
+        print(format_comparison(compare_summary(ds, **({"levels": args.levels} if args.levels else {}))))
+    else:
+        print(format_summary(summary(ds, **({"levels": args.levels} if args.levels else {}))))
     return 0
 
 

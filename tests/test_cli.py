@@ -83,3 +83,47 @@ def test_results_do_not_depend_on_threads_from_cli(tmp_path):
     assert main([*base, "--out", str(b), "--threads", "2"]) == 0
     ra, rb = stresslab.load_results(a), stresslab.load_results(b)
     assert all(np.array_equal(ra[v].values, rb[v].values) for v in ra.data_vars)
+
+
+def test_compare_prints_paired_differences(tmp_path, capsys):
+    subsidy = str(ROOT / "scenarios" / "interest_subsidy.toml")
+    out = tmp_path / "cmp.nc"
+    assert main(["compare", DOWNTURN, subsidy, "--synthetic", "200", "--paths", "40", "--seed", "2", "--quiet", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "services_downturn" in text and "interest_subsidy" in text and "expected_subsidy_cost" in text
+    ds = stresslab.load_results(out)
+    assert list(ds.scenario.values) == ["services_downturn", "interest_subsidy"]
+
+
+def test_sweep_prints_the_response_and_saves_the_curve(tmp_path, capsys):
+    fund = str(ROOT / "scenarios" / "compensation_fund.toml")
+    png = tmp_path / "curve.png"
+    args = ["sweep", fund, "--set", "layers.0.capacity=0,1e6,1e7", "--synthetic", "200", "--paths", "30",
+            "--seed", "2", "--quiet", "--plot", str(png)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "layers.0.capacity" in text and "1,000,000" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_bad_key_is_one_line_error(capsys):
+    args = ["sweep", DOWNTURN, "--set", "factors.ar2=0.1,0.2", "--synthetic", "50", "--paths", "5", "--seed", "1", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "ar2" in err and err.count("\n") == 1
+
+
+def test_run_with_tail_importance_sampling(capsys):
+    args = ["run", DOWNTURN, "--synthetic", "200", "--paths", "60", "--seed", "2", "--quiet", "--tail", "is"]
+    assert main(args) == 0
+    assert "effective sample size" in capsys.readouterr().out
+
+
+def test_show_prints_a_saved_result(tmp_path, capsys):
+    out = tmp_path / "run.nc"
+    assert main(["run", DOWNTURN, "--synthetic", "100", "--paths", "20", "--seed", "3", "--quiet", "--out", str(out)]) == 0
+    first = capsys.readouterr().out
+    assert main(["show", str(out)]) == 0
+    assert capsys.readouterr().out.strip() in first
+    assert main(["show", str(tmp_path / "missing.nc")]) == 2
+    assert "missing.nc" in capsys.readouterr().err
