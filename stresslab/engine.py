@@ -123,6 +123,7 @@ def simulate(
     out = run_paths(
         model, seed, n_paths, chunk_size=chunk_size, threads=threads, progress=progress, desc=scenario.name, checkpoint=store
     )
+    _check_finite(out, portfolio, scenario)
     return _dataset(out, model, portfolio, scenario, seed, n_paths)
 
 
@@ -147,6 +148,21 @@ _DESCRIPTIONS = {
 
 
 _INTERNAL = ("weight", "eta_sum", "chi2")  # weight is added with its own attributes
+
+
+def _check_finite(out: Outputs, portfolio: Portfolio, scenario: Scenario) -> None:
+    """No NaN or inf may reach a result (capacity left is inf for unlimited layers by design)."""
+    for name, value in out._asdict().items():
+        if name == "layer_capacity_left" or value.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(value)
+        if bad.any():
+            where = tuple(int(i[0]) for i in np.nonzero(bad))
+            raise StresslabError(
+                f"non-finite {name} at (path, ...) index {where} in scenario {scenario.source} on book "
+                f"{portfolio.source}: an input is out of range for the model; please report it with the book and "
+                f"scenario (digest {portfolio.digest[:12]})"
+            )
 
 
 def package_versions() -> str:

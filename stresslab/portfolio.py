@@ -292,8 +292,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise PortfolioError(f"{path}: cannot read as Parquet (truncated or corrupt?): {message}") from exc
     try:
         return table.to_pandas()
-    except (pa.ArrowException, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        # pandas reads the file's 'pandas' schema metadata (JSON) to rebuild index and dtypes
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        # to_pandas interprets the file's 'pandas' schema metadata (JSON: index, column types); bad
+        # metadata fails in many ways (KeyError, TypeError, ValueError, AttributeError ...)
         raise PortfolioError(f"{path}: cannot convert the Parquet columns to a table (corrupt 'pandas' "
                              f"metadata?): {type(exc).__name__}: {str(exc).strip()}") from exc
 
@@ -366,7 +369,7 @@ def _validate(raw: Mapping[str, ArrayLike], source: str) -> dict[str, np.ndarray
     out["borrower_type"] = check.text("borrower_type", arrays["borrower_type"], allowed=BORROWER_TYPES)
     out["industry"] = check.text("industry", arrays["industry"])
     out["region"] = check.text("region", arrays["region"])
-    out["balance"] = check.number("balance", arrays["balance"], lambda x: x > 0, "(0, inf)")
+    out["balance"] = check.number("balance", arrays["balance"], lambda x: x >= 0, "[0, inf)")
     out["annual_rate"] = check.number(
         "annual_rate", arrays["annual_rate"], lambda x: (x >= 0) & (x <= 1), "[0, 1]",
         hint=lambda x: "; rates are fractions a year: write 0.18 for 18%" if x > 1 else "",
