@@ -43,6 +43,39 @@ def draw_floor(seed: np.uint64, keys: np.ndarray, live: np.ndarray, out: np.ndar
         out[p] = acc
 
 
+def measure(n_loans: int = 20_000, n_paths: int = 2_000, numpy_paths: int = 20, seed: int = 7) -> dict[str, float]:
+    """Seconds of the engine, the RNG floor and the numpy model (scaled) on the standard book."""
+    book = stresslab.synthetic_portfolio(n_loans, seed=0)
+    scenario = stresslab.load_scenario(ROOT / "scenarios" / "baseline.toml")
+    stresslab.simulate(book.subset(np.arange(50)), scenario, n_paths=4, seed=1)  # compile
+
+    t0 = time.perf_counter()
+    ds = stresslab.simulate(book, scenario, n_paths=n_paths, seed=seed)
+    engine = time.perf_counter() - t0
+    live = ds.count_by_state.sel(state=["C", "M1", "M2", "M3"]).sum("state").values.astype(np.int64)
+    # a month's draws: loans live at the start of the month = live at the end of the previous one
+    live_start = np.concatenate([np.full((n_paths, 1), book.n_loans), live[:, :-1]], axis=1)
+
+    model = compile_model(book, scenario)
+    sink = np.empty(n_paths)
+    draw_floor(np.uint64(seed), model.loans.key, live_start[:2, :2].copy(), sink[:2])  # compile
+    t0 = time.perf_counter()
+    draw_floor(np.uint64(seed), model.loans.key, live_start, sink)
+    floor = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    simulate_numpy(model, numpy_paths, seed)
+    numpy_time = (time.perf_counter() - t0) * n_paths / numpy_paths
+    return {
+        "engine_s": engine,
+        "floor_s": floor,
+        "numpy_s": numpy_time,
+        "nominal_steps": float(book.n_loans * scenario.horizon_months * n_paths),
+        "draws": float(live_start.sum()),
+        "threads": float(numba.get_num_threads()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loans", type=int, default=20_000)
@@ -50,38 +83,15 @@ def main() -> None:
     parser.add_argument("--numpy-paths", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-
-    book = stresslab.synthetic_portfolio(args.loans, seed=0)
-    scenario = stresslab.load_scenario(ROOT / "scenarios" / "baseline.toml")
-    stresslab.simulate(book.subset(np.arange(50)), scenario, n_paths=4, seed=1)  # compile
-
-    t0 = time.perf_counter()
-    ds = stresslab.simulate(book, scenario, n_paths=args.paths, seed=args.seed)
-    engine = time.perf_counter() - t0
-    live = ds.count_by_state.sel(state=["C", "M1", "M2", "M3"]).sum("state").values.astype(np.int64)
-    # a month's draws: loans live at the start of the month = live at the end of the previous one
-    live_start = np.concatenate([np.full((args.paths, 1), book.n_loans), live[:, :-1]], axis=1)
-
-    model = compile_model(book, scenario)
-    sink = np.empty(args.paths)
-    draw_floor(np.uint64(args.seed), model.loans.key, live_start[:2, :2].copy(), sink[:2])  # compile
-    t0 = time.perf_counter()
-    draw_floor(np.uint64(args.seed), model.loans.key, live_start, sink)
-    floor = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    simulate_numpy(model, args.numpy_paths, args.seed)
-    numpy_time = (time.perf_counter() - t0) * args.paths / args.numpy_paths
-
-    nominal = book.n_loans * scenario.horizon_months * args.paths
-    draws = int(live_start.sum())
-    print(f"standard book: {book.n_loans:,} loans x {args.paths:,} paths x {scenario.horizon_months} months, "
-          f"{numba.get_num_threads()} threads")
+    m = measure(args.loans, args.paths, args.numpy_paths, args.seed)
+    nominal = m["nominal_steps"]
+    print(f"standard book: {args.loans:,} loans x {args.paths:,} paths x 36 months, {m['threads']:.0f} threads")
     print(f"{'':24}{'seconds':>10}{'loan-months/s':>16}{'x floor':>10}")
-    for name, sec in (("engine", engine), ("RNG floor", floor), ("numpy (scaled)", numpy_time)):
-        print(f"{name:24}{sec:10.3f}{nominal / sec:16.3g}{sec / floor:10.2f}")
-    print(f"live loan-months (draws): {draws:,} of {nominal:,} nominal; engine {draws / engine:.3g} draws/s")
-    print(f"engine / floor = {engine / floor:.2f} (target <= 3); numpy / engine = {numpy_time / engine:.1f} (target >= 5)")
+    for name, key in (("engine", "engine_s"), ("RNG floor", "floor_s"), ("numpy (scaled)", "numpy_s")):
+        print(f"{name:24}{m[key]:10.3f}{nominal / m[key]:16.3g}{m[key] / m['floor_s']:10.2f}")
+    print(f"live loan-months (draws): {m['draws']:,.0f} of {nominal:,.0f} nominal; engine {m['draws'] / m['engine_s']:.3g} draws/s")
+    print(f"engine / floor = {m['engine_s'] / m['floor_s']:.2f} (target <= 3); "
+          f"numpy / engine = {m['numpy_s'] / m['engine_s']:.1f} (target >= 5)")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from stresslab.errors import PortfolioError, ScenarioError, StresslabError, Stre
 from stresslab.paired import compare_summary, format_comparison
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
 from stresslab.regulatory import irb_capital, irb_reference
+from stresslab.report import write_report
 from stresslab.results import format_summary, load_results, save_results, summary
 from stresslab.scenario import Scenario, load_scenario
 
@@ -44,4 +45,5 @@ __all__ = [
     "summary",
     "sweep",
     "synthetic_portfolio",
+    "write_report",
 ]

@@ -1,4 +1,4 @@
-"""Command-line interface: ``stresslab run | compare | sweep | show | synth | validate``. A thin wrapper of the API."""
+"""Command-line interface: ``stresslab run | compare | sweep | show | report | synth | validate``. A thin wrapper of the API."""
 
 from __future__ import annotations
 
@@ -88,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--levels", type=_levels, help="VaR/ES levels")
     show.set_defaults(func=_show)
 
+    report = sub.add_parser("report", help="write a self-contained HTML report of a result file")
+    report.add_argument("result", type=Path, help="netCDF file written by run")
+    report.add_argument("--out", type=Path, required=True, help="output .html file")
+    report.add_argument("--portfolio", type=Path, help="the run's book (adds the book tables and the IRB reference)")
+    report.add_argument("--levels", type=_levels, default=(0.95, 0.99, 0.999), help="VaR/ES levels")
+    report.set_defaults(func=_report)
+
     synth = sub.add_parser("synth", help="write a synthetic micro-loan book")
     synth.add_argument("n_loans", type=_positive_int, metavar="N")
     synth.add_argument("--out", type=Path, required=True, help="output .parquet or .csv")
@@ -175,6 +182,15 @@ def _show(args: argparse.Namespace) -> int:
         print(format_comparison(compare_summary(ds, **({"levels": args.levels} if args.levels else {}))))
     else:
         print(format_summary(summary(ds, **({"levels": args.levels} if args.levels else {}))))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from stresslab.report import write_report  # matplotlib only when a report is asked for
+
+    portfolio = load_portfolio(args.portfolio) if args.portfolio is not None else None
+    write_report(load_results(args.result), args.out, portfolio=portfolio, levels=args.levels)
+    print(f"report written to {args.out}")
     return 0
 
 

@@ -127,3 +127,13 @@ def test_show_prints_a_saved_result(tmp_path, capsys):
     assert capsys.readouterr().out.strip() in first
     assert main(["show", str(tmp_path / "missing.nc")]) == 2
     assert "missing.nc" in capsys.readouterr().err
+
+
+def test_report_command_writes_html(tmp_path, capsys):
+    out, html = tmp_path / "run.nc", tmp_path / "report.html"
+    book = tmp_path / "book.parquet"
+    assert main(["synth", "150", "--out", str(book)]) == 0
+    assert main(["run", DOWNTURN, "--portfolio", str(book), "--paths", "30", "--seed", "3", "--quiet", "--out", str(out)]) == 0
+    assert main(["report", str(out), "--out", str(html), "--portfolio", str(book)]) == 0
+    text = html.read_text(encoding="utf-8")
+    assert text.lstrip().lower().startswith("<!doctype html") and "data:image/png;base64," in text

@@ -436,7 +436,7 @@ BAD_CELLS = {
     "borrower_type": ["company", "", "Enterprise"],
     "industry": [""],
     "region": [""],
-    "balance": ["0", "-1", "abc", "", "inf", "nan"],
+    "balance": ["-0.5", "-1", "abc", "", "inf", "nan"],
     "annual_rate": ["1.5", "-0.1", "18%", ""],
     "remaining_term": ["0", "3.5", "361", "x", ""],
     "amortization": ["annuitty", "", "BULLET"],

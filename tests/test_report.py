@@ -1,0 +1,341 @@
+"""The HTML report (stresslab.report.write_report): sections, embedded images, escaping, atomic
+writes, and the page as headless Chromium renders it."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import xarray as xr
+from PIL import Image
+
+import stresslab
+from stresslab.errors import StresslabError
+from stresslab.report import write_report
+from stresslab.results import mean_ci
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+PNG = b"\x89PNG\r\n\x1a\n"
+DATA_PNG = "data:image/png;base64,"
+pytestmark = pytest.mark.filterwarnings("error")
+
+
+# ------------------------------------------------------------------ data
+@pytest.fixture(scope="module")
+def book() -> stresslab.Portfolio:
+    return stresslab.synthetic_portfolio(200, seed=1)
+
+
+def _run(book: stresslab.Portfolio, name: str, n_paths: int = 200, **overrides: object) -> xr.Dataset:
+    scenario = stresslab.load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    if overrides:
+        scenario = scenario.with_overrides(overrides)
+    return stresslab.simulate(book, scenario, n_paths=n_paths, seed=4)
+
+
+@pytest.fixture(scope="module")
+def plain(book: stresslab.Portfolio) -> xr.Dataset:
+    return _run(book, "services_downturn")
+
+
+@pytest.fixture(scope="module")
+def layered(book: stresslab.Portfolio) -> xr.Dataset:
+    # the insurer's capacity sized to this small book so that it binds in bad paths
+    return _run(book, "guarantee_insurance", **{"layers.insurer.capacity": 1_500_000.0})
+
+
+@pytest.fixture(scope="module")
+def subsidised(book: stresslab.Portfolio) -> xr.Dataset:
+    return _run(book, "interest_subsidy")
+
+
+class Page(HTMLParser):
+    """What the tests look at in a page: tags, attributes, sections, texts."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.ids: list[str] = []
+        self.h2: list[str] = []
+        self.pre: list[str] = []
+        self.text: list[str] = []
+        self.tables = 0
+        self._open: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        if "id" in attributes:
+            self.ids.append(str(attributes["id"]))
+        if tag == "table":
+            self.tables += 1
+        if tag in ("h2", "pre"):
+            getattr(self, tag).append("")
+        if tag not in ("img", "meta", "br", "link", "input"):
+            self._open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._open:
+            while self._open.pop() != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        for tag in ("h2", "pre"):
+            if tag in self._open:
+                getattr(self, tag)[-1] += data
+
+    def all(self, tag: str) -> list[dict[str, str | None]]:
+        return [attrs for t, attrs in self.tags if t == tag]
+
+    @property
+    def plain_text(self) -> str:
+        return "".join(self.text)
+
+
+def _write(tmp_path: Path, ds: xr.Dataset, name: str = "report.html", **kwargs: object) -> tuple[Path, str, Page]:
+    path = tmp_path / name
+    write_report(ds, path, **kwargs)
+    text = path.read_text(encoding="utf-8")
+    return path, text, Page(text)
+
+
+def _section_ids(page: Page) -> list[str]:
+    return [str(a["id"]) for t, a in page.tags if t == "section"]
+
+
+def _images(page: Page) -> list[Image.Image]:
+    out = []
+    for attrs in page.all("img"):
+        src = str(attrs["src"])
+        assert src.startswith(DATA_PNG), src[:40]
+        data = base64.b64decode(src[len(DATA_PNG):], validate=True)
+        assert data[:8] == PNG
+        Image.open(io.BytesIO(data)).verify()  # a complete, valid PNG
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        assert (image.width, image.height) == (int(attrs["width"]), int(attrs["height"]))
+        assert attrs.get("alt")
+        out.append(image)
+    return out
+
+
+def _assert_self_contained(text: str, page: Page) -> None:
+    """No resource from anywhere else: only data: images, in-page links, inline style, no script."""
+    for tag, attrs in page.tags:
+        assert tag not in ("script", "link", "iframe", "object", "embed", "audio", "video", "source", "base", "form"), tag
+        for name, value in attrs.items():
+            value = value or ""
+            assert not name.startswith("on"), (tag, name)  # no inline event handlers
+            if name == "src":
+                assert value.startswith(DATA_PNG), (tag, value[:40])
+            if name == "href":
+                assert value.startswith("#") and value[1:] in page.ids, (tag, value)
+            if name not in ("src",):
+                assert "http:" not in value and "https:" not in value and "//" not in value, (tag, name, value)
+    styles = re.findall(r"<style>(.*?)</style>", text, flags=re.S)
+    assert len(styles) == 1 and "url(" not in styles[0] and "@import" not in styles[0]
+
+
+# ------------------------------------------------------------------ sections
+def test_report_of_a_plain_run_without_the_book(tmp_path: Path, plain: xr.Dataset) -> None:
+    _, text, page = _write(tmp_path, plain)
+    assert _section_ids(page) == ["scenario", "book", "headline", "plots", "contributions", "provenance"]
+    assert page.all("title") and "services_downturn" in page.plain_text
+    assert page.h2 == ["Scenario", "Book", "Headline figures", "Loss and delinquency",
+                       "Risk contributions by industry and region", "Provenance"]
+    # the scenario file, collapsible and verbatim (escaped in the HTML, equal once parsed)
+    assert len(page.all("details")) == 2 and len(page.all("summary")) == 2
+    assert page.pre[0] == plain.attrs["scenario_text"]
+    # headline: EL, Std, VaR and ES per level, gross only (no layers), horizon and 12 months
+    s = stresslab.summary(plain)
+    el = float(s["expected_loss"].sel(measure="gross", window="horizon"))
+    assert f"{el:,.0f}" in text
+    for level in ("95%", "99%", "99.9%"):
+        assert f"VaR {level}" in page.plain_text and f"ES {level}" in page.plain_text
+    assert "gross loss, months 1–36" in page.plain_text and "gross loss, months 1–12" in page.plain_text
+    assert "net loss, months" not in page.plain_text
+    # plots: loss distribution, exceedance, DPD30+ fan, state stack, heat map
+    alts = [a["alt"] for a in page.all("img")]
+    assert alts == ["Distribution of the gross loss", "Exceedance curve of the gross loss", "DPD30+ ratio fan",
+                    "Balance by delinquency state", "Expected gross loss by industry and region"]
+    images = _images(page)
+    assert all(image.width == 900 for image in images)
+    # ES contributions by industry and by region: each table's total is the ES 99% of the run
+    es = stresslab.es_contributions(plain, level=0.99)
+    assert text.count(f"{float(es['expected_shortfall']):,.0f}") >= 2
+    assert "The book itself was not passed" in page.plain_text
+    for key in ("seed", "n_paths", "portfolio_digest", "versions", "sampling", "scenario_source"):
+        assert str(plain.attrs[key]) in page.plain_text, key
+    _assert_self_contained(text, page)
+
+
+def test_report_with_the_book_has_segment_tables_and_the_irb_reference(tmp_path: Path, plain: xr.Dataset, book) -> None:
+    _, text, page = _write(tmp_path, plain, portfolio=book)
+    assert "irb" in _section_ids(page)
+    ref = stresslab.irb_reference(plain, book)
+    assert f"{float(ref['irb_capital']):,.0f}" in text
+    assert f"{float(ref['simulated_capital'].sel(window='12m')):,.0f}" in text
+    assert "By industry" in page.plain_text and "By region" in page.plain_text
+    for industry in book.industries:
+        assert industry in page.plain_text
+    assert f"{book.balance.sum():,.0f}" in text  # total balance
+    _assert_self_contained(text, page)
+
+
+def test_report_with_layers(tmp_path: Path, layered: xr.Dataset) -> None:
+    _, text, page = _write(tmp_path, layered)
+    assert "layers" in _section_ids(page) and "policy" not in _section_ids(page)
+    assert "Who bears the loss" in page.plain_text
+    s = stresslab.summary(layered)
+    for party in ("insurer", "lender"):
+        assert f"{float(s['party_expected'].sel(party=party)):,.0f}" in text
+    assert "net loss, months 1–36" in page.plain_text
+    alts = [a["alt"] for a in page.all("img")]
+    for alt in ("Distribution of the net loss", "Loss allocation between layers and lender", "Capacity left of layer insurer",
+                "Exhaustion of layer capacity"):
+        assert alt in alts
+    _images(page)
+    _assert_self_contained(text, page)
+
+
+def test_report_with_policy_levers(tmp_path: Path, subsidised: xr.Dataset) -> None:
+    _, text, page = _write(tmp_path, subsidised)
+    assert "policy" in _section_ids(page) and "layers" not in _section_ids(page)
+    assert "interest_subsidy" in page.plain_text and "points = 0.02" in page.plain_text
+    total = subsidised["subsidy_cost"].transpose("path", "month").values.sum(axis=1)
+    m, low, high = mean_ci(total, subsidised["weight"].values)
+    assert f"{m:,.0f} [{low:,.0f}, {high:,.0f}]" in page.plain_text
+    assert "Interest subsidy cost per month" in [a["alt"] for a in page.all("img")]
+    assert "Loans in a deferral per month" not in [a["alt"] for a in page.all("img")]  # no deferral lever
+    _images(page)
+    _assert_self_contained(text, page)
+
+
+def test_report_escapes_every_string_from_the_data(tmp_path: Path, book) -> None:
+    evil = '<script>alert("x")</script> & <b>bold</b>'
+    scenario = stresslab.load_scenario(ROOT / "scenarios" / "baseline.toml").with_overrides(
+        {"description": evil, "name": "evil<img src=x onerror=alert(1)>"}
+    )
+    ds = stresslab.simulate(book, scenario, n_paths=50, seed=1)
+    ds.attrs["scenario_text"] = "</pre><script>alert(2)</script>"
+    ds.attrs["portfolio_source"] = '"><iframe src="http://example.com">'
+    _, text, page = _write(tmp_path, ds, portfolio=book, title="Title <i>with</i> tags")
+    assert not page.all("script") and not page.all("iframe") and not page.all("b") and not page.all("i")
+    assert [a["src"][:22] for a in page.all("img")] == [DATA_PNG] * len(page.all("img"))
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
+    assert evil in page.plain_text  # shown as text
+    assert "</pre><script>alert(2)</script>" in page.pre
+    assert "Title <i>with</i> tags" in page.plain_text
+    _assert_self_contained(text, page)
+
+
+def test_report_draws_no_pyplot_figures_and_leaves_none_open(tmp_path: Path, plain: xr.Dataset) -> None:
+    before = plt.get_fignums()
+    _write(tmp_path, plain)
+    assert plt.get_fignums() == before
+
+
+def test_report_notes_a_plot_the_data_do_not_allow(tmp_path: Path) -> None:
+    import helpers
+
+    book = helpers.book(20, pd_=0.0, term=3, amortization="annuity", rate=0.1)
+    ds = stresslab.simulate(book, helpers.scenario(horizon=3), n_paths=20, seed=1)
+    _, text, page = _write(tmp_path, ds, portfolio=book)
+    assert "Exceedance curve of the gross loss: not drawn (exceedance_curve: no path loss is exceeded" in page.plain_text
+    assert "gross loss, months 1–3" in page.plain_text and "months 1–12" not in page.plain_text  # one window
+    _images(page)
+
+
+# ------------------------------------------------------------------ errors and atomicity
+def test_report_errors(tmp_path: Path, plain: xr.Dataset, book) -> None:
+    target = tmp_path / "r.html"
+    with pytest.raises(StresslabError, match="another book"):
+        write_report(plain, target, portfolio=stresslab.synthetic_portfolio(50, seed=9))
+    stacked = xr.concat([plain.expand_dims(scenario=["a"]), plain.expand_dims(scenario=["b"])], dim="scenario")
+    with pytest.raises(StresslabError, match="ds.sel"):
+        write_report(stacked, target)
+    with pytest.raises(StresslabError, match="levels"):
+        write_report(plain, target, levels=(0.99, 1.0))
+    with pytest.raises(StresslabError, match="summary"):
+        write_report(stresslab.summary(plain), target)
+    with pytest.raises(StresslabError, match="does not exist"):
+        write_report(plain, tmp_path / "missing" / "r.html")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_is_written_atomically(tmp_path: Path, plain: xr.Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("earlier report")
+    write_report(plain, target)
+    first = target.read_text(encoding="utf-8")
+    assert first.startswith("<!DOCTYPE html>") and first.rstrip().endswith("</html>")
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(StresslabError, match="no space left on device.*unchanged"):
+        write_report(plain, target)
+    assert target.read_text(encoding="utf-8") == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temporary file left
+
+
+# ------------------------------------------------------------------ in a browser
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"headless browser test needs Chromium at {CHROMIUM} (Debian package 'chromium')")
+def test_report_renders_in_headless_chromium(tmp_path: Path, layered: xr.Dataset, book) -> None:
+    path, text, page = _write(tmp_path, layered, portfolio=book)
+    n_images = len(page.all("img"))
+    assert n_images >= 9
+
+    # the DOM after loading: every section and image is there, sources untouched
+    dom = _chromium(["--dump-dom", path.as_uri()], tmp_path / "profile-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    loaded = Page(dom.stdout)
+    assert [a["alt"] for a in loaded.all("img")] == [a["alt"] for a in page.all("img")]
+    assert all(str(a["src"]).startswith(DATA_PNG) for a in loaded.all("img"))
+    assert _section_ids(loaded) == _section_ids(page)
+
+    # the screenshot: content all the way down, and the figures decoded (their colours are on screen)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    shot.unlink(missing_ok=True)
+    result = _chromium(["--screenshot=" + str(shot), "--window-size=1000,3000", "--hide-scrollbars", path.as_uri()],
+                       tmp_path / "profile-shot")
+    assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
+    shutil.copyfile(path, ARTIFACTS / "report.html")
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert image.shape == (3000, 1000, 3)
+    ink = (image < 235).any(axis=2)  # pixels that are not (near) white
+    bands = ink.reshape(6, 500, 1000).mean(axis=(1, 2))
+    assert (bands > 0.03).sum() >= 5, bands  # text, tables and figures in (nearly) every band, not a blank page
+    assert ink.mean() > 0.05, ink.mean()
+    # the loss histogram's bars (#9ecae1) are drawn only if the embedded PNG decoded
+    histogram_blue = (np.abs(image - np.array([0x9E, 0xCA, 0xE1])).max(axis=2) <= 6).sum()
+    assert histogram_blue > 2_000, histogram_blue
