@@ -31,7 +31,7 @@ def memory_estimate(model: CompiledModel, n_paths: int, chunk_size: int, threads
     t, n_layers = model.n_months, len(model.layer_names)
     n_ind, n_reg = len(model.industries), len(model.regions)
     k = 1 + n_ind + n_reg
-    per_path = 8 * (18 * t + 4 * t * n_layers + n_layers + n_ind * n_reg + k + 2)
+    per_path = 8 * (18 * t + 4 * t * n_layers + n_layers + n_ind * n_reg + k + 2 + len(model.tracked_loans))
     arrays = [*model.loans, *model.tables, *model.policy.arrays, *model.layers]
     model_bytes = float(sum(getattr(a, "nbytes", 0) for a in arrays))
     per_thread = 8 * model.n_loans * (4 + n_layers) + 8 * t * (n_ind * n_reg + 8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from importlib.metadata import version
 
 import numpy as np
@@ -36,6 +37,7 @@ def simulate(
     pilot_paths: int | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    track_loans: Sequence[str] = (),
 ) -> xr.Dataset:
     """Run a Monte Carlo stress test of a loan book under a scenario.
 
@@ -71,6 +73,9 @@ def simulate(
         :func:`stresslab.importance.tune_importance_sampling`).
     checkpoint : path, optional
         Directory where each finished chunk is saved as it completes (atomic writes).
+    track_loans : sequence of str
+        Loan ids whose gross horizon loss is kept per path in ``loss_by_loan(path, loan)``
+        (for loan-level ES contributions; memory grows with paths x tracked loans).
     resume : bool
         Continue the run saved in ``checkpoint``: only missing chunks are simulated and
         the result is bitwise that of an uninterrupted run. A checkpoint of another
@@ -100,7 +105,7 @@ def simulate(
     """
     n_paths = check_int("n_paths", n_paths, 1, None)
     seed = check_int("seed", seed, 0, _MAX_SEED)
-    model = compile_model(portfolio, scenario)
+    model = compile_model(portfolio, scenario, track_loans)
     if tail is not None:
         if tail != "is":
             raise StresslabError(f"tail must be None or 'is' (importance sampling); got {tail!r}")
@@ -115,6 +120,7 @@ def simulate(
             "tail": tail,
             "target": target if tail else None,
             "pilot_paths": pilot_paths if tail else None,
+            "track_loans": list(track_loans),
             "stresslab": version("stresslab"),
         }
         store = Checkpoint(checkpoint, identity, resume=resume)
@@ -135,6 +141,7 @@ _DESCRIPTIONS = {
     "balance_by_state": ("exposure at month end by delinquency state (D: cumulative defaulted EAD)", "CNY"),
     "count_by_state": ("number of loans at month end by delinquency state", "1"),
     "loss_by_cell": ("gross loss over the horizon by industry and region", "CNY"),
+    "loss_by_loan": ("gross loss over the horizon of each tracked loan", "CNY"),
     "loss_by_industry": ("gross loss over the horizon by industry", "CNY"),
     "loss_by_region": ("gross loss over the horizon by region", "CNY"),
     "layer_paid": ("loss borne by the layer, booked in the default month", "CNY"),
@@ -182,6 +189,7 @@ def _dataset(
         "balance_by_state": ("path", "month", "state"),
         "count_by_state": ("path", "month", "state"),
         "loss_by_cell": ("path", "industry", "region"),
+        "loss_by_loan": ("path", "loan"),
         "layer_paid": ("path", "month", "layer"),
         "layer_cash": ("path", "month", "layer"),
         "layer_capacity_left": ("path", "month", "layer"),
@@ -193,6 +201,8 @@ def _dataset(
     data = {}
     for name, value in out._asdict().items():
         if name in _INTERNAL or ("layer" in dims[name] and not model.layer_names):
+            continue
+        if name == "loss_by_loan" and not model.tracked_loans:
             continue
         long_name, units = _DESCRIPTIONS[name]
         data[name] = xr.Variable(dims[name], value, {"long_name": long_name, "units": units})
@@ -217,6 +227,8 @@ def _dataset(
         "industry": np.array(model.industries),
         "region": np.array(model.regions),
     }
+    if model.tracked_loans:
+        coords["loan"] = np.array(model.tracked_loans)
     if model.layer_names:
         coords["layer"] = np.array(model.layer_names)
         coords["layer_capacity"] = ("layer", model.layers.capacity, {"long_name": "aggregate capacity per path (inf: unlimited)", "units": "CNY"})

@@ -6,6 +6,7 @@ only numbers. See docs/model.md for the formulas.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ from stresslab._kernels.paths import ANNUITY, BULLET, EQUAL_PRINCIPAL, INTEREST_
 from stresslab._kernels.special import normal_table
 from stresslab._rng import name_keys
 from stresslab.calibration import latent_threshold, monthly_entry_probability
-from stresslab.errors import PortfolioError
+from stresslab.errors import PortfolioError, did_you_mean
 from stresslab.factors import correlation_sqrt, factor_names
 from stresslab.layers import compile_layers
 from stresslab.policy import CompiledPolicy, compile_policy
@@ -47,6 +48,7 @@ class CompiledModel:
     regions: tuple[str, ...]
     layer_names: tuple[str, ...]
     n_months: int
+    tracked_loans: tuple[str, ...] = ()
 
     @property
     def n_loans(self) -> int:
@@ -54,7 +56,7 @@ class CompiledModel:
         return int(self.loans.key.shape[0])
 
 
-def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
+def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequence[str] = ()) -> CompiledModel:
     """Turn a validated book and scenario into kernel arrays.
 
     Parameters
@@ -63,6 +65,8 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
         The loan book.
     scenario : Scenario
         The scenario.
+    track_loans : sequence of str
+        Loan ids whose horizon loss is kept per path (``loss_by_loan``), in this order.
 
     Returns
     -------
@@ -129,6 +133,7 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
         recovery_probit=ndtri(recovery_mean),
         pledge_pv=monthly_discount**rec.pledge_lag_months,
         unsecured_pv=monthly_discount**rec.lag_months,
+        track=_track_columns(portfolio, track_loans),
     )
 
     shock = np.asarray(scenario.revenue_shock(industries, regions), dtype=float)  # (I, R, T)
@@ -173,7 +178,26 @@ def compile_model(portfolio: Portfolio, scenario: Scenario) -> CompiledModel:
         norm_inv_step=table.inv_step,
     )
     layer_names = tuple(spec.name for spec in scenario.layers)
-    return CompiledModel(loans, tables, params, layers, policy, tuple(industries), tuple(regions), layer_names, n_months)
+    return CompiledModel(
+        loans, tables, params, layers, policy, tuple(industries), tuple(regions), layer_names, n_months, tuple(track_loans)
+    )
+
+
+def _track_columns(portfolio: Portfolio, track_loans: Sequence[str]) -> np.ndarray:
+    """Column of each loan in ``loss_by_loan`` (-1: not tracked)."""
+    track = np.full(portfolio.n_loans, -1, dtype=np.int32)
+    if len(track_loans) == 0:
+        return track
+    row = {loan_id: j for j, loan_id in enumerate(portfolio.loan_id.tolist())}
+    seen: set[str] = set()
+    for column, loan_id in enumerate(track_loans):
+        if loan_id not in row:
+            raise PortfolioError(f"{portfolio.source}: cannot track loan_id '{loan_id}': not in the book{did_you_mean(loan_id, row)}")
+        if loan_id in seen:
+            raise PortfolioError(f"{portfolio.source}: loan_id '{loan_id}' is listed twice in track_loans")
+        seen.add(loan_id)
+        track[row[loan_id]] = column
+    return track
 
 
 def _check_initial_states(portfolio: Portfolio, state: np.ndarray, default_after: int) -> None:

@@ -157,6 +157,7 @@ def allocate(model: CompiledModel, n_paths: int) -> Outputs:
         balance_by_state=np.zeros((n_paths, t, n_states)),
         count_by_state=np.zeros((n_paths, t, n_states), dtype=np.int64),
         loss_by_cell=np.zeros((n_paths, len(model.industries), len(model.regions))),
+        loss_by_loan=np.zeros((n_paths, len(model.tracked_loans))),
         layer_paid=np.zeros((n_paths, t, n_layers)),
         layer_cash=np.zeros((n_paths, t, n_layers)),
         layer_capacity_left=np.zeros((n_paths, t, n_layers)),

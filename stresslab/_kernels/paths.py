@@ -64,6 +64,7 @@ class LoanArrays(NamedTuple):
     recovery_probit: np.ndarray  # Phi^{-1}(m0_j) of the unsecured recovery mean
     pledge_pv: np.ndarray  # discount factor of pledge proceeds to the default month
     unsecured_pv: np.ndarray  # discount factor of unsecured recoveries
+    track: np.ndarray  # int32 column of loss_by_loan for loans tracked on request, -1 otherwise
 
 
 class Tables(NamedTuple):
@@ -135,6 +136,7 @@ class Outputs(NamedTuple):
     balance_by_state: np.ndarray  # (P, T, 6)
     count_by_state: np.ndarray  # (P, T, 6) int64
     loss_by_cell: np.ndarray  # (P, n_ind, n_reg) gross loss over the horizon
+    loss_by_loan: np.ndarray  # (P, n_tracked) gross loss over the horizon of tracked loans
     layer_paid: np.ndarray  # (P, T, L) loss borne by each layer, in the default month
     layer_cash: np.ndarray  # (P, T, L) payout cash, in the month it is paid
     layer_capacity_left: np.ndarray  # (P, T, L)
@@ -565,6 +567,8 @@ def _settle_defaults(
         out.loss_gross[row, t] += ev_loss[e]
         out.loss_net[row, t] += retained[e]
         out.loss_by_cell[row, loans.industry[j], loans.region[j]] += ev_loss[e]
+        if loans.track[j] >= 0:
+            out.loss_by_loan[row, loans.track[j]] += ev_loss[e]
         for k in range(n_layers):
             out.layer_paid[row, t, k] += paid[e, k]
             if t + layers.lag[k] < n_months:
