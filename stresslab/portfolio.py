@@ -287,7 +287,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
+        table.validate(full=True)  # e.g. text columns that are not valid UTF-8
+    except (pa.ArrowException, OSError, ValueError) as exc:  # ValueError: a column name that is not UTF-8
         message = str(exc).strip()
         raise PortfolioError(f"{path}: cannot read as Parquet (truncated or corrupt?): {message}") from exc
     try:
@@ -491,7 +492,7 @@ class _Checker:
             if isinstance(cell, int):
                 return f"an integer of {cell.bit_length()} bits is too large (beyond the float range)"
             shown = repr(cell) if len(repr(cell)) <= 60 else repr(cell)[:57] + "..."
-            if isinstance(cell, (bytes, bytearray)):
+            if isinstance(cell, bytes):
                 return f"{shown} is bytes that are not ASCII text; write text (UTF-8 strings)"
             return f"{shown} is a {type(cell).__name__}, not a single value"
 
@@ -526,7 +527,7 @@ _PLAIN_KINDS = ("string", "empty", "floating", "decimal", "boolean")
 
 def _is_single_value(value: object) -> bool:
     """A scalar cell; bytes only if ASCII (numpy reads bytes as ASCII text); ints only below 2**1024."""
-    if isinstance(value, (bytes, bytearray)):
+    if isinstance(value, bytes):
         return value.isascii()
     if isinstance(value, int):  # str() of a huge int fails (sys.get_int_max_str_digits)
         return value.bit_length() <= 1024
