@@ -9,7 +9,7 @@ Load a book and a scenario, simulate, summarise::
     print(stresslab.format_summary(stresslab.summary(ds)))
 """
 
-from stresslab.compare import compare, sweep
+from stresslab.compare import compare, scenario_run, sweep
 from stresslab.contributions import es_contributions, expected_loss_contributions
 from stresslab.engine import simulate
 from stresslab.errors import PortfolioError, ScenarioError, StresslabError, StresslabWarning
@@ -41,6 +41,7 @@ __all__ = [
     "load_results",
     "load_scenario",
     "save_results",
+    "scenario_run",
     "simulate",
     "summary",
     "sweep",

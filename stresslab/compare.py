@@ -18,7 +18,7 @@ from stresslab.errors import StresslabError
 from stresslab.portfolio import Portfolio
 from stresslab.scenario import Scenario
 
-__all__ = ["compare", "sweep"]
+__all__ = ["compare", "sweep", "scenario_run"]
 
 
 def compare(
@@ -102,6 +102,32 @@ def sweep(
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         ds = ds.assign_coords(sweep_value=("scenario", np.array(values, dtype=float)))
     return ds
+
+
+def scenario_run(ds: xr.Dataset, name: str) -> xr.Dataset:
+    """One scenario of a :func:`compare` or :func:`sweep` result, as :func:`stresslab.simulate` returns it.
+
+    Drops the layers the scenario does not have, restores integer types and the run's
+    attributes (scenario name and configuration), so :func:`stresslab.summary`, the plots
+    and the report take it as they take a single run.
+    """
+    if "scenario" not in ds.dims:
+        raise StresslabError("scenario_run needs a comparison with a 'scenario' dimension")
+    names = [str(n) for n in ds.scenario.values]
+    if name not in names:
+        raise StresslabError(f"no scenario {name!r} in the comparison; it has {names}")
+    run = ds.sel(scenario=name, drop=True)
+    if "layer" in run.dims:
+        own = [str(k) for k, kind in zip(run.layer.values, run.layer_kind.values) if str(kind)]
+        run = run.sel(layer=own) if own else run.drop_dims("layer")
+        if own:
+            run = run.set_coords(["layer_capacity", "layer_kind"])
+            for var, dtype in (("layer_failed", np.int8), ("layer_failure_month", np.int64)):
+                run[var] = run[var].astype(dtype)
+    config = str(run["scenario_config"].values)
+    attrs = {k: v for k, v in ds.attrs.items() if k != "scenarios"}
+    attrs.update(scenario_name=name, scenario=config)
+    return run.drop_vars("scenario_config").assign_attrs(attrs)
 
 
 def _stack(runs: list[xr.Dataset], names: list[str], configs: list[str]) -> xr.Dataset:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bar: no ipywidgets needed in notebooks
 
 from stresslab._kernels.paths import STATES, Outputs, simulate_paths
 from stresslab.budget import check_budget
