@@ -18,12 +18,18 @@ import numpy as np
 import xarray as xr
 
 from stresslab.errors import StresslabError
-from stresslab.results import _z, es_ci, mean_ci, var_es, weighted_quantile
+from stresslab.results import es_ci, mean_ci, var_es, weighted_quantile, z_value
 
-__all__ = ["SEGMENTS", "es_contributions", "expected_loss_contributions"]
+__all__ = ["SEGMENTS", "OTHER_LOANS", "es_contributions", "expected_loss_contributions"]
 
-#: Segmentations a run carries: ``by`` value -> (variable, dimension).
-SEGMENTS = {"industry": ("loss_by_industry", "industry"), "region": ("loss_by_region", "region")}
+#: Segmentations a run carries: ``by`` value -> (variable, dimension). ``loan`` needs a run
+#: with ``track_loans``; the loans not tracked form one more segment, ``OTHER_LOANS``.
+SEGMENTS = {
+    "industry": ("loss_by_industry", "industry"),
+    "region": ("loss_by_region", "region"),
+    "loan": ("loss_by_loan", "loan"),
+}
+OTHER_LOANS = "(other loans)"
 # Segment losses must add up to the path's total within this, relative to the largest |L|.
 _ADD_TOL = 1e-9
 
@@ -44,6 +50,10 @@ def _inputs(ds: xr.Dataset, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
     total = np.asarray(ds["loss_gross"].transpose("path", "month").values, dtype=np.float64).sum(axis=1)
     w = np.asarray(ds["weight"].values, dtype=np.float64)
     x = np.asarray(ds[name].transpose("path", dim).values, dtype=np.float64)
+    labels = np.asarray(ds[dim].values)
+    if by == "loan":  # the loans not tracked, as one segment, so the parts add up
+        x = np.column_stack([x, total - x.sum(axis=1)])
+        labels = np.append(labels.astype(object), OTHER_LOANS).astype(str)
     if not np.all(np.isfinite(x)):
         raise StresslabError(f"results variable {name} holds NaN or infinite values")
     if x.shape[1] == 0:
@@ -56,7 +66,18 @@ def _inputs(ds: xr.Dataset, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
             f"{name} does not add up to the total gross loss (path {i}: {x[i].sum():.6g} vs {total[i]:.6g}); "
             "the Euler allocation needs segment losses that sum to loss_gross over the months"
         )
-    return total, w, x, dim, np.asarray(ds[dim].values)
+    return total, w, x, dim, labels
+
+
+def _result(ds: xr.Dataset, data: dict, dim: str, labels: np.ndarray, attrs: dict) -> xr.Dataset:
+    """The Dataset of contributions: ``data`` along ``dim`` (the segment labels) and ``bound``;
+    attrs ``attrs``, then window "horizon", measure "gross" and the run's provenance attrs."""
+    coords = {dim: (dim, labels, dict(ds[dim].attrs) if dim in ds.coords else {}), "bound": ("bound", ["low", "high"])}
+    attrs = {**attrs, "window": "horizon", "measure": "gross"}
+    for key in ("scenario_name", "portfolio_digest", "seed", "n_paths"):
+        if key in ds.attrs:
+            attrs[key] = ds.attrs[key]
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 def es_contributions(ds: xr.Dataset, *, by: str = "industry", level: float = 0.99, ci: float = 0.95) -> xr.Dataset:
@@ -67,7 +88,8 @@ def es_contributions(ds: xr.Dataset, *, by: str = "industry", level: float = 0.9
     ds : xarray.Dataset
         A run (one scenario): ``loss_gross(path, month)``, ``weight(path)`` and
         ``loss_by_industry(path, industry)`` or ``loss_by_region(path, region)``.
-    by : {"industry", "region"}, default "industry"
+    by : {"industry", "region", "loan"}, default "industry"
+        ``loan`` needs a run with ``track_loans``; the untracked loans form one segment.
         The segmentation.
     level : float, default 0.99
         Confidence level a of the ES, in (0, 1).
@@ -103,6 +125,10 @@ def es_contributions(ds: xr.Dataset, *, by: str = "industry", level: float = 0.9
     VaR atom that ``results`` puts in its ES (if :math:`W_= = 0`, the paths at the VaR are
     averaged unweighted). Summing over g gives
     :math:`v + \\frac{1}{n(1-a)}\\sum_i w_i (L_i - v)^+`, the ES of ``results``.
+    These are the tail weights of :func:`stresslab.loss_sharing.tail_weights` but for two
+    details that keep the sum equal to that ES in every case: f is not clipped at 0 (within
+    the 1e-12 slack of the VaR it can be a hair below), and the sum is divided by n(1-a),
+    not by the sum of the tail weights.
 
     Standard errors (delta method): the estimator's influence function is
     :math:`\\psi_{g,i} = w_i 1\\{L_i > v\\}(L_{g,i} - m_g)/(1-a)` with
@@ -117,7 +143,7 @@ def es_contributions(ds: xr.Dataset, *, by: str = "industry", level: float = 0.9
     """
     total, w, x, dim, labels = _inputs(ds, by)
     var, es = var_es(total, w, level)  # validates the sample and the level
-    z = _z(ci)
+    z = z_value(ci)
     n = total.size
     mass = n * (1.0 - level)
     above, at = total > var, total == var
@@ -153,12 +179,7 @@ def es_contributions(ds: xr.Dataset, *, by: str = "industry", level: float = 0.9
         "value_at_risk": money((), var, f"VaR {100 * level:g}% of the horizon gross loss"),
         "tail_paths": ratio((), np.int64(np.count_nonzero(total >= var)), "paths with L >= VaR"),
     }
-    coords = {dim: (dim, labels, dict(ds[dim].attrs)), "bound": ("bound", ["low", "high"])}
-    attrs = {"level": float(level), "ci": float(ci), "by": by, "window": "horizon", "measure": "gross"}
-    for key in ("scenario_name", "portfolio_digest", "seed", "n_paths"):
-        if key in ds.attrs:
-            attrs[key] = ds.attrs[key]
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return _result(ds, data, dim, labels, {"level": float(level), "ci": float(ci), "by": by})
 
 
 def _local_mean(total: np.ndarray, w: np.ndarray, x: np.ndarray, var: float, level: float) -> np.ndarray:
@@ -185,7 +206,8 @@ def expected_loss_contributions(ds: xr.Dataset, *, by: str = "industry", ci: flo
     ----------
     ds : xarray.Dataset
         A run (one scenario), as for :func:`es_contributions`.
-    by : {"industry", "region"}, default "industry"
+    by : {"industry", "region", "loan"}, default "industry"
+        ``loan`` needs a run with ``track_loans``; the untracked loans form one segment.
         The segmentation.
     ci : float, default 0.95
         Coverage of the intervals.
@@ -211,9 +233,4 @@ def expected_loss_contributions(ds: xr.Dataset, *, by: str = "industry", ci: flo
         "expected_loss": xr.Variable((), el, {"long_name": "expected gross loss over the horizon", "units": "CNY"}),
         "expected_loss_ci": xr.Variable(("bound",), np.array([el_low, el_high]), {"long_name": f"{pct} Monte Carlo interval", "units": "CNY"}),
     }
-    coords = {dim: (dim, labels, dict(ds[dim].attrs)), "bound": ("bound", ["low", "high"])}
-    attrs = {"ci": float(ci), "by": by, "window": "horizon", "measure": "gross"}
-    for key in ("scenario_name", "portfolio_digest", "seed", "n_paths"):
-        if key in ds.attrs:
-            attrs[key] = ds.attrs[key]
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return _result(ds, data, dim, labels, {"ci": float(ci), "by": by})

@@ -20,9 +20,9 @@ import numpy as np
 import xarray as xr
 
 from stresslab.errors import StresslabError
-from stresslab.results import _TAIL_TOL, _money, _quantile_sorted, _sort, mean_ci
+from stresslab.results import TAIL_TOL, format_money, mean_ci, quantile_of_sorted, sort_losses
 
-__all__ = ["LENDER", "has_layers", "validate_layers", "layer_metrics", "format_layers"]
+__all__ = ["LENDER", "has_layers", "validate_layers", "tail_weights", "layer_metrics", "format_layers"]
 
 LENDER = "lender"
 _LAYER_VARS = {
@@ -91,9 +91,27 @@ def validate_layers(ds: xr.Dataset) -> None:
         )
 
 
-def _tail_weights(x: np.ndarray, w: np.ndarray, var: float, level: float) -> np.ndarray:
+def tail_weights(x: np.ndarray, w: np.ndarray, var: float, level: float) -> np.ndarray:
     """Per-path tail weights ``h = w 1{x > var} + beta w 1{x == var}``, summing to n (1 - level).
 
+    Parameters
+    ----------
+    x, w : ndarray of shape (n_paths,)
+        Losses (e.g. the gross horizon loss) and path weights, float64.
+    var : float
+        The VaR of ``x`` at ``level``, a sample value (:func:`stresslab.results.var_es`).
+    level : float
+        The tail level a, in (0, 1).
+
+    Returns
+    -------
+    ndarray of shape (n_paths,)
+        ``h``: ``sum(h X) / sum(h)`` is the mean of X over the Acerbi-Tasche tail of ``x``
+        (``party_tail`` of :func:`layer_metrics`, the ES bar of
+        :func:`stresslab.plots.loss_allocation`).
+
+    Notes
+    -----
     The paths tied at the VaR share the weight the tail still needs,
     ``need = n (1 - level) - sum(w 1{x > var})``, in proportion to their weights:
     ``beta = need / sum(w 1{x == var})``, in [0, 1] unless the VaR is the smallest loss and
@@ -135,7 +153,7 @@ def layer_metrics(ds: xr.Dataset, levels: Sequence[float], ci: float) -> tuple[d
       ``h_a = w (1{L > v_a} + beta_a 1{L == v_a})``, v_a the VaR of L at level a (the same
       sample value as ``value_at_risk``) and ``beta_a`` (in [0, 1] but for degenerate
       weights) the fraction of the paths tied at v_a that makes ``sum(h_a) = n (1 - a)``
-      (see :func:`_tail_weights`). As h_a depends on L only, the parts add up to
+      (see :func:`tail_weights`). As h_a depends on L only, the parts add up to
       ``sum(h_a L) / sum(h_a) = v_a + mean(w (L - v_a)^+) / (1 - a)``, which is
       ``expected_shortfall`` (gross, horizon) up to float rounding: the Acerbi-Tasche ES
       split into parties, each tied path counted with the same fraction (the tail set of
@@ -160,15 +178,15 @@ def layer_metrics(ds: xr.Dataset, levels: Sequence[float], ci: float) -> tuple[d
     expected_ci = np.array([mean_ci(borne[:, k], w, ci)[1:] for k in range(len(party))])
     gross_expected = float(w @ gross) / n
 
-    xs, above = _sort(gross, w)
+    xs, above = sort_losses(gross, w)
     tail = np.empty((len(party), len(levels)))
     gross_tail = np.empty(len(levels))
     paid_var = np.empty((len(layers), len(levels)))
-    sorted_paid = [_sort(paid[:, j], w) for j in range(len(layers))]
+    sorted_paid = [sort_losses(paid[:, j], w) for j in range(len(layers))]
     for k, level in enumerate(levels):
-        h = _tail_weights(gross, w, _quantile_sorted(xs, above, 1.0 - level), level)
+        h = tail_weights(gross, w, quantile_of_sorted(xs, above, 1.0 - level), level)
         tail[:, k], gross_tail[k] = h @ borne / h.sum(), h @ gross / h.sum()  # sum(h) = n (1 - level) > 0
-        paid_var[:, k] = [_quantile_sorted(*sp, 1.0 - level) for sp in sorted_paid]
+        paid_var[:, k] = [quantile_of_sorted(*sp, 1.0 - level) for sp in sorted_paid]
 
     hit = _values(ds, "layer_capacity_left") <= 0.0  # (path, month, layer)
     ever, first = hit.any(axis=1), hit.argmax(axis=1)  # (path, layer): exhausted at all; first month index
@@ -179,7 +197,7 @@ def layer_metrics(ds: xr.Dataset, levels: Sequence[float], ci: float) -> tuple[d
     median = np.full(len(layers), np.nan)
     for j, curve in enumerate(by_month):
         if curve[-1] > 0:
-            median[j] = month[int(np.argmax(curve >= curve[-1] * (0.5 - _TAIL_TOL)))]  # relative rounding slack
+            median[j] = month[int(np.argmax(curve >= curve[-1] * (0.5 - TAIL_TOL)))]  # relative rounding slack
     failed = np.asarray(ds["layer_failed"].transpose("path", "layer").values, dtype=np.float64)
     failure = np.array([mean_ci(failed[:, j], w, ci) for j in range(len(layers))])
     fees = w @ _values(ds, "layer_fee").sum(axis=1) / n
@@ -232,7 +250,7 @@ def _pct(v: float) -> str:
 
 
 def _capacity(v: float) -> str:
-    return "unlimited" if v == np.inf else _money(v)
+    return "unlimited" if v == np.inf else format_money(v)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -252,13 +270,13 @@ def format_layers(s: xr.Dataset) -> list[str]:
     header = ["party", "expected"] + [f"tail {100 * a:g}%" for a in levels]
     rows = []
     for p in parties:
-        cells = [f"{_money(float(s['party_expected'].sel(party=p)))} {_pct(float(s['party_share_expected'].sel(party=p)))}"]
-        cells += [f"{_money(float(s['party_tail'].sel(party=p, level=a)))} {_pct(float(s['party_share_tail'].sel(party=p, level=a)))}"
+        cells = [f"{format_money(float(s['party_expected'].sel(party=p)))} {_pct(float(s['party_share_expected'].sel(party=p)))}"]
+        cells += [f"{format_money(float(s['party_tail'].sel(party=p, level=a)))} {_pct(float(s['party_share_tail'].sel(party=p, level=a)))}"
                   for a in levels]
         rows.append([p] + cells)
     gross_expected = float(s["expected_loss"].sel(measure="gross", window="horizon"))
     gross_es = s["expected_shortfall"].sel(measure="gross", window="horizon")
-    rows.append(["gross", f"{_money(gross_expected)} 100.0%"] + [f"{_money(float(gross_es.sel(level=a)))} 100.0%" for a in levels])
+    rows.append(["gross", f"{format_money(gross_expected)} 100.0%"] + [f"{format_money(float(gross_es.sel(level=a)))} 100.0%" for a in levels])
     lines = ["", "Who bears the loss over the horizon, CNY and % of gross",
              "  (tail a%: the gross ES a% split into the loss each party bears in the tail beyond VaR a%)"]
     lines += _table(header, rows)
@@ -279,7 +297,7 @@ def format_layers(s: xr.Dataset) -> list[str]:
             _pct(float(exh.sel(month=12))) if 12 in months else "-",
             f"{median:g}" if np.isfinite(median) else "never",
             _pct(float(at["layer_failure_probability"])),
-            _money(float(at["layer_fee_expected"])),
+            format_money(float(at["layer_fee_expected"])),
         ])
     lines += ["", "Credit enhancement layers (probabilities; fees: expected income over the horizon, CNY)"]
     return lines + _table(header, rows)

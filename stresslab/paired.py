@@ -10,8 +10,10 @@ against a baseline scenario, with standard errors and confidence intervals;
 
 Estimators are those of :mod:`stresslab.results` (weighted, plain not self-normalised):
 :func:`~stresslab.results.mean_ci` and :func:`~stresslab.results.var_es` are reused, and
-so are its private helpers ``_dpd_ratio`` (DPD30+ ratio by balance), ``_validate`` (checks
-of a run), ``_check_level``, ``_check_weights``, ``_z`` and ``_TAIL_TOL``;
+so are :func:`~stresslab.results.dpd30_ratio` (DPD30+ ratio by balance),
+:func:`~stresslab.results.validate_run` (checks of a run),
+:func:`~stresslab.results.check_level`, :func:`~stresslab.results.check_weights`,
+:func:`~stresslab.results.z_value` and ``TAIL_TOL``;
 :func:`stresslab.loss_sharing.validate_layers` checks each scenario's layers.
 """
 
@@ -25,15 +27,15 @@ import xarray as xr
 from stresslab import loss_sharing
 from stresslab.errors import StresslabError
 from stresslab.results import (
-    _TAIL_TOL,
-    _check_level,
-    _check_weights,
-    _dpd_ratio,
-    _money,
-    _validate,
-    _z,
+    TAIL_TOL,
+    check_level,
+    check_weights,
+    dpd30_ratio,
+    format_money,
     mean_ci,
+    validate_run,
     var_es,
+    z_value,
 )
 
 __all__ = ["compare_summary", "format_comparison"]
@@ -135,7 +137,7 @@ def _tail_replicates(
     n, n_boot = x.size, counts.shape[0]
     order = np.argsort(x, kind="stable")
     xs, ws = x[order], w[order]
-    widest = n * (1.0 - min(levels) + _TAIL_TOL)
+    widest = n * (1.0 - min(levels) + TAIL_TOL)
     suffix = np.cumsum(ws[::-1])  # weight of the top 1, 2, ... paths
     need = 2.0 * widest + 10.0 * np.sqrt(widest) + 10.0 * float(ws.max())
     m = min(n, int(np.count_nonzero(suffix < need)) + 64)
@@ -161,7 +163,7 @@ def _tail_block(
     rows = np.arange(cw.shape[0])
     out = np.empty((cw.shape[0], 2 * len(levels)))
     for j, a in enumerate(levels):
-        k = np.count_nonzero(incl[:, 1:] > n * (1.0 - a + _TAIL_TOL), axis=1)  # incl[:, 1:]: weight after
+        k = np.count_nonzero(incl[:, 1:] > n * (1.0 - a + TAIL_TOL), axis=1)  # incl[:, 1:]: weight after
         var = xs[k]
         out[:, 2 * j] = var
         out[:, 2 * j + 1] = var + (incl_x[rows, k] - var * incl[rows, k]) / (n * (1.0 - a))
@@ -212,8 +214,8 @@ def _check_input(ds: xr.Dataset, baseline: str | None, levels: tuple[float, ...]
     if not levels:
         raise StresslabError("levels must name at least one confidence level")
     for a in levels:
-        _check_level(a, "each of levels")
-    _check_level(ci, "ci")
+        check_level(a, "each of levels")
+    check_level(ci, "ci")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise StresslabError(f"n_boot must be an integer >= 2; got {n_boot!r}")
     if not np.all(np.isfinite(ds["subsidy_cost"].values)):
@@ -222,7 +224,7 @@ def _check_input(ds: xr.Dataset, baseline: str | None, levels: tuple[float, ...]
     if "scenario" in w.dims:
         wv = np.asarray(w.transpose("scenario", "path").values, dtype=np.float64)
         for i in range(wv.shape[0]):
-            _check_weights(wv[i])
+            check_weights(wv[i])
             differ = wv[i] != wv[base]
             if np.any(differ):
                 p = int(np.flatnonzero(differ)[0])
@@ -346,7 +348,7 @@ def compare_summary(
     mean_rows = [j for j, m in enumerate(table) if m["method"] == "mean"]
     boot_rows = [j for j, m in enumerate(table) if m["method"] == "bootstrap"]
     n_s, n_m = len(labels), len(table)
-    z = _z(ci)
+    z = z_value(ci)
 
     value, value_se = np.full((n_s, n_m), np.nan), np.full((n_s, n_m), np.nan)
     diff, diff_se = np.full((n_s, n_m), np.nan), np.full((n_s, n_m), np.nan)
@@ -358,7 +360,7 @@ def compare_summary(
         run = ds.isel(scenario=i)
         present = _present_layers(run, labels[i], layers)
         try:
-            _validate(run, levels)
+            validate_run(run, levels)
             if present.any():
                 loss_sharing.validate_layers(run.isel(layer=np.flatnonzero(present)))
         except StresslabError as exc:
@@ -369,13 +371,13 @@ def compare_summary(
     n = w.size
     counts = _resample_counts(n, n_boot, boot_seed)
     base_samples = _mean_samples(run, present, layers)
-    base_ratio = _dpd_ratio(run, "balance_by_state")
+    base_ratio = dpd30_ratio(run, "balance")
     month = ds["month"].values
     for i in range(n_s):
         if i != base:
             run, present, w = run_of(i)
             samples = _mean_samples(run, present, layers)
-            ratio = _dpd_ratio(run, "balance_by_state")
+            ratio = dpd30_ratio(run, "balance")
         else:
             samples, ratio = base_samples, base_ratio
         # means: exact paired standard errors
@@ -531,6 +533,6 @@ def format_comparison(s: xr.Dataset) -> str:
                 row = at.isel(scenario=i)
                 ratio = float(row["crn_se_ratio"])
                 gain = f"variance reduced {1 / ratio**2:,.1f}x" if np.isfinite(ratio) and ratio > 0 else "-"
-                lines.append(f"    {label}: {_money(float(row['difference_se']))} vs {_money(float(row['independent_se']))}"
+                lines.append(f"    {label}: {format_money(float(row['difference_se']))} vs {format_money(float(row['independent_se']))}"
                              f" (ratio {ratio:.3f}, {gain})")
     return "\n".join(lines)

@@ -19,7 +19,6 @@ import html
 import io
 import json
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,9 +34,11 @@ from stresslab import plots
 from stresslab.contributions import es_contributions, expected_loss_contributions
 from stresslab.engine import package_versions
 from stresslab.errors import StresslabError
+from stresslab.loss_sharing import has_layers
+from stresslab.plots._common import add_legend, add_title, fan, money_axis, money_unit, month_axis
 from stresslab.portfolio import Portfolio
 from stresslab.regulatory import irb_reference
-from stresslab.results import _check_level, _reason, mean_ci, summary, weighted_quantile
+from stresslab.results import check_level, mean_ci, quantiles_by_month, summary, write_atomically, write_failure_reason
 
 __all__ = ["write_report"]
 
@@ -171,22 +172,22 @@ def _policy_fan(ds: xr.Dataset, name: str, ax: Axes, money: bool, title: str, yl
     values = np.asarray(ds[name].transpose("path", "month").values, dtype=np.float64)
     w = np.asarray(ds["weight"].values, dtype=np.float64)
     qs = (0.05, 0.25, 0.5, 0.75, 0.95)
-    quantiles = np.array([weighted_quantile(values[:, t], w, qs) for t in range(values.shape[1])]).reshape(-1, len(qs))
+    quantiles = quantiles_by_month(values, w, qs)
     months = ds["month"].values
-    plots._fan(ax, months, qs, quantiles, "#6a51a3")
+    fan(ax, months, qs, quantiles, "#6a51a3")
     ax.plot(months, w @ values / w.size, color="black", linestyle="--", linewidth=1.5, label="mean")
     if money:
-        scale, unit = plots._money_unit(quantiles, w @ values / w.size)
-        plots._money_axis(ax.yaxis, scale)
+        scale, unit = money_unit(quantiles, w @ values / w.size)
+        money_axis(ax.yaxis, scale)
         ax.set_ylabel(f"{ylabel}, {unit}")
     else:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0.0)
-    plots._month_axis(ax, months)
+    month_axis(ax, months)
     ax.grid(True, alpha=0.3)
-    plots._title(ax, ds, f"{title} ({w.size:,} paths)")
-    plots._legend(ax)
+    add_title(ax, ds, f"{title} ({w.size:,} paths)")
+    add_legend(ax)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -477,7 +478,7 @@ def _check(ds: xr.Dataset, portfolio: Portfolio | None, levels: tuple[float, ...
     if "expected_loss" in ds.data_vars and "loss_gross" not in ds.data_vars:
         raise StresslabError("write_report needs the run itself, not its summary")
     for a in levels:
-        _check_level(a, "each of levels")
+        check_level(a, "each of levels")
     if portfolio is not None:
         if not isinstance(portfolio, Portfolio):
             raise StresslabError(f"portfolio must be a stresslab Portfolio; got {type(portfolio).__name__}")
@@ -520,7 +521,7 @@ def _render(
                 "Gross loss over the horizon per path, with EL, VaR and ES.")
         + (_figure(lambda ax: plots.loss_distribution(ds, measure="net", levels=plot_levels, bins=bins, ax=ax),
                    "Distribution of the net loss", "The lender's retained loss after credit enhancements.")
-           if plots._has_layers(ds) else "")
+           if has_layers(ds) else "")
         + _figure(lambda ax: plots.exceedance_curve(ds, ax=ax), "Exceedance curve of the gross loss",
                   "P(L > x) on a log scale with a pointwise 95% Monte Carlo band.")
         + _figure(lambda ax: plots.dpd30_fan(ds, ax=ax), "DPD30+ ratio fan", "Share of the live balance 31+ days past due.")
@@ -529,7 +530,7 @@ def _render(
     )
     sections.append(_section("plots", "Loss and delinquency", figures))
     sections.append(_section("contributions", "Risk contributions by industry and region", _contributions(ds, tail_level)))
-    if plots._has_layers(ds):
+    if has_layers(ds):
         sections.append(_section("layers", "Credit enhancement layers", _layers(ds, s, tail_level)))
     levers = (config or {}).get("policy") or {}
     if levers:
@@ -610,17 +611,15 @@ def write_report(
     path = Path(path)
     if not path.parent.is_dir():
         raise StresslabError(f"could not write the report to {path}: the directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+
+    try:
+        write_atomically(path, write)
     except OSError as exc:
         raise StresslabError(
-            f"could not write the report to {path}: {_reason(exc, path.parent, len(data))}; any earlier file there is unchanged"
+            f"could not write the report to {path}: {write_failure_reason(exc, path.parent, len(data))}; "
+            "any earlier file there is unchanged"
         ) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()

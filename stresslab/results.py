@@ -16,7 +16,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
-from stresslab.errors import StresslabError
+from stresslab.errors import StresslabError, did_you_mean
 
 __all__ = [
     "weighted_quantile",
@@ -36,6 +36,18 @@ __all__ = [
     "format_summary",
     "save_results",
     "load_results",
+    # building blocks shared with stresslab.loss_sharing, paired, contributions, plots and report
+    "check_level",
+    "check_weights",
+    "z_value",
+    "sort_losses",
+    "quantile_of_sorted",
+    "quantiles_by_month",
+    "validate_run",
+    "dpd30_ratio",
+    "format_money",
+    "write_failure_reason",
+    "write_atomically",
 ]
 
 LIVE_STATES = ("C", "M1", "M2", "M3")
@@ -53,7 +65,7 @@ _REQUIRED = {
 }
 # Estimated tail probabilities within this of the target count as equal to it: this absorbs
 # the rounding of 1 - a (e.g. 1 - 0.8 < 0.2 in binary floating point).
-_TAIL_TOL = 1e-12
+TAIL_TOL = 1e-12
 
 
 # ----------------------------------------------------------------------------- estimators
@@ -67,11 +79,23 @@ def _check_sample(x: ArrayLike, w: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         raise StresslabError(f"at least 2 paths are needed for estimates with confidence intervals; got {xa.size}")
     if not np.all(np.isfinite(xa)):
         raise StresslabError(f"losses must be finite; {np.count_nonzero(~np.isfinite(xa))} are NaN or infinite")
-    _check_weights(wa)
+    check_weights(wa)
     return xa, wa
 
 
-def _check_weights(w: np.ndarray) -> None:
+def check_weights(w: np.ndarray) -> None:
+    """Check path weights (likelihood ratios): all finite and >= 0, at least one > 0.
+
+    Parameters
+    ----------
+    w : ndarray of shape (n_paths,)
+        The weights, float64.
+
+    Raises
+    ------
+    StresslabError
+        Naming how many weights are bad and the first of them, or saying that all are 0.
+    """
     bad = ~np.isfinite(w) | (w < 0)
     if np.any(bad):
         first = int(np.flatnonzero(bad)[0])
@@ -82,29 +106,66 @@ def _check_weights(w: np.ndarray) -> None:
         raise StresslabError("weights are all zero; no path carries probability")
 
 
-def _check_level(level: float, what: str = "level") -> float:
+def check_level(level: float, what: str = "level") -> float:
+    """``level`` as a float, checked to lie strictly between 0 and 1.
+
+    Parameters
+    ----------
+    level : float
+        A confidence level, quantile level or coverage.
+    what : str, default "level"
+        Its name in the error message (e.g. ``"ci"``, ``"each of levels"``).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    StresslabError
+        If ``level`` is not in (0, 1) (NaN included).
+    """
     level = float(level)
     if not 0.0 < level < 1.0:
         raise StresslabError(f"{what} must be strictly between 0 and 1; got {level}")
     return level
 
 
-def _sort(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted losses and, for each, the weight sum of the paths after it in the order."""
+def sort_losses(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted losses and, for each, the weight sum of the paths after it in the order.
+
+    Parameters
+    ----------
+    x, w : ndarray of shape (n_paths,)
+        Losses and path weights, float64, already checked.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``xs``, the losses in ascending order (stable sort), and ``above``, where
+        ``above[k]`` is the weight of the paths after position k: the input of
+        :func:`quantile_of_sorted`, which can then take any number of levels.
+    """
     order = np.argsort(x, kind="stable")
     above = np.cumsum(w[order][::-1])[::-1]
     return x[order], np.append(above[1:], 0.0)
 
 
-def _quantile_sorted(xs: np.ndarray, above: np.ndarray, tail: float) -> float:
-    """Smallest sample value v with mean(w 1{L > v}) <= tail; +inf when there is none."""
-    threshold = xs.size * (tail + _TAIL_TOL)
+def quantile_of_sorted(xs: np.ndarray, above: np.ndarray, tail: float) -> float:
+    """Smallest sample value v with mean(w 1{L > v}) <= tail; +inf when there is none.
+
+    ``xs`` and ``above`` are the output of :func:`sort_losses`; ``tail`` is 1 - a for the
+    quantile (VaR) at level a, with the slack ``TAIL_TOL`` of :func:`weighted_quantile`.
+    """
+    threshold = xs.size * (tail + TAIL_TOL)
     k = int(np.count_nonzero(above > threshold))  # `above` is non-increasing
     return float(xs[k]) if k < xs.size else float("inf")
 
 
-def _z(ci: float) -> float:
-    return float(norm.ppf(0.5 + _check_level(ci, "ci") / 2.0))
+def z_value(ci: float) -> float:
+    """The normal quantile z = Φ⁻¹((1 + ci) / 2) of a two-sided interval of coverage ``ci``
+    (checked to lie in (0, 1)): 1.96 for 0.95."""
+    return float(norm.ppf(0.5 + check_level(ci, "ci") / 2.0))
 
 
 def weighted_quantile(x: ArrayLike, w: ArrayLike, level: float | Sequence[float]) -> float | np.ndarray:
@@ -137,8 +198,8 @@ def weighted_quantile(x: ArrayLike, w: ArrayLike, level: float | Sequence[float]
     """
     xa, wa = _check_sample(x, w)
     levels = np.atleast_1d(np.asarray(level, dtype=np.float64))
-    xs, above = _sort(xa, wa)
-    out = np.array([_quantile_sorted(xs, above, 1.0 - _check_level(a)) for a in levels])
+    xs, above = sort_losses(xa, wa)
+    out = np.array([quantile_of_sorted(xs, above, 1.0 - check_level(a)) for a in levels])
     return float(out[0]) if np.ndim(level) == 0 else out
 
 
@@ -171,8 +232,8 @@ def var_es(x: ArrayLike, w: ArrayLike, level: float) -> tuple[float, float]:
     :math:`m = \\lfloor n(1-a) \\rfloor`, :math:`x_{[1]} \\ge x_{[2]} \\ge \\dots`.
     """
     xa, wa = _check_sample(x, w)
-    level = _check_level(level)
-    var = _quantile_sorted(*_sort(xa, wa), 1.0 - level)
+    level = check_level(level)
+    var = quantile_of_sorted(*sort_losses(xa, wa), 1.0 - level)
     return var, _es(xa, wa, var, level)
 
 
@@ -206,7 +267,7 @@ def mean_ci(x: ArrayLike, w: ArrayLike, ci: float = 0.95) -> tuple[float, float,
     xa, wa = _check_sample(x, w)
     wx = wa * xa
     mean = float(np.mean(wx))
-    half = _z(ci) * float(np.std(wx, ddof=1)) / np.sqrt(xa.size)
+    half = z_value(ci) * float(np.std(wx, ddof=1)) / np.sqrt(xa.size)
     return mean, mean - half, mean + half
 
 
@@ -241,16 +302,16 @@ def var_ci(x: ArrayLike, w: ArrayLike, level: float, ci: float = 0.95) -> tuple[
     :math:`h = z \\sqrt{\\hat p (1 - \\hat p) / (n - 1)}`.
     """
     xa, wa = _check_sample(x, w)
-    return _var_ci_sorted(xa, wa, *_sort(xa, wa), _check_level(level), _z(ci))
+    return _var_ci_sorted(xa, wa, *sort_losses(xa, wa), check_level(level), z_value(ci))
 
 
 def _var_ci_sorted(
     x: np.ndarray, w: np.ndarray, xs: np.ndarray, above: np.ndarray, level: float, z: float
 ) -> tuple[float, float]:
-    var = _quantile_sorted(xs, above, 1.0 - level)
+    var = quantile_of_sorted(xs, above, 1.0 - level)
     sd = max(float(np.std(w * (x > var), ddof=1)), float(np.std(w * (x >= var), ddof=1)))
     half = z * sd / np.sqrt(x.size)
-    return _quantile_sorted(xs, above, 1.0 - level + half), _quantile_sorted(xs, above, 1.0 - level - half)
+    return quantile_of_sorted(xs, above, 1.0 - level + half), quantile_of_sorted(xs, above, 1.0 - level - half)
 
 
 def es_ci(x: ArrayLike, w: ArrayLike, level: float, ci: float = 0.95) -> tuple[float, float]:
@@ -280,10 +341,10 @@ def es_ci(x: ArrayLike, w: ArrayLike, level: float, ci: float = 0.95) -> tuple[f
     wide, or unbounded, instead of collapsing onto the estimate.
     """
     xa, wa = _check_sample(x, w)
-    level = _check_level(level)
-    xs, above = _sort(xa, wa)
-    var = _quantile_sorted(xs, above, 1.0 - level)
-    z = _z(ci)
+    level = check_level(level)
+    xs, above = sort_losses(xa, wa)
+    var = quantile_of_sorted(xs, above, 1.0 - level)
+    z = z_value(ci)
     return _es_ci(xa, wa, var, _es(xa, wa, var, level), level, z, _var_ci_sorted(xa, wa, xs, above, level, z)[1])
 
 
@@ -301,7 +362,16 @@ def _std(x: np.ndarray, w: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- summary
-def _validate(ds: xr.Dataset, levels: Sequence[float]) -> None:
+def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
+    """Check a run (one scenario) before :func:`summary` reduces it; raise :class:`StresslabError` saying what is wrong.
+
+    Checks: the variables ``loss_gross``, ``loss_net``, ``balance_by_state``,
+    ``count_by_state`` and ``weight`` exist with their dims (a ``scenario`` dim is named
+    in the message); the live states C, M1, M2, M3 are on ``state``; >= 2 paths and
+    >= 1 month; losses and state variables are finite; the weights pass
+    :func:`check_weights`; ``levels`` is not empty and each level is in (0, 1). Layer
+    variables are checked by :func:`stresslab.loss_sharing.validate_layers`.
+    """
     missing = [name for name in _REQUIRED if name not in ds.data_vars]
     if missing:
         raise StresslabError(
@@ -321,23 +391,81 @@ def _validate(ds: xr.Dataset, levels: Sequence[float]) -> None:
     for name in ("loss_gross", "loss_net", "balance_by_state", "count_by_state"):
         if not np.all(np.isfinite(ds[name].values)):
             raise StresslabError(f"results variable {name} holds NaN or infinite values")
-    _check_weights(np.asarray(ds["weight"].values, dtype=np.float64))
+    check_weights(np.asarray(ds["weight"].values, dtype=np.float64))
     if len(levels) == 0:
         raise StresslabError("levels must name at least one confidence level")
     for level in levels:
-        _check_level(level, "each of levels")
+        check_level(level, "each of levels")
 
 
-def _dpd_ratio(ds: xr.Dataset, name: str) -> np.ndarray:
-    """DPD30+ ratio (M2 + M3) / (C + M1 + M2 + M3) of shape (n_paths, n_months); 0 if nothing is live."""
-    by_state = ds[name].transpose("path", "month", "state").values
+def dpd30_ratio(ds: xr.Dataset, by: str = "balance") -> np.ndarray:
+    """DPD30+ ratio of every path and month: (M2 + M3) / (C + M1 + M2 + M3), by balance or by loan count.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run (one scenario) with ``balance_by_state`` or ``count_by_state``
+        (path, month, state) and the states C, M1, M2 and M3 on ``state``.
+    by : {"balance", "count"}, default "balance"
+        The ratio of balances (``balance_by_state``) or of numbers of loans
+        (``count_by_state``).
+
+    Returns
+    -------
+    ndarray of shape (n_paths, n_months)
+        The ratio, float64; 0 where nothing is live (C + M1 + M2 + M3 = 0).
+
+    Raises
+    ------
+    StresslabError
+        If ``by`` is unknown, or the variable is missing, has other dims or lacks a live
+        state.
+
+    Notes
+    -----
+    The ratio behind ``dpd30_ratio_mean``, ``dpd30_ratio_quantile`` and
+    ``dpd30_count_ratio_mean`` of :func:`summary`, the peak DPD30+ ratio of
+    :func:`stresslab.paired.compare_summary` and :func:`stresslab.plots.dpd30_fan`. The
+    states are summed one (path, month) slice at a time, in float64, without copying the
+    whole variable.
+    """
+    if by not in ("balance", "count"):
+        raise StresslabError(f"by must be one of 'balance', 'count'; got {by!r}{did_you_mean(str(by), ('balance', 'count'))}")
+    name, dims = f"{by}_by_state", ("path", "month", "state")
+    if name not in ds.data_vars:
+        raise StresslabError(f"results lack the variable {name}, which the DPD30+ ratio by {by} needs")
+    if set(ds[name].dims) != set(dims):
+        raise StresslabError(f"results variable {name} must have dims {dims}; got {ds[name].dims}")
     column = {state: i for i, state in enumerate(ds["state"].values.tolist())}
+    absent = [s for s in LIVE_STATES if s not in column]
+    if absent:
+        raise StresslabError(f"results lack the state(s) {', '.join(absent)} on the state dimension")
+    by_state = ds[name].transpose(*dims).values
 
     def total(states: tuple[str, ...]) -> np.ndarray:  # one (path, month) slice at a time: no big copies
         return sum(by_state[:, :, column[state]].astype(np.float64) for state in states)
 
     live, late = total(LIVE_STATES), total(DPD30_STATES)
     return np.divide(late, live, out=np.zeros_like(live), where=live > 0)
+
+
+def quantiles_by_month(values: np.ndarray, w: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """:func:`weighted_quantile` of a (path, month) variable in every month.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_paths, n_months)
+        E.g. a DPD30+ ratio (:func:`dpd30_ratio`) or a layer's capacity left.
+    w : ndarray of shape (n_paths,)
+        Path weights.
+    levels : sequence of float
+        Quantile levels, each in (0, 1).
+
+    Returns
+    -------
+    ndarray of shape (n_months, n_levels)
+    """
+    return np.array([weighted_quantile(values[:, t], w, levels) for t in range(values.shape[1])]).reshape(-1, len(levels))
 
 
 def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: float = 0.95) -> xr.Dataset:
@@ -401,11 +529,11 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
     from stresslab import loss_sharing  # imports this module: import it here, not at the top
 
     levels = tuple(float(a) for a in levels)
-    _validate(ds, levels)
+    validate_run(ds, levels)
     layered = loss_sharing.has_layers(ds)
     if layered:
         loss_sharing.validate_layers(ds)
-    z = _z(ci)
+    z = z_value(ci)
     w = np.asarray(ds["weight"].values, dtype=np.float64)
     month = ds["month"].values
     n_levels = len(levels)
@@ -417,15 +545,15 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         for j, x in enumerate((loss.sum(axis=1), loss[:, month <= 12].sum(axis=1))):  # order of WINDOWS
             el[i, j], el_b[i, j, 0], el_b[i, j, 1] = mean_ci(x, w, ci)
             std[i, j] = _std(x, w)
-            xs, above = _sort(x, w)
+            xs, above = sort_losses(x, w)
             for k, level in enumerate(levels):
-                var[i, j, k] = _quantile_sorted(xs, above, 1.0 - level)
+                var[i, j, k] = quantile_of_sorted(xs, above, 1.0 - level)
                 es[i, j, k] = _es(x, w, var[i, j, k], level)
                 var_b[i, j, k] = _var_ci_sorted(x, w, xs, above, level, z)
                 es_b[i, j, k] = _es_ci(x, w, var[i, j, k], es[i, j, k], level, z, var_b[i, j, k, 1])
 
-    ratio = _dpd_ratio(ds, "balance_by_state")
-    ratio_q = np.array([weighted_quantile(ratio[:, t], w, DPD_QUANTILES) for t in range(month.size)])
+    ratio = dpd30_ratio(ds, "balance")
+    ratio_q = quantiles_by_month(ratio, w, DPD_QUANTILES)
     pct = f"{100 * ci:g}%"
 
     def money(dims: tuple[str, ...], values: np.ndarray, long_name: str) -> xr.Variable:
@@ -446,7 +574,7 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         "dpd30_ratio_mean": ratio_var(("month",), w @ ratio / w.size, "mean DPD30+ ratio by balance"),
         "dpd30_ratio_quantile": ratio_var(("month", "quantile"), ratio_q, "quantile of the DPD30+ ratio by balance"),
         "dpd30_count_ratio_mean": ratio_var(
-            ("month",), w @ _dpd_ratio(ds, "count_by_state") / w.size, "mean DPD30+ ratio by loan count"
+            ("month",), w @ dpd30_ratio(ds, "count") / w.size, "mean DPD30+ ratio by loan count"
         ),
         "n_paths": ratio_var((), np.int64(w.size), "number of simulated paths"),
         "effective_sample_size": ratio_var((), w.sum() ** 2 / (w @ w), "effective sample size (sum w)^2 / sum w^2"),
@@ -467,13 +595,15 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
 
 
 # ----------------------------------------------------------------------------- terminal
-def _money(v: float) -> str:
+def format_money(v: float) -> str:
+    """An amount in CNY for the terminal: whole units with thousands separators (``1,234,568``);
+    ``inf``, ``-inf`` or ``nan`` when not finite."""
     return f"{v:,.0f}" if np.isfinite(v) else str(v)
 
 
 def _with_ci(estimate: xr.DataArray, bounds: xr.DataArray) -> str:
     low, high = bounds.sel(bound=list(BOUNDS)).values
-    return f"{_money(float(estimate))} [{_money(low)}, {_money(high)}]"
+    return f"{format_money(float(estimate))} [{format_money(low)}, {format_money(high)}]"
 
 
 def format_summary(s: xr.Dataset) -> str:
@@ -508,7 +638,7 @@ def format_summary(s: xr.Dataset) -> str:
         m = s.sel(measure=measure)
         rows = [
             ("EL", [_with_ci(m["expected_loss"].sel(window=x), m["expected_loss_ci"].sel(window=x)) for x in WINDOWS]),
-            ("Std", [_money(float(m["std_dev"].sel(window=x))) for x in WINDOWS]),
+            ("Std", [format_money(float(m["std_dev"].sel(window=x))) for x in WINDOWS]),
         ]
         for level in s["level"].values:
             for label, name in (("VaR", "value_at_risk"), ("ES", "expected_shortfall")):
@@ -536,7 +666,13 @@ def format_summary(s: xr.Dataset) -> str:
 
 
 # ----------------------------------------------------------------------------- files
-def _reason(exc: BaseException, directory: Path, nbytes: int) -> str:
+def write_failure_reason(exc: BaseException, directory: Path, nbytes: int) -> str:
+    """Why writing ``nbytes`` bytes into ``directory`` failed with ``exc``, for an error message.
+
+    "permission denied (...)" or "no space left on device (...)" when the errno says so;
+    otherwise the exception's text, with a note when the directory's file system has
+    fewer than ``nbytes`` bytes free (the likely cause).
+    """
     if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied ({exc})"
     if getattr(exc, "errno", None) == errno.ENOSPC:
@@ -548,6 +684,36 @@ def _reason(exc: BaseException, directory: Path, nbytes: int) -> str:
     if free < nbytes:
         return f"{exc} (probably no space: {free / 2**20:,.1f} MiB free, the data take {nbytes / 2**20:,.1f} MiB)"
     return str(exc) or type(exc).__name__
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Create or replace the file ``path`` so that readers see the old file or the new one, never a part.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Target file; its directory must exist.
+    write : callable
+        ``write(tmp)`` writes the whole content to the file ``tmp``, a temporary file in
+        the target's directory (``.<name>.<pid>.<random>.tmp``).
+
+    Notes
+    -----
+    The temporary file is flushed to disk (:func:`os.fsync`) and moved onto ``path`` with
+    :func:`os.replace`. Whatever fails, the temporary file is removed and the exception
+    propagates unchanged: the caller turns it into its message (with
+    :func:`write_failure_reason`). Used by :func:`save_results`,
+    :func:`stresslab.plots.save_figure` and :func:`stresslab.report.write_report`.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def save_results(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
@@ -577,7 +743,6 @@ def save_results(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
     so :func:`load_results` returns bitwise identical values.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     ds = ds.copy(deep=False)
     encoding = {}
     for name, variable in ds.variables.items():
@@ -586,18 +751,12 @@ def save_results(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
         if name in ds.data_vars and variable.dtype.kind in "biuf" and variable.ndim > 0:
             encoding[name].update(zlib=True, complevel=1)
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding))
     except (OSError, TypeError, ValueError, RuntimeError) as exc:
         raise StresslabError(
-            f"could not save results to {path}: {_reason(exc, path.parent, ds.nbytes)}; "
+            f"could not save results to {path}: {write_failure_reason(exc, path.parent, ds.nbytes)}; "
             "any earlier file there is unchanged"
         ) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_results(path: str | os.PathLike[str]) -> xr.Dataset:

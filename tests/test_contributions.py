@@ -7,6 +7,8 @@ and against the closed-form Gaussian Euler allocation (|estimate - truth| < 4 se
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -207,3 +209,19 @@ def test_invalid_inputs_are_refused(run):
     broken["loss_by_industry"] = run["loss_by_industry"] * 1.01
     with pytest.raises(StresslabError, match="does not add up"):
         es_contributions(broken)
+
+
+def test_loan_level_contributions_add_up_to_es():
+    """By loan on request: tracked loans plus the rest add up to the ES; all tracked = no rest."""
+    book = stresslab.synthetic_portfolio(150, seed=4)
+    scen = stresslab.load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "services_downturn.toml")
+    some = list(book.loan_id[:20])
+    ds = stresslab.simulate(book, scen, n_paths=300, seed=5, track_loans=some)
+    c = stresslab.es_contributions(ds, by="loan", level=0.99)
+    es = stresslab.summary(ds, levels=(0.99,)).expected_shortfall.sel(measure="gross", window="horizon", level=0.99)
+    np.testing.assert_allclose(float(c.es_contribution.sum()), float(es), rtol=1e-10)
+    assert list(c.loan.values[:-1]) == some and c.loan.values[-1] == "(other loans)"
+    full = stresslab.simulate(book, scen, n_paths=300, seed=5, track_loans=list(book.loan_id))
+    cf = stresslab.es_contributions(full, by="loan", level=0.99)
+    np.testing.assert_allclose(float(cf.es_contribution.sel(loan="(other loans)")), 0.0, atol=1e-6 * float(es))
+    np.testing.assert_allclose(cf.es_contribution.sel(loan=some).values, c.es_contribution.sel(loan=some).values, rtol=1e-9)

@@ -24,6 +24,7 @@ from scipy.stats import norm
 import stresslab
 from stresslab import plots
 from stresslab.errors import StresslabError
+from stresslab.plots.comparison import _paired_difference
 from stresslab.results import es_ci, mean_ci, var_ci, var_es
 
 from stresslab.compare import compare, sweep
@@ -194,7 +195,7 @@ def test_paired_tail_intervals_cover_a_known_difference() -> None:
         xa, e = rng.standard_normal(n), rng.standard_normal(n)
         xb = 0.8 * xa + 0.6 * e + 0.5
         for kind in cover:
-            d, se, low, high = plots._paired_difference(kind, a, xb, xa, w, 0.95)
+            d, se, low, high = _paired_difference(kind, a, xb, xa, w, 0.95)
             cover[kind] += low <= 0.5 <= high
             estimates[kind].append(d)
             ses[kind].append(se)
