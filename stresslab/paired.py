@@ -63,7 +63,8 @@ def _metric_table(levels: tuple[float, ...], layers: list[str]) -> list[dict]:
         rows.append(m(f"var_{100 * a:g}", f"VaR {100 * a:g}% of the gross loss over the horizon", "CNY", "bootstrap", a))
         rows.append(m(f"es_{100 * a:g}", f"ES {100 * a:g}% of the gross loss over the horizon", "CNY", "bootstrap", a))
     rows += [
-        m("peak_dpd30_ratio", "peak over months of the mean DPD30+ ratio by balance", "1", "bootstrap"),
+        m("peak_dpd30_ratio", "peak over months of the mean DPD30+ ratio by balance (months with >= 1% of "
+          "month 1's live balance)", "1", "bootstrap"),
         m("expected_defaults", "expected number of loans in default (state D) at the last month", "loans", "mean"),
     ]
     for name in layers:
@@ -170,6 +171,16 @@ def _tail_block(
     return out
 
 
+def _live_ratio(run: xr.Dataset) -> np.ndarray:
+    """DPD30+ ratio by balance (path, month), 0 in months whose mean live balance is below
+    1% of month 1's: at the end of a book's life a few stragglers would set the peak."""
+    ratio = dpd30_ratio(run, "balance")
+    live = run["balance_by_state"].sel(state=["C", "M1", "M2", "M3"]).sum("state").transpose("path", "month").values
+    mean_live = live.mean(axis=0)
+    ratio[:, mean_live < _LIVE_FLOOR * mean_live[0]] = 0.0
+    return ratio
+
+
 def _peak_dpd(ratio: np.ndarray, w: np.ndarray) -> tuple[float, int]:
     """Peak over months of the weighted mean DPD30+ ratio, and the index of its month."""
     mean = w @ ratio / w.size
@@ -187,6 +198,9 @@ def _peak_replicates(ratio: np.ndarray, w: np.ndarray, counts: np.ndarray) -> np
         stop = min(start + block, n_boot)
         out[start:stop] = (counts[start:stop].astype(np.float64) @ wr / n).max(axis=1)
     return out
+
+
+_LIVE_FLOOR = 0.01
 
 
 # ----------------------------------------------------------------------------- checks
@@ -371,13 +385,13 @@ def compare_summary(
     n = w.size
     counts = _resample_counts(n, n_boot, boot_seed)
     base_samples = _mean_samples(run, present, layers)
-    base_ratio = dpd30_ratio(run, "balance")
+    base_ratio = _live_ratio(run)
     month = ds["month"].values
     for i in range(n_s):
         if i != base:
             run, present, w = run_of(i)
             samples = _mean_samples(run, present, layers)
-            ratio = dpd30_ratio(run, "balance")
+            ratio = _live_ratio(run)
         else:
             samples, ratio = base_samples, base_ratio
         # means: exact paired standard errors
