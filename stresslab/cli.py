@@ -118,6 +118,9 @@ def _book_and_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=_positive_int, help="paths per chunk (does not change results)")
     parser.add_argument("--threads", type=_positive_int, help="numba threads (does not change results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    dask = parser.add_mutually_exclusive_group()
+    dask.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler (tcp://host:port or scheduler file)")
+    dask.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local Dask cluster of N workers")
 
 
 def _book(args: argparse.Namespace) -> Portfolio:
@@ -127,7 +130,13 @@ def _book(args: argparse.Namespace) -> Portfolio:
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, object]:
-    return {"chunk_size": args.chunk_size, "threads": args.threads, "progress": not args.quiet}
+    return {
+        "chunk_size": args.chunk_size,
+        "threads": args.threads,
+        "progress": not args.quiet,
+        "scheduler": args.scheduler,
+        "workers": args.workers,
+    }
 
 
 def _write(ds: xr.Dataset, path: Path | None) -> None:

@@ -30,6 +30,8 @@ def compare(
     chunk_size: int | None = None,
     threads: int | None = None,
     progress: bool | None = None,
+    scheduler: object | None = None,
+    workers: int | None = None,
 ) -> xr.Dataset:
     """Run scenarios on the same book and the same draws, stacked along ``scenario``.
 
@@ -38,7 +40,7 @@ def compare(
     portfolio : Portfolio
     scenarios : sequence of Scenario
         At least one; the first is the baseline of paired comparisons. Names must differ.
-    n_paths, seed, chunk_size, threads, progress
+    n_paths, seed, chunk_size, threads, progress, scheduler, workers
         As in :func:`stresslab.simulate`.
 
     Returns
@@ -56,10 +58,8 @@ def compare(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise StresslabError(f"scenario names must differ to label the comparison; repeated: {duplicates}")
-    runs = [
-        simulate(portfolio, s, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress)
-        for s in scenarios
-    ]
+    options = {"chunk_size": chunk_size, "threads": threads, "progress": progress, "scheduler": scheduler, "workers": workers}
+    runs = [simulate(portfolio, s, n_paths, seed, **options) for s in scenarios]
     return _stack(runs, names, [s.to_json() for s in scenarios])
 
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from stresslab._kernels.paths import Outputs
 from stresslab.errors import StresslabError
 from stresslab.model import CompiledModel
-from stresslab.runner import _numba_threads, allocate, check_int, default_chunk_size, run_chunk
+from stresslab.runner import numba_threads, allocate, check_int, default_chunk_size, run_chunk
 
 if TYPE_CHECKING:
     import distributed
@@ -92,13 +92,19 @@ def run_paths_dask(
 
     token = tokenize(model, seed)
     model_future = _scatter(client, model)
-    futures = {}
-    for start in range(0, n_paths, chunk_size):
-        stop = min(start + chunk_size, n_paths)
-        future = client.submit(
-            _chunk, model_future, seed, start, stop, key=f"{_KEY_PREFIX}-{start}-{stop}-{token}", pure=True, retries=0
-        )
-        futures[future.key] = (future, start, stop)
+    starts = list(range(0, n_paths, chunk_size))
+    stops = [min(start + chunk_size, n_paths) for start in starts]
+    submitted = client.map(  # one message for all the tasks
+        _chunk,
+        [model_future] * len(starts),
+        [seed] * len(starts),
+        starts,
+        stops,
+        key=[f"{_KEY_PREFIX}-{start}-{stop}-{token}" for start, stop in zip(starts, stops, strict=True)],
+        pure=True,
+    )
+    futures = {f.key: (f, start, stop) for f, start, stop in zip(submitted, starts, stops, strict=True)}
+    del submitted
 
     out = allocate(model, n_paths)
     try:
@@ -213,7 +219,7 @@ def worker_threads(client: distributed.Client) -> dict[str, dict[str, int]]:
 def _chunk(model: CompiledModel, seed: int, start: int, stop: int) -> Outputs:
     """Paths ``start .. stop - 1``: a pure function of its arguments."""
     out = allocate(model, stop - start)
-    with _numba_threads(_task_threads()):
+    with numba_threads(_task_threads()):
         run_chunk(model, seed, start, out)
     return out
 
@@ -241,13 +247,13 @@ def _thread_info() -> dict[str, int]:
     from distributed import get_worker
 
     threads = _task_threads() or numba.config.NUMBA_NUM_THREADS
-    with _numba_threads(threads):
-        numba_threads = numba.get_num_threads()
+    with numba_threads(threads):
+        task_threads = numba.get_num_threads()
     return {
         "nthreads": int(get_worker().state.nthreads),
         "numba_num_threads": int(numba.config.NUMBA_NUM_THREADS),
         "numba_threads": int(numba.get_num_threads()),
-        "task_threads": int(numba_threads),
+        "task_threads": int(task_threads),
         "cpu_count": int(os.cpu_count() or 1),
     }
 

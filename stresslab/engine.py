@@ -38,6 +38,8 @@ def simulate(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
     track_loans: Sequence[str] = (),
+    scheduler: object | None = None,
+    workers: int | None = None,
 ) -> xr.Dataset:
     """Run a Monte Carlo stress test of a loan book under a scenario.
 
@@ -73,6 +75,12 @@ def simulate(
         :func:`stresslab.importance.tune_importance_sampling`).
     checkpoint : path, optional
         Directory where each finished chunk is saved as it completes (atomic writes).
+    scheduler : distributed.Client or str, optional
+        Run the chunks of paths as tasks on a Dask cluster: a connected Client, or the
+        address (``tcp://host:8786``) or scheduler file of a running scheduler. Results are
+        bitwise those of a local run.
+    workers : int, optional
+        Run on a new local Dask cluster of this many worker processes (1 thread each).
     track_loans : sequence of str
         Loan ids whose gross horizon loss is kept per path in ``loss_by_loan(path, loan)``
         (for loan-level ES contributions; memory grows with paths x tracked loans).
@@ -126,9 +134,14 @@ def simulate(
         store = Checkpoint(checkpoint, identity, resume=resume)
     elif resume:
         raise StresslabError("resume needs the checkpoint directory of the run to continue")
-    out = run_paths(
-        model, seed, n_paths, chunk_size=chunk_size, threads=threads, progress=progress, desc=scenario.name, checkpoint=store
-    )
+    if scheduler is not None or workers is not None:
+        if store is not None:
+            raise StresslabError("checkpoints are written by local runs; run without scheduler/workers to use them")
+        out = _run_on_dask(model, seed, n_paths, chunk_size, scheduler, workers, bool(progress))
+    else:
+        out = run_paths(
+            model, seed, n_paths, chunk_size=chunk_size, threads=threads, progress=progress, desc=scenario.name, checkpoint=store
+        )
     _check_finite(out, portfolio, scenario)
     return _dataset(out, model, portfolio, scenario, seed, n_paths)
 
@@ -155,6 +168,19 @@ _DESCRIPTIONS = {
 
 
 _INTERNAL = ("weight", "eta_sum", "chi2")  # weight is added with its own attributes
+
+
+def _run_on_dask(
+    model: CompiledModel, seed: int, n_paths: int, chunk_size: int | None, scheduler: object | None, workers: int | None, progress: bool
+) -> Outputs:
+    from stresslab.distributed import connect, run_paths_dask  # dask is optional
+
+    if scheduler is not None and not isinstance(scheduler, str):
+        return run_paths_dask(model, seed, n_paths, chunk_size=chunk_size, client=scheduler, progress=progress)
+    if workers is not None:
+        workers = check_int("workers", workers, 1, None)
+    with connect(scheduler=scheduler, workers=workers) as client:
+        return run_paths_dask(model, seed, n_paths, chunk_size=chunk_size, client=client, progress=progress)
 
 
 def _check_finite(out: Outputs, portfolio: Portfolio, scenario: Scenario) -> None:

@@ -20,7 +20,7 @@ from stresslab.budget import check_budget
 from stresslab.errors import StresslabError
 from stresslab.model import CompiledModel
 
-__all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int"]
+__all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int", "numba_threads"]
 
 _STEPS_PER_CHUNK = 200_000_000  # loan-months per chunk: about a second of kernel time
 
@@ -62,6 +62,8 @@ class Checkpoint:
                         f"(checkpoint {_short(recorded.get('identity', {}).get(key))}, this run {_short(value)})"
                     )
             self.chunk_size = int(recorded["chunk_size"])
+            for stale in self.directory.glob("*.tmp"):  # left by a killed process mid-save
+                stale.unlink(missing_ok=True)
         elif self.directory.exists() and any(self.directory.iterdir()):
             raise StresslabError(f"{self.directory}: checkpoint directory is not empty; resume it with --resume or choose another")
 
@@ -82,16 +84,16 @@ class Checkpoint:
         return True
 
     def save(self, start: int, out: Outputs) -> None:
-        """Save a finished chunk atomically."""
-        with tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False) as handle:
-            tmp = Path(handle.name)
-            try:
+        """Save a finished chunk atomically (an interrupted save leaves no file behind)."""
+        handle = tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False)
+        tmp = Path(handle.name)
+        try:
+            with handle:
                 np.savez(handle, **out._asdict())
-            except BaseException:
-                handle.close()
-                tmp.unlink(missing_ok=True)
-                raise
-        os.replace(tmp, self._path(start))
+            os.replace(tmp, self._path(start))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _path(self, start: int) -> Path:
         return self.directory / f"paths_{start:012d}.npz"
@@ -127,7 +129,7 @@ def run_paths(
     out = allocate(model, n_paths)
     n_chunks = math.ceil(n_paths / chunk_size)
     show = progress if progress is not None else (n_chunks > 1 and sys.stderr.isatty())
-    with _numba_threads(threads), tqdm(total=n_paths, unit="path", disable=not show, desc=desc, leave=False) as bar:
+    with numba_threads(threads), tqdm(total=n_paths, unit="path", disable=not show, desc=desc, leave=False) as bar:
         for start in range(0, n_paths, chunk_size):
             stop = min(start + chunk_size, n_paths)
             chunk = Outputs(*(a[start:stop] for a in out))
@@ -189,7 +191,8 @@ def check_int(name: str, value: object, lo: int, hi: int | None) -> int:
 
 
 @contextmanager
-def _numba_threads(threads: int | None) -> Iterator[None]:
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` numba threads (None: leave the setting as it is)."""
     if threads is None:
         yield
         return

@@ -11,28 +11,76 @@ naming the file, the key path, the value and what is allowed. The key reference 
 
 The schema is declarative: each table is a mapping ``key -> _Key(parser, default)`` (see
 the bottom of this module), so adding a table means adding one such mapping.
+
+The spec dataclasses and constants live in :mod:`stresslab.specs` (re-exported here), the
+parser toolkit in :mod:`stresslab._schema`, file reading and ``extends`` in :mod:`stresslab._extends`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import math
-import numbers
 import os
 import reprlib
-import tomllib
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stresslab.errors import ScenarioError, StresslabWarning, did_you_mean
+from stresslab._extends import _extends_chain, _merge_layers, _read_toml
+from stresslab._schema import (
+    _At,
+    _boolean,
+    _by_name,
+    _choice,
+    _integer,
+    _Key,
+    _names,
+    _number,
+    _numbers,
+    _optional,
+    _Parser,
+    _subset,
+    _table,
+    _text,
+    _union,
+)
+from stresslab.errors import ScenarioError, did_you_mean
 from stresslab.portfolio import BORROWER_TYPES, STATES
+from stresslab.specs import (
+    _TOL,
+    COLLECTION_PRESETS,
+    DEFERRAL_INTEREST,
+    LAYER_BASES,
+    LAYER_KINDS,
+    MAX_DEFERRAL_MONTHS,
+    MAX_HORIZON,
+    POLICY_LEVERS,
+    RESERVED_LAYER_NAME,
+    CollectionSpec,
+    CorrelationMatrix,
+    DeferralSpec,
+    DelinquencySpec,
+    FactorSpec,
+    LayerSpec,
+    LoanCapSpec,
+    PerIndustry,
+    PolicySpec,
+    RateCapSpec,
+    RecoverySpec,
+    RevenueSupportSpec,
+    SeasonalScheduleSpec,
+    Shock,
+    ShockRamp,
+    SubsidySpec,
+    _check_names,
+    _plain,
+    _shock_paths,
+    _smallest_eigenvalue,
+    shock_path,
+)
 
 __all__ = [
     "load_scenario",
@@ -60,592 +108,6 @@ __all__ = [
     "COLLECTION_PRESETS",
     "DEFERRAL_INTEREST",
 ]
-
-MAX_HORIZON = 120
-LAYER_KINDS = ("quota_share", "excess_of_loss")
-LAYER_BASES = ("principal", "ead")
-RESERVED_LAYER_NAME = "lender"  # the retained-loss party in results (docs/metrics.md)
-POLICY_LEVERS = ("loan_cap", "deferral", "interest_subsidy", "rate_cap", "revenue_support",
-                 "seasonal_schedule", "collection")
-DEFERRAL_INTEREST = ("accrued", "waived")
-MAX_DEFERRAL_MONTHS = 24
-COLLECTION_PRESETS: dict[str, dict[str, float | int]] = {
-    # ASSUMPTIONS, not sourced figures: round numbers ordering the strategies by recovery,
-    # speed and cost (docs/policy.md). Each sets [recovery] unsecured_mean (m_0, share of
-    # EAD), lag_months (default to cash) and cost (share of the amount recovered).
-    "reminders": {"unsecured_mean": 0.15, "lag_months": 3, "cost": 0.05},
-    "legal_action": {"unsecured_mean": 0.35, "lag_months": 12, "cost": 0.25},
-    "third_party_agency": {"unsecured_mean": 0.25, "lag_months": 6, "cost": 0.20},
-}
-"""``[policy.collection]`` strategy -> the [recovery] values it sets (they take precedence)."""
-_NEAR_MISS = 0.8  # difflib ratio from which an absent name is taken for a typo of a book name
-_TOL = 1e-10  # symmetry, unit diagonal and PSD tolerance of correlation matrices
-_MAX_DEPTH = 32  # tables and arrays nest at most this deep (a valid scenario needs 6 levels)
-_INT64 = (-(2**63), 2**63 - 1)  # TOML integers are 64-bit signed
-
-
-# --------------------------------------------------------------------------- value types
-
-
-@dataclass(frozen=True, kw_only=True)
-class PerIndustry:
-    """A number per industry: a default and per-industry overrides (sorted by name)."""
-
-    default: float
-    overrides: tuple[tuple[str, float], ...] = ()
-
-    def values(self, industries: Sequence[str]) -> np.ndarray:
-        """Return the value of each industry, ndarray of shape (n_industries,)."""
-        table = dict(self.overrides)
-        return np.array([table.get(str(name), self.default) for name in industries], dtype=float)
-
-    def to_dict(self) -> dict[str, float]:
-        """Return the canonical table form ``{"default": d, industry: value, ...}``."""
-        return {"default": self.default, **dict(self.overrides)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class CorrelationMatrix:
-    """An explicit correlation matrix among named industries (or regions)."""
-
-    names: tuple[str, ...]
-    matrix: tuple[tuple[float, ...], ...]
-
-    def to_dict(self) -> dict[str, list]:
-        """Return ``{"names": [...], "matrix": [[...], ...]}``."""
-        return {"names": list(self.names), "matrix": [list(row) for row in self.matrix]}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ShockRamp:
-    """A revenue shock that falls linearly to a trough and recovers linearly.
-
-    Notes
-    -----
-    Value 0 for months t < start; linear from 0 at month ``start - 1`` to ``trough`` at
-    ``trough_month``; linear from ``trough`` back to 0 at ``recovery_month``; 0 after.
-    Requires ``1 <= start <= trough_month <= recovery_month``.
-    """
-
-    start: int
-    trough: float
-    trough_month: int
-    recovery_month: int
-
-    def values(self, horizon_months: int) -> np.ndarray:
-        """Return the shock of horizon months 1..T, ndarray of shape (T,)."""
-        t = np.arange(1, horizon_months + 1, dtype=float)
-        down = self.trough * (t - (self.start - 1)) / (self.trough_month - self.start + 1)
-        up = self.trough * (self.recovery_month - t) / max(self.recovery_month - self.trough_month, 1)
-        after_trough = np.where(t <= self.recovery_month, up, 0.0)
-        return np.where(t < self.start, 0.0, np.where(t <= self.trough_month, down, after_trough))
-
-
-Shock = float | tuple[float, ...] | ShockRamp
-"""A revenue shock: constant, monthly values (month 1 first; later months 0) or a ramp."""
-
-
-def shock_path(shock: Shock, horizon_months: int) -> np.ndarray:
-    """Expand a shock (or a revenue uplift) to its value in each horizon month.
-
-    Parameters
-    ----------
-    shock : float, tuple of float or ShockRamp
-        A parsed ``[shocks]`` value or ``[policy.revenue_support] uplift``.
-    horizon_months : int
-        T.
-
-    Returns
-    -------
-    ndarray of shape (T,)
-        Month 1 first: a constant every month; a list's values, 0 after its end (cut at T);
-        a ramp's :meth:`ShockRamp.values`.
-    """
-    if isinstance(shock, ShockRamp):
-        return shock.values(horizon_months)
-    out = np.zeros(horizon_months)
-    if isinstance(shock, tuple):
-        values = shock[:horizon_months]
-        out[: len(values)] = values  # later months stay 0
-    else:
-        out[:] = shock
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """JSON-able form of a parsed value (what the schema parsers read back unchanged)."""
-    if isinstance(value, (PerIndustry, CorrelationMatrix)):
-        return value.to_dict()
-    if isinstance(value, ShockRamp):
-        return dataclasses.asdict(value)
-    if isinstance(value, tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _fields_dict(spec: Any) -> dict[str, Any]:
-    """The canonical table of a spec whose TOML keys are its field names."""
-    return {f.name: _plain(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
-
-
-# --------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True, kw_only=True)
-class FactorSpec:
-    """Systematic factors: copula, loadings, AR(1) persistence, correlations (MODEL.md §1).
-
-    Attributes
-    ----------
-    copula : {"gaussian", "t"}
-    dof : float or None
-        Student-t degrees of freedom (> 2); None for the Gaussian copula.
-    ar1 : float
-        AR(1) coefficient phi of every factor, in [0, 1].
-    global_loading, industry_loading, region_loading : PerIndustry
-        Loadings a_G, a_I, a_R of a loan, by the loan's industry.
-    industry_correlation, region_correlation : float or CorrelationMatrix
-        A common pairwise correlation (0.0 = identity) or an explicit matrix.
-    source : str
-        The scenario file (for messages); not compared.
-    """
-
-    copula: str
-    dof: float | None
-    ar1: float
-    global_loading: PerIndustry
-    industry_loading: PerIndustry
-    region_loading: PerIndustry
-    industry_correlation: float | CorrelationMatrix
-    region_correlation: float | CorrelationMatrix
-    source: str = field(default="<dict>", compare=False, repr=False)
-    _warned: set[tuple[str, str]] = field(default_factory=set, init=False, compare=False, repr=False)
-
-    def loadings(self, industries: Sequence[str]) -> np.ndarray:
-        """Factor loadings of a loan of each industry.
-
-        Parameters
-        ----------
-        industries : sequence of str
-            The book's industries.
-
-        Returns
-        -------
-        ndarray of shape (n_industries, 3)
-            Columns: global, industry and region loading.
-        """
-        loads = {"global_loading": self.global_loading, "industry_loading": self.industry_loading,
-                 "region_loading": self.region_loading}
-        _check_names(self, "industries", industries,
-                     [(f"[factors] {key}", name) for key, p in loads.items() for name, _ in p.overrides])
-        return np.column_stack([p.values(industries) for p in loads.values()])
-
-    def correlation(self, industries: Sequence[str], regions: Sequence[str]) -> np.ndarray:
-        """Correlation matrix Sigma of the factors Z = [global, industries..., regions...].
-
-        Parameters
-        ----------
-        industries, regions : sequence of str
-            The book's industries and regions.
-
-        Returns
-        -------
-        ndarray of shape (K, K), K = 1 + n_industries + n_regions
-            Block diagonal: 1 for the global factor, then the industry block and the region
-            block. Names the matrix does not list are uncorrelated with the others.
-
-        Raises
-        ------
-        ScenarioError
-            If a common negative correlation is not positive semi-definite for this many
-            names (it needs c >= -1 / (n - 1)), or a scenario name is a near-miss of a book name.
-        """
-        blocks = []
-        for kind, key, spec, names in (("industries", "industry_correlation", self.industry_correlation, industries),
-                                       ("regions", "region_correlation", self.region_correlation, regions)):
-            if isinstance(spec, CorrelationMatrix):
-                _check_names(self, kind, names, [(f"[factors] {key}.names", name) for name in spec.names])
-            block = _correlation_block(spec, [str(name) for name in names])
-            smallest = _smallest_eigenvalue(block)
-            if smallest < -_TOL:
-                raise ScenarioError(
-                    f"{self.source}: [factors] {key} = {spec} is not a valid common correlation for "
-                    f"{len(names)} {kind}: the matrix is not positive semi-definite (smallest eigenvalue "
-                    f"{smallest:.6g}); use a value >= {-1 / (len(names) - 1):.6g}")
-            blocks.append(block)
-        n_ind, n_reg = len(industries), len(regions)
-        sigma = np.eye(1 + n_ind + n_reg)
-        sigma[1:1 + n_ind, 1:1 + n_ind] = blocks[0]
-        sigma[1 + n_ind:, 1 + n_ind:] = blocks[1]
-        return sigma
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[factors]`` table."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.compare}
-
-
-@dataclass(frozen=True, kw_only=True)
-class DelinquencySpec:
-    """Delinquency state machine parameters (MODEL.md §3).
-
-    Attributes
-    ----------
-    default_after : int
-        Missed installments that make a default, 1..4.
-    roll_rates, cure_rates : tuple of 3 floats
-        Baseline monthly roll (M1->M2, M2->M3, M3->D) and cure (M_k -> C) rates.
-    roll_sensitivity, cure_sensitivity : float
-        lambda_roll and lambda_cure.
-    prepayment_rate : float
-        Monthly prepayment probability of a current loan.
-    """
-
-    default_after: int
-    roll_rates: tuple[float, float, float]
-    cure_rates: tuple[float, float, float]
-    roll_sensitivity: float
-    cure_sensitivity: float
-    prepayment_rate: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[delinquency]`` table."""
-        return {"default_after": self.default_after, "roll_rates": list(self.roll_rates),
-                "cure_rates": list(self.cure_rates), "prepayment_rate": self.prepayment_rate,
-                "sensitivities": {"roll": self.roll_sensitivity, "cure": self.cure_sensitivity}}
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecoverySpec:
-    """Recovery parameters (MODEL.md §4); see docs/scenarios.md for each field.
-
-    ``discount_rate`` is an annual rate, or None to discount at each loan's own rate.
-    """
-
-    unsecured_mean: float
-    dispersion: float
-    lag_months: int
-    cost: float
-    pledge_haircut: float
-    pledge_lag_months: int
-    lgd_sensitivity: float
-    discount_rate: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[recovery]`` table."""
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class LayerSpec:
-    """One credit enhancement layer, a ``[[layers]]`` table (MODEL.md §5).
-
-    Layers act in scenario order; each takes part of the loss the layers before it left.
-    Per loan and default, with ``base`` the remaining loss (times principal / EAD when
-    ``basis = "principal"``), the claim is::
-
-        quota_share:     share * base
-        excess_of_loss:  share * min(limit, max(0, base - attachment))
-        then:            min(claim, per_loan_limit, remaining loss)
-
-    Claims use the aggregate ``capacity`` (and ``annual_cap``) in the default month, pro
-    rata when a month's claims exceed what is left; the cash arrives ``lag_months`` later.
-    None means unset (unlimited, no restriction).
-
-    Attributes
-    ----------
-    name : str
-        Unique among the scenario's layers; not "lender" (the retained loss in results).
-    kind : {"quota_share", "excess_of_loss"}
-    share : float
-        In [0, 1].
-    attachment : float
-        CNY per loan, >= 0; always 0.0 for ``quota_share``.
-    limit : float or None
-        CNY per loan, > 0 and >= attachment: the width of the layer above the attachment
-        (before ``share``); always None for ``quota_share``.
-    basis : {"principal", "ead"}
-        What the layer covers: the whole remaining loss (``ead``) or its principal part.
-    per_loan_limit : float or None
-        Cap of the layer's payout for one loan (after ``share``), CNY, > 0.
-    capacity : float or None
-        Aggregate payouts per path, CNY, >= 0 (0 pays nothing).
-    topup_every_months : int or None
-        Capacity is restored to ``capacity`` at the start of months 1 + n, 1 + 2n, ...
-        (1..120; requires ``capacity``; excludes ``annual_cap``).
-    annual_cap : float or None
-        Payouts per 12-month block of the horizon (months 1-12, 13-24, ...), CNY, >= 0.
-    lag_months : int
-        Months from the default to the payout cash, 0..120.
-    fee_rate : float
-        Annual fee rate on the covered balance (provider income), in [0, 1].
-    industries, regions : tuple of str or None
-        Eligible industries / regions (sorted); None = all.
-    borrower_types : tuple of str or None
-        Eligible borrower types, a subset of ("enterprise", "individual"); None = all.
-    max_balance : float or None
-        Eligible loans have a balance (at the start) <= max_balance, CNY.
-    failure_probability : float
-        Probability that the provider fails within the horizon, in [0, 1); 0 = never.
-    failure_sensitivity : float
-        Loading of the provider's failure latent on the global factor, in [0, 1).
-    """
-
-    name: str
-    kind: str
-    share: float = 1.0
-    attachment: float = 0.0
-    limit: float | None = None
-    basis: str = "ead"
-    per_loan_limit: float | None = None
-    capacity: float | None = None
-    topup_every_months: int | None = None
-    annual_cap: float | None = None
-    lag_months: int = 0
-    fee_rate: float = 0.0
-    industries: tuple[str, ...] | None = None
-    regions: tuple[str, ...] | None = None
-    borrower_types: tuple[str, ...] | None = None
-    max_balance: float | None = None
-    failure_probability: float = 0.0
-    failure_sensitivity: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[[layers]]`` table (unset values as None).
-
-        ``attachment`` and ``limit`` are left out of a ``quota_share`` layer, where they
-        are not allowed.
-        """
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "share": self.share}
-        if self.kind == "excess_of_loss":
-            out.update(attachment=self.attachment, limit=self.limit)
-        out.update(
-            basis=self.basis, per_loan_limit=self.per_loan_limit, capacity=self.capacity,
-            topup_every_months=self.topup_every_months, annual_cap=self.annual_cap,
-            lag_months=self.lag_months, fee_rate=self.fee_rate,
-            eligibility={"industries": _plain(self.industries), "regions": _plain(self.regions),
-                         "borrower_types": _plain(self.borrower_types), "max_balance": self.max_balance},
-            counterparty={"failure_probability": self.failure_probability,
-                          "sensitivity": self.failure_sensitivity})
-        return out
-
-
-# --------------------------------------------------------------------------- policy levers
-#
-# Each lever is one [policy.<lever>] table (MODEL.md §6); its keys are the spec's fields.
-# Eligibility (industries, regions, borrower_types, max_balance) sits directly in the
-# lever's table; None = no restriction. Industry and region names are not checked against
-# a book here (the engine does that when it applies the lever). docs/policy.md states what
-# each lever does to the model.
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoanCapSpec:
-    """``[policy.loan_cap]``: a cap per borrower type on a borrower's total exposure.
-
-    Attributes
-    ----------
-    caps : tuple of (borrower_type, float) pairs
-        Sorted by type; CNY > 0. A borrower type not listed is not capped.
-    transition_months : int
-        0..120. The excess of a borrower's exposure over its cap falls due at each loan's
-        maturity or at the end of month ``transition_months``, whichever comes first;
-        0 = at month 1.
-    """
-
-    caps: tuple[tuple[str, float], ...]
-    transition_months: int = 0
-
-    def cap(self, borrower_type: str) -> float | None:
-        """The cap of a borrower type, CNY, or None if that type is not capped."""
-        return dict(self.caps).get(borrower_type)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.loan_cap]`` table."""
-        return {"caps": dict(self.caps), "transition_months": self.transition_months}
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeferralSpec:
-    """``[policy.deferral]``: payment holiday for eligible loans.
-
-    Attributes
-    ----------
-    industries, regions : tuple of str or None
-        Eligible industries / regions (sorted); None = all.
-    borrower_types : tuple of str or None
-        Subset of ("enterprise", "individual"); None = all.
-    states : tuple of str
-        Delinquency states (at ``start_month``) of the loans that get the deferral, a
-        sorted subset of ("C", "M1", "M2", "M3"); default ("C", "M1").
-    start_month : int
-        First deferred horizon month, 1..120.
-    months : int
-        Length of the deferral, 0..24 (0 = no deferral).
-    interest : {"accrued", "waived"}
-        Interest of the deferred months is capitalised ("accrued") or forgiven ("waived").
-    extend_term : bool
-        Maturity moves out by ``months`` (True) or the remaining installments are
-        re-amortised over the original remaining term (False: higher installments).
-    """
-
-    industries: tuple[str, ...] | None = None
-    regions: tuple[str, ...] | None = None
-    borrower_types: tuple[str, ...] | None = None
-    states: tuple[str, ...] = ("C", "M1")
-    start_month: int = 1
-    months: int
-    interest: str = "accrued"
-    extend_term: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.deferral]`` table (unset values as None)."""
-        return _fields_dict(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubsidySpec:
-    """``[policy.interest_subsidy]``: the state pays part of the interest of eligible loans.
-
-    Attributes
-    ----------
-    points : float
-        Annual rate points paid by the state, in (0, 0.2] (0.02 = 2 percentage points).
-    industries, regions, borrower_types : tuple of str or None
-        Eligibility as in :class:`DeferralSpec`; None = all.
-    max_balance : float or None
-        Eligible loans have a balance (at the start) <= max_balance, CNY.
-    start_month : int
-        First subsidised month, 1..120.
-    months : int or None
-        Number of subsidised months, 1..120; None = to the end of the horizon.
-    """
-
-    points: float
-    industries: tuple[str, ...] | None = None
-    regions: tuple[str, ...] | None = None
-    borrower_types: tuple[str, ...] | None = None
-    max_balance: float | None = None
-    start_month: int = 1
-    months: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.interest_subsidy]`` table (unset values as None)."""
-        return _fields_dict(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RateCapSpec:
-    """``[policy.rate_cap]``: loans above an annual rate are re-priced to it.
-
-    Attributes
-    ----------
-    cap : float
-        Annual rate, in (0, 1].
-    from_month : int
-        First horizon month at the capped rate, 1..120.
-    """
-
-    cap: float
-    from_month: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.rate_cap]`` table."""
-        return _fields_dict(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RevenueSupportSpec:
-    """``[policy.revenue_support]``: a revenue uplift (e.g. tax relief) for eligible loans.
-
-    Attributes
-    ----------
-    uplift : Shock
-        Same forms as a ``[shocks]`` value (constant, monthly list, ramp), each value in
-        [0, 1] (0.05 = revenue 5% higher); expand it with :func:`shock_path`.
-    industries, regions, borrower_types : tuple of str or None
-        Eligibility as in :class:`DeferralSpec`; None = all.
-    """
-
-    uplift: Shock
-    industries: tuple[str, ...] | None = None
-    regions: tuple[str, ...] | None = None
-    borrower_types: tuple[str, ...] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.revenue_support]`` table (unset values as None)."""
-        return _fields_dict(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SeasonalScheduleSpec:
-    """``[policy.seasonal_schedule]``: installments follow the industry's seasonality.
-
-    Attributes
-    ----------
-    industries : tuple of str or None
-        Industries whose loans get seasonal schedules; None = every industry with
-        ``[seasonality]`` (others are flat, so unaffected).
-    """
-
-    industries: tuple[str, ...] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.seasonal_schedule]`` table."""
-        return _fields_dict(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CollectionSpec:
-    """``[policy.collection]``: the collection strategy, a recovery preset.
-
-    ``strategy`` is one of :data:`COLLECTION_PRESETS`; its unsecured_mean, lag_months and
-    cost replace those of ``[recovery]`` in :attr:`Scenario.recovery` (the preset wins).
-    """
-
-    strategy: str
-
-    @property
-    def preset(self) -> dict[str, float | int]:
-        """The ``[recovery]`` values the strategy sets (a copy)."""
-        return dict(COLLECTION_PRESETS[self.strategy])
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.collection]`` table."""
-        return {"strategy": self.strategy}
-
-
-@dataclass(frozen=True, kw_only=True)
-class PolicySpec:
-    """The ``[policy.*]`` tables (MODEL.md §6): one spec per lever, None when absent.
-
-    Attributes
-    ----------
-    loan_cap : LoanCapSpec or None
-    deferral : DeferralSpec or None
-    interest_subsidy : SubsidySpec or None
-    rate_cap : RateCapSpec or None
-    revenue_support : RevenueSupportSpec or None
-    seasonal_schedule : SeasonalScheduleSpec or None
-    collection : CollectionSpec or None
-        Already reflected in :attr:`Scenario.recovery`; the engine needs not read it.
-    """
-
-    loan_cap: LoanCapSpec | None = None
-    deferral: DeferralSpec | None = None
-    interest_subsidy: SubsidySpec | None = None
-    rate_cap: RateCapSpec | None = None
-    revenue_support: RevenueSupportSpec | None = None
-    seasonal_schedule: SeasonalScheduleSpec | None = None
-    collection: CollectionSpec | None = None
-
-    @property
-    def active(self) -> tuple[str, ...]:
-        """Names of the levers that are set, in :data:`POLICY_LEVERS` order."""
-        return tuple(name for name in POLICY_LEVERS if getattr(self, name) is not None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy]`` table: the set levers only (absent ones left out)."""
-        return {name: getattr(self, name).to_dict() for name in self.active}
 
 
 # --------------------------------------------------------------------------- scenario
@@ -882,54 +344,6 @@ def load_scenario(path: str | os.PathLike[str], *, allowed_root: str | os.PathLi
 # --------------------------------------------------------------------------- helpers
 
 
-def _correlation_block(spec: float | CorrelationMatrix, names: list[str]) -> np.ndarray:
-    n = len(names)
-    if not isinstance(spec, CorrelationMatrix):
-        return np.full((n, n), spec) + (1.0 - spec) * np.eye(n)
-    position = {name: k for k, name in enumerate(spec.names)}
-    book = [k for k, name in enumerate(names) if name in position]
-    given = [position[names[k]] for k in book]
-    block = np.eye(n)
-    block[np.ix_(book, book)] = np.asarray(spec.matrix)[np.ix_(given, given)]
-    return block
-
-
-def _smallest_eigenvalue(matrix: np.ndarray) -> float:
-    return float(np.linalg.eigvalsh(matrix)[0]) if len(matrix) else 0.0
-
-
-def _shock_paths(shocks: tuple[tuple[str, Shock], ...], names: Sequence[str], horizon: int) -> np.ndarray:
-    """Shock of each name and month, ndarray of shape (n_names, horizon); 0 for unnamed ones."""
-    table = dict(shocks)
-    out = np.zeros((len(names), horizon))
-    for k, name in enumerate(names):
-        out[k] = shock_path(table.get(str(name), 0.0), horizon)
-    return out
-
-
-def _check_names(owner: FactorSpec | Scenario, kind: str, book: Sequence[str],
-                 named: Iterable[tuple[str, str]]) -> None:
-    """Raise on a scenario name that is a near-miss of a book name; warn once about the rest.
-
-    ``named`` holds (key path, name) pairs; ``kind`` is "industries" or "regions".
-    """
-    known = [str(name) for name in book]
-    absent = []
-    for where, name in named:
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=_NEAR_MISS)
-        if close:
-            raise ScenarioError(f"{owner.source}: {where}: '{name}' is not among the book's {kind}"
-                                f"{did_you_mean(name, close)}")
-        if (where, name) not in owner._warned:
-            owner._warned.add((where, name))
-            absent.append(f"'{name}' ({where})")
-    if absent:
-        warnings.warn(f"{owner.source}: {kind} absent from the book, ignored: {', '.join(absent)}",
-                      StresslabWarning, stacklevel=3)
-
-
 def _item_index(items: list[Any], key: str, dotted: str, where: str) -> int:
     """Position of an array element named in an override path: an index, or a layer's name."""
     if key.isascii() and key.isdigit():
@@ -944,112 +358,6 @@ def _item_index(items: list[Any], key: str, dotted: str, where: str) -> int:
     known = did_you_mean(key, names) or (f"; names: {', '.join(names)}" if names else "")
     raise ScenarioError(f"<overrides>: cannot set '{dotted}': '{where}' has no item named '{key}'{known}; "
                         f"use a 0-based index or an item's name")
-
-
-_Layer = tuple[str, Mapping[str, Any], str | None]  # (file label, data without 'extends', raw text)
-
-
-def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: scenario file not found") from None
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL character in the path
-        raise ScenarioError(f"{path}: cannot read scenario file: {exc}") from None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
-    except ValueError:  # tomllib's int() of a literal over sys.get_int_max_str_digits() digits
-        raise ScenarioError(f"{path}: invalid TOML: an integer literal is too long "
-                            f"(TOML integers are 64-bit: {_INT64[0]}..{_INT64[1]})") from None
-    except RecursionError:
-        raise ScenarioError(f"{path}: invalid TOML: arrays or inline tables are nested too deeply "
-                            f"(a scenario needs at most {_MAX_DEPTH} levels)") from None
-
-
-def _check_plain(data: Mapping[str, Any], label: str) -> None:
-    """Refuse data nested deeper than _MAX_DEPTH (or cyclic) and integers outside 64 bits.
-
-    Iterative, so that neither this walk nor the recursive merge after it can overflow the stack.
-    """
-    stack: list[tuple[tuple[str, ...], Any]] = [((), data)]
-    while stack:
-        path, value = stack.pop()
-        where = ".".join(path) or "scenario"
-        if isinstance(value, (Mapping, list, tuple)):
-            if len(path) >= _MAX_DEPTH:
-                raise ScenarioError(f"{label}: {'.'.join(path[:_MAX_DEPTH])} ... is nested more than "
-                                    f"{_MAX_DEPTH} levels deep; a scenario's tables and arrays nest a few levels")
-            items = value.items() if isinstance(value, Mapping) else enumerate(value)
-            stack.extend((path + (str(key),), item) for key, item in items)
-        elif isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
-            raise ScenarioError(f"{label}: {where} is an integer of {value.bit_length()} bits, outside the "
-                                f"64-bit range of TOML integers, {_INT64[0]}..{_INT64[1]}")
-
-
-def _extends_chain(data: Mapping[str, Any], label: str, text: str | None, base_dir: Path,
-                   seen: list[tuple[Path, str]], root: Path) -> list[_Layer]:
-    """Return the layers of ``data`` and its ``extends`` ancestors, root first.
-
-    Every parent must resolve (symlinks followed) to a file inside the directory ``root``.
-    """
-    _check_plain(data, label)
-    own = {key: value for key, value in data.items() if key != "extends"}
-    if "extends" not in data:
-        return [(label, own, text)]
-    parent = data["extends"]
-    if not isinstance(parent, str) or not parent:
-        raise ScenarioError(f"{label}: extends must be the path of a parent scenario file, "
-                            f"relative to this file; got {parent!r}")
-    path = Path(os.path.normpath(base_dir / parent))
-    try:
-        resolved = path.resolve()
-        is_file, exists = path.is_file(), path.exists()
-    except (OSError, ValueError, RuntimeError) as exc:  # too long, NUL character, symlink loop ...
-        raise ScenarioError(f"{label}: extends = {parent!r}: cannot use this path: {exc}") from None
-    if not resolved.is_relative_to(root):
-        raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} (resolved: {resolved}) is outside "
-                            f"{root}; a parent scenario must be inside the directory of the scenario file loaded "
-                            f"(or the allowed_root given)")
-    if resolved in [done for done, _ in seen]:
-        chain = " -> ".join([shown for _, shown in seen] + [str(path)])
-        raise ScenarioError(f"{label}: extends cycle: {chain}")
-    if not is_file:
-        problem = "is not a file" if exists else "not found"
-        raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} {problem}")
-    parent_data, parent_text = _read_toml(path)
-    chain = _extends_chain(parent_data, str(path), parent_text, path.parent, seen + [(resolved, str(path))], root)
-    return chain + [(label, own, text)]
-
-
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Tables merge key by key; arrays and scalars are replaced whole (MODEL.md §10)."""
-    out = dict(base)
-    for key, value in over.items():
-        both_tables = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
-        out[key] = _deep_merge(out[key], value) if both_tables else value
-    return out
-
-
-def _record_origins(data: Mapping[str, Any], label: str, prefix: tuple[str, ...],
-                    origins: dict[tuple[str, ...], str]) -> None:
-    for key, value in data.items():
-        origins[prefix + (key,)] = label
-        if isinstance(value, Mapping):
-            _record_origins(value, label, prefix + (key,), origins)
-
-
-def _merge_layers(layers: list[_Layer]) -> tuple[dict[str, Any], dict[tuple[str, ...], str], str]:
-    """Return the merged data, the file that set each key path, and the files' text."""
-    merged: dict[str, Any] = {}
-    origins: dict[tuple[str, ...], str] = {}
-    for label, data, _ in layers:
-        merged = _deep_merge(merged, data)
-        _record_origins(data, label, (), origins)
-    text = "".join(f"# --- file: {label}\n{raw}" + ("" if raw.endswith("\n") else "\n")
-                   for label, _, raw in layers if raw is not None)
-    return merged, origins, text
 
 
 def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text: str, *,
@@ -1069,232 +377,7 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
         recovery=recovery, layers=cfg["layers"], policy=policy, source=source, text=text)
 
 
-# --------------------------------------------------------------------------- schema machinery
-
-
-@dataclass(frozen=True)
-class _At:
-    """Where a value sits: its key path, and which file set each path (for messages).
-
-    ``tag`` is the name of the ``[[layers]]`` table the path is in, when known.
-    """
-
-    path: tuple[str, ...]
-    origins: Mapping[tuple[str, ...], str]
-    source: str
-    tag: str = ""
-
-    def __truediv__(self, key: object) -> _At:
-        return _At(self.path + (str(key),), self.origins, self.source, self.tag)
-
-    def item(self, index: int, tag: str) -> _At:
-        """The element ``index`` of the array at this path, named ``tag`` ("" if unknown)."""
-        return _At(self.path + (str(index),), self.origins, self.source, tag)
-
-    @property
-    def file(self) -> str:
-        for n in range(len(self.path), 0, -1):
-            if self.path[:n] in self.origins:
-                return self.origins[self.path[:n]]
-        return self.source
-
-    @property
-    def where(self) -> str:
-        """``key``, ``[table] key``, ``[shocks.industry] name.key``, ``[policy.deferral] months``
-        or ``[[layers]][1] (name = 'fund') eligibility.regions``."""
-        if self.path[:1] == ("layers",) and len(self.path) > 1:
-            head = f"[[layers]][{self.path[1]}]" + (f" (name = {self.tag!r})" if self.tag else "")
-            return " ".join([head, ".".join(self.path[2:])]) if len(self.path) > 2 else head
-        if len(self.path) <= 1:
-            return self.path[0] if self.path else "scenario"
-        n = 2 if self.path[0] in ("shocks", "policy") and len(self.path) > 2 else 1
-        return f"[{'.'.join(self.path[:n])}] {'.'.join(self.path[n:])}"
-
-    @property
-    def table(self) -> str:
-        """The table at this path, for unknown-key messages: ``[factors]``, ``[[layers]][0] ...``."""
-        if self.path[:1] == ("layers",) and len(self.path) > 1:
-            return self.where
-        return f"[{'.'.join(self.path)}]"
-
-    def error(self, message: str) -> ScenarioError:
-        return ScenarioError(f"{self.file}: {self.where} {message}")
-
-    def invalid(self, what: str, value: object) -> ScenarioError:
-        return self.error(f"must be {what}; got {value!r}")
-
-
-@dataclass(frozen=True)
-class _Parser:
-    """Validate a raw value at a key path and return its parsed form; ``what`` describes it."""
-
-    what: str
-    parse: Callable[[Any, _At], Any]
-
-    def __call__(self, value: Any, at: _At) -> Any:
-        return self.parse(value, at)
-
-
-_REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class _Key:
-    parser: _Parser
-    default: Any = _REQUIRED  # a raw value, parsed like a given one
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _interval(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
-    if hi is None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
-    return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-
-
-def _inside(x: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> bool:
-    above = lo is None or (x > lo if lo_open else x >= lo)
-    below = hi is None or (x < hi if hi_open else x <= hi)
-    return math.isfinite(x) and above and below
-
-
-def _number(lo: float, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False) -> _Parser:
-    what = f"a number {_interval(lo, hi, lo_open, hi_open)}"
-
-    def parse(value: Any, at: _At) -> float:
-        if not (_is_number(value) and _inside(float(value), lo, hi, lo_open, hi_open)):
-            raise at.invalid(what, value)
-        return float(value)
-    return _Parser(what, parse)
-
-
-def _numbers(length: int | None, lo: float, hi: float | None = None, *,
-             lo_open: bool = False, hi_open: bool = False) -> _Parser:
-    """A list of numbers in a range, of a given length (any length if None)."""
-    count = "" if length is None else f"{length} "
-    what = f"a list of {count}numbers {_interval(lo, hi, lo_open, hi_open)}"
-
-    def parse(value: Any, at: _At) -> tuple[float, ...]:
-        if not (isinstance(value, (list, tuple)) and (length is None or len(value) == length)
-                and all(_is_number(x) and _inside(float(x), lo, hi, lo_open, hi_open) for x in value)):
-            raise at.invalid(what, value)
-        return tuple(float(x) for x in value)
-    return _Parser(what, parse)
-
-
-def _integer(lo: int, hi: int | None = None) -> _Parser:
-    what = f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
-
-    def parse(value: Any, at: _At) -> int:
-        if not (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-                and lo <= value and (hi is None or value <= hi)):
-            raise at.invalid(what, value)
-        return int(value)
-    return _Parser(what, parse)
-
-
-def _text(*, empty: bool) -> _Parser:
-    what = "a string" if empty else "a non-empty string"
-
-    def parse(value: Any, at: _At) -> str:
-        if not isinstance(value, str) or not (empty or value):
-            raise at.invalid(what, value)
-        return value
-    return _Parser(what, parse)
-
-
-def _choice(*options: str) -> _Parser:
-    what = "one of " + ", ".join(repr(o) for o in options)
-
-    def parse(value: Any, at: _At) -> str:
-        if value not in options or not isinstance(value, str):
-            hint = did_you_mean(value, options) if isinstance(value, str) else ""
-            raise at.error(f"must be {what}; got {value!r}{hint}")
-        return value
-    return _Parser(what, parse)
-
-
-def _subset(*options: str) -> _Parser:
-    """A non-empty list of distinct values among ``options``; parsed to a sorted tuple."""
-    what = "a non-empty list of distinct values among " + ", ".join(repr(o) for o in options)
-
-    def parse(value: Any, at: _At) -> tuple[str, ...]:
-        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-            bad = [v for v in value if v not in options]
-            if bad:
-                raise at.error(f"must be {what}; got {value!r}: {bad[0]!r} is not allowed"
-                               f"{did_you_mean(bad[0], options)}")
-            if len(set(value)) == len(value):
-                return tuple(sorted(value))
-        raise at.invalid(what, value)
-    return _Parser(what, parse)
-
-
-def _boolean() -> _Parser:
-    what = "true or false"
-
-    def parse(value: Any, at: _At) -> bool:
-        if not isinstance(value, (bool, np.bool_)):
-            raise at.invalid(what, value)
-        return bool(value)
-    return _Parser(what, parse)
-
-
-def _optional(parser: _Parser) -> _Parser:
-    """None (only possible from a dict, TOML has no null) means unset."""
-    return _Parser(f"{parser.what} (or unset)", lambda v, at: None if v is None else parser(v, at))
-
-
-def _union(what: str, *, number: Callable[[Any, _At], Any], table: Callable[[Any, _At], Any] | None = None,
-           array: Callable[[Any, _At], Any] | None = None) -> _Parser:
-    """A value that may be a number, a table or a list, each parsed its own way."""
-    def parse(value: Any, at: _At) -> Any:
-        if isinstance(value, Mapping) and table is not None:
-            return table(value, at)
-        if isinstance(value, (list, tuple)) and array is not None:
-            return array(value, at)
-        if _is_number(value):
-            return number(value, at)
-        raise at.invalid(what, value)
-    return _Parser(what, parse)
-
-
-def _table(keys: Mapping[str, _Key], *, check: Callable[[dict[str, Any], _At], None] | None = None,
-           build: Callable[..., Any] | None = None) -> _Parser:
-    """A table with known keys: unknown keys are errors, missing ones take their default."""
-    def parse(value: Any, at: _At) -> Any:
-        if not isinstance(value, Mapping):
-            raise at.invalid("a table", value)
-        for key in value:
-            if key not in keys:
-                hint = did_you_mean(key, keys) or f"; allowed: {', '.join(keys)}"
-                place = f"key {at.table} '{key}'" if at.path else f"top-level key '{key}'"
-                raise ScenarioError(f"{(at / key).file}: unknown {place}{hint}")
-        out = {}
-        for key, spec in keys.items():
-            if key in value:
-                out[key] = spec.parser(value[key], at / key)
-            elif spec.default is _REQUIRED:
-                raise (at / key).error(f"is required: {spec.parser.what}")
-            else:
-                out[key] = spec.parser(spec.default, at / key)
-        if check is not None:
-            check(out, at)
-        return out if build is None else build(**out)
-    return _Parser("a table", parse)
-
-
-def _by_name(item: _Parser) -> _Parser:
-    """A table from industry or region names to values; parsed to sorted (name, value) pairs."""
-    what = f"a table mapping names to {item.what}"
-
-    def parse(value: Any, at: _At) -> tuple[tuple[str, Any], ...]:
-        if not isinstance(value, Mapping):
-            raise at.invalid(what, value)
-        return tuple(sorted((str(name), item(v, at / name)) for name, v in value.items()))
-    return _Parser(what, parse)
+# --------------------------------------------------------------------------- schema parsers
 
 
 def _per_industry(number: _Parser, default: float) -> _Key:
@@ -1305,13 +388,6 @@ def _per_industry(number: _Parser, default: float) -> _Key:
 
     what = f"{number.what}, or a table of them by industry with an optional 'default'"
     return _Key(_union(what, number=lambda v, at: PerIndustry(default=number(v, at)), table=table), default)
-
-
-def _names(value: Any, at: _At) -> tuple[str, ...]:
-    if not (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value)
-            and len(set(value)) == len(value)):
-        raise at.invalid("a non-empty list of distinct names", value)
-    return tuple(value)
 
 
 _ROW = _numbers(None, -1, 1)

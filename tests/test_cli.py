@@ -137,3 +137,13 @@ def test_report_command_writes_html(tmp_path, capsys):
     assert main(["report", str(out), "--out", str(html), "--portfolio", str(book)]) == 0
     text = html.read_text(encoding="utf-8")
     assert text.lstrip().lower().startswith("<!doctype html") and "data:image/png;base64," in text
+
+
+def test_run_on_a_local_dask_cluster_is_bitwise_the_local_run(tmp_path):
+    pytest.importorskip("distributed")
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    base = ["run", DOWNTURN, "--synthetic", "150", "--paths", "16", "--seed", "4", "--quiet", "--chunk-size", "5"]
+    assert main([*base, "--out", str(a)]) == 0
+    assert main([*base, "--out", str(b), "--workers", "2"]) == 0
+    ra, rb = stresslab.load_results(a), stresslab.load_results(b)
+    assert all(np.array_equal(ra[v].values, rb[v].values) for v in ra.data_vars)

@@ -1,0 +1,103 @@
+"""Scenario files and their ``extends`` chains (MODEL.md §10), before any validation.
+
+:func:`_read_toml` reads one file; :func:`_extends_chain` follows ``extends`` from a file
+to its root ancestor (refusing cycles and parents outside the allowed directory);
+:func:`_merge_layers` deep-merges the chain, root first, remembering which file set each
+key path so that :mod:`stresslab.scenario` can name it in error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stresslab._schema import _INT64, _MAX_DEPTH, _check_plain
+from stresslab.errors import ScenarioError
+
+_Layer = tuple[str, Mapping[str, Any], str | None]  # (file label, data without 'extends', raw text)
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: scenario file not found") from None
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL character in the path
+        raise ScenarioError(f"{path}: cannot read scenario file: {exc}") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
+    except ValueError:  # tomllib's int() of a literal over sys.get_int_max_str_digits() digits
+        raise ScenarioError(f"{path}: invalid TOML: an integer literal is too long "
+                            f"(TOML integers are 64-bit: {_INT64[0]}..{_INT64[1]})") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: invalid TOML: arrays or inline tables are nested too deeply "
+                            f"(a scenario needs at most {_MAX_DEPTH} levels)") from None
+
+
+def _extends_chain(data: Mapping[str, Any], label: str, text: str | None, base_dir: Path,
+                   seen: list[tuple[Path, str]], root: Path) -> list[_Layer]:
+    """Return the layers of ``data`` and its ``extends`` ancestors, root first.
+
+    Every parent must resolve (symlinks followed) to a file inside the directory ``root``.
+    """
+    _check_plain(data, label)
+    own = {key: value for key, value in data.items() if key != "extends"}
+    if "extends" not in data:
+        return [(label, own, text)]
+    parent = data["extends"]
+    if not isinstance(parent, str) or not parent:
+        raise ScenarioError(f"{label}: extends must be the path of a parent scenario file, "
+                            f"relative to this file; got {parent!r}")
+    path = Path(os.path.normpath(base_dir / parent))
+    try:
+        resolved = path.resolve()
+        is_file, exists = path.is_file(), path.exists()
+    except (OSError, ValueError, RuntimeError) as exc:  # too long, NUL character, symlink loop ...
+        raise ScenarioError(f"{label}: extends = {parent!r}: cannot use this path: {exc}") from None
+    if not resolved.is_relative_to(root):
+        raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} (resolved: {resolved}) is outside "
+                            f"{root}; a parent scenario must be inside the directory of the scenario file loaded "
+                            f"(or the allowed_root given)")
+    if resolved in [done for done, _ in seen]:
+        chain = " -> ".join([shown for _, shown in seen] + [str(path)])
+        raise ScenarioError(f"{label}: extends cycle: {chain}")
+    if not is_file:
+        problem = "is not a file" if exists else "not found"
+        raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} {problem}")
+    parent_data, parent_text = _read_toml(path)
+    chain = _extends_chain(parent_data, str(path), parent_text, path.parent, seen + [(resolved, str(path))], root)
+    return chain + [(label, own, text)]
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Tables merge key by key; arrays and scalars are replaced whole (MODEL.md §10)."""
+    out = dict(base)
+    for key, value in over.items():
+        both_tables = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = _deep_merge(out[key], value) if both_tables else value
+    return out
+
+
+def _record_origins(data: Mapping[str, Any], label: str, prefix: tuple[str, ...],
+                    origins: dict[tuple[str, ...], str]) -> None:
+    for key, value in data.items():
+        origins[prefix + (key,)] = label
+        if isinstance(value, Mapping):
+            _record_origins(value, label, prefix + (key,), origins)
+
+
+def _merge_layers(layers: list[_Layer]) -> tuple[dict[str, Any], dict[tuple[str, ...], str], str]:
+    """Return the merged data, the file that set each key path, and the files' text."""
+    merged: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    for label, data, _ in layers:
+        merged = _deep_merge(merged, data)
+        _record_origins(data, label, (), origins)
+    text = "".join(f"# --- file: {label}\n{raw}" + ("" if raw.endswith("\n") else "\n")
+                   for label, _, raw in layers if raw is not None)
+    return merged, origins, text
