@@ -20,10 +20,17 @@ DOWNTURN = str(ROOT / "scenarios" / "services_downturn.toml")
 RUN = ["run", DOWNTURN, "--synthetic", "3000", "--paths", "240", "--seed", "5", "--chunk-size", "4", "--quiet"]
 
 
+def _default_sigint() -> None:
+    # a child of a non-interactive shell (as in CI) inherits SIGINT ignored; a user's
+    # terminal does not: restore the default so Ctrl-C is what the test sends
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(args: list[str], **kw) -> subprocess.Popen:
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "stresslab.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint, **kw)
 
 
 def _wait_for_chunks(directory: Path, n: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
