@@ -100,10 +100,13 @@ def simulate(
         ``balance_by_state(path, month, state)`` (exposure at month end; D: cumulative
         defaulted EAD), ``count_by_state(path, month, state)``, ``loss_by_cell(path,
         industry, region)``, ``loss_by_industry``, ``loss_by_region`` (horizon totals),
-        ``weight(path)``; with layers also ``layer_paid``, ``layer_cash``,
-        ``layer_capacity_left``, ``layer_fee`` (path, month, layer),
-        ``layer_failed`` and ``layer_failure_month`` (path, layer). Attrs record the
-        scenario, the book's digest, seed, path count and package versions.
+        ``weight(path)``, ``subsidy_cost`` and ``deferred_count`` (path, month),
+        ``capped_borrowers`` and ``gap_volume`` (the loan cap's effect on the book); with
+        layers also ``layer_paid``, ``layer_cash``, ``layer_capacity_left``,
+        ``layer_fee`` (path, month, layer), ``layer_failed`` and
+        ``layer_failure_month`` (path, layer); with ``track_loans``, ``loss_by_loan(path,
+        loan)``. Attrs record the scenario, the book's digest, seed, path count, the
+        sampling (plain or importance) and package versions.
 
     Raises
     ------
