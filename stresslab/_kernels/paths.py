@@ -278,6 +278,7 @@ def _simulate_path(
     count = out.count_by_state[row]
     income = out.interest_income[row]
     cash_in = out.recoveries[row]
+    subsidy_cost = out.subsidy_cost[row]
 
     for j in range(n_loans):
         i = loans.industry[j]
@@ -369,7 +370,8 @@ def _simulate_path(
                     s = 1
                 else:
                     income[t] += due_interest
-                    out.subsidy_cost[row, t] += subsidy
+                    if subsidy != 0.0:
+                        subsidy_cost[t] += subsidy
                     bp -= pp
                     if n == 0 or (
                         params.prepayment > 0.0
@@ -387,14 +389,16 @@ def _simulate_path(
                     s += 1
                 elif u >= 1.0 - min(cure, 1.0 - roll):
                     income[t] += due_interest + ai
-                    out.subsidy_cost[row, t] += subsidy
+                    if subsidy != 0.0:
+                        subsidy_cost[t] += subsidy
                     bp -= pp
                     ap = 0.0
                     ai = 0.0
                     s = STATE_P if n == 0 and bp <= 0.0 else 0
                 else:
                     income[t] += due_interest
-                    out.subsidy_cost[row, t] += subsidy
+                    if subsidy != 0.0:
+                        subsidy_cost[t] += subsidy
                     bp -= pp
             if s == STATE_P:
                 absorbed_count[t, 1] += 1
