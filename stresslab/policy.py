@@ -105,6 +105,7 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
 
     arrays = PolicyArrays(
         flag=flag.astype(np.uint8),
+        enabled=np.zeros((0, 0) if flag.any() else (0,)),
         deferral_start=deferral_start,
         deferral_states=states,
         gap_month=gap_month,

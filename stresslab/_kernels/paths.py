@@ -112,6 +112,9 @@ class PolicyArrays(NamedTuple):
     """Policy levers per loan (MODEL.md §6); months are 0-based, -1 = never."""
 
     flag: np.ndarray  # uint8: some lever changes this loan's terms (the kernel's slow path)
+    # shape (0,) when no loan has a lever, (0, 0) otherwise: its ndim is a compile-time
+    # constant, so the kernel compiled for books without levers carries none of their code
+    enabled: np.ndarray
     deferral_start: np.ndarray  # int32 month a deferral would start
     deferral_states: np.ndarray  # (4,) uint8: states C..M3 eligible for the deferral
     gap_month: np.ndarray  # int32 month the excess over the borrower cap falls due
@@ -299,7 +302,7 @@ def _simulate_path(
         inv_idio = loans.inv_idio[j]
         lkey = loans.key[j]
         cls = layers.cover_class[j]
-        levers = policy.flag[j] != 0
+        levers = policy.enabled.ndim == 2 and policy.flag[j] != 0
         deferral_end = -1
         for t in range(n_months):
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
