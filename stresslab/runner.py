@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,16 +86,21 @@ class Checkpoint:
         return True
 
     def save(self, start: int, out: Outputs) -> None:
-        """Save a finished chunk atomically (an interrupted save leaves no file behind)."""
-        handle = tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False)
-        tmp = Path(handle.name)
-        try:
-            with handle:
-                np.savez(handle, **out._asdict())
-            os.replace(tmp, self._path(start))
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Save a finished chunk atomically.
+
+        SIGINT and SIGTERM are held back while the file is written and renamed, so an
+        interruption lands between chunks and never leaves a partial file behind.
+        """
+        with _signals_held():
+            handle = tempfile.NamedTemporaryFile(dir=self.directory, suffix=".tmp", delete=False)
+            tmp = Path(handle.name)
+            try:
+                with handle:
+                    np.savez(handle, **out._asdict())
+                os.replace(tmp, self._path(start))
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def _path(self, start: int) -> Path:
         return self.directory / f"paths_{start:012d}.npz"
@@ -204,10 +211,33 @@ def numba_threads(threads: int | None) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back during the block, then deliver them as they were.
+
+    Numba's threads may receive a signal that is blocked in this one, so the handlers are
+    swapped instead (main thread only; elsewhere Python runs no signal handler anyway).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if received:
+            os.kill(os.getpid(), received[0])  # now, with the handler the process had
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+    with _signals_held(), tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
         handle.write(data)
-    os.replace(handle.name, path)
+        handle.close()
+        os.replace(handle.name, path)
 
 
 def _short(value: object) -> str:
