@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from stresslab.errors import StresslabError
-from stresslab.results import es_ci, mean_ci, var_es, weighted_quantile, z_value
+from stresslab.results import es_ci, mean_ci, require_variables, var_es, weighted_quantile, z_value
 
 __all__ = ["SEGMENTS", "OTHER_LOANS", "es_contributions", "expected_loss_contributions"]
 
@@ -39,14 +39,11 @@ def _inputs(ds: xr.Dataset, by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if by not in SEGMENTS:
         raise StresslabError(f"by must be one of {', '.join(map(repr, SEGMENTS))}; got {by!r}")
     name, dim = SEGMENTS[by]
-    for var, dims in {"loss_gross": ("path", "month"), "weight": ("path",), name: ("path", dim)}.items():
-        if var not in ds.data_vars:
-            raise StresslabError(f"results lack the variable {var}; contributions by {by} need loss_gross, weight and {name}")
-        if set(ds[var].dims) != set(dims):
-            raise StresslabError(
-                f"results variable {var} must have dims {dims}; got {ds[var].dims}"
-                + (" (one scenario at a time: ds.sel(scenario=...))" if "scenario" in ds[var].dims else "")
-            )
+    require_variables(
+        ds,
+        {"loss_gross": ("path", "month"), "weight": ("path",), name: ("path", dim)},
+        f"contributions by {by} need loss_gross, weight and {name}",
+    )
     total = np.asarray(ds["loss_gross"].transpose("path", "month").values, dtype=np.float64).sum(axis=1)
     w = np.asarray(ds["weight"].values, dtype=np.float64)
     x = np.asarray(ds[name].transpose("path", dim).values, dtype=np.float64)

@@ -28,7 +28,7 @@ from scipy.special import ndtr, ndtri
 
 from stresslab.errors import StresslabError
 from stresslab.portfolio import Portfolio
-from stresslab.results import mean_ci, var_ci, var_es
+from stresslab.results import mean_ci, require_variables, var_ci, var_es
 
 __all__ = [
     "CNY_PER_EUR",
@@ -425,14 +425,9 @@ def irb_reference(
     VaR interval shifted by the EL estimate (the EL's own Monte Carlo error, much smaller, is
     left out).
     """
-    for name, dims in {"loss_gross": ("path", "month"), "weight": ("path",)}.items():
-        if name not in ds.data_vars:
-            raise StresslabError(f"results lack the variable {name}; irb_reference needs loss_gross and weight")
-        if set(ds[name].dims) != set(dims):
-            raise StresslabError(
-                f"results variable {name} must have dims {dims}; got {ds[name].dims}"
-                + (" (one scenario at a time: ds.sel(scenario=...))" if "scenario" in ds[name].dims else "")
-            )
+    require_variables(
+        ds, {"loss_gross": ("path", "month"), "weight": ("path",)}, "irb_reference needs loss_gross and weight"
+    )
     digest = ds.attrs.get("portfolio_digest")
     if digest is not None and digest != portfolio.digest:
         raise StresslabError(

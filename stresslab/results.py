@@ -43,6 +43,7 @@ __all__ = [
     "sort_losses",
     "quantile_of_sorted",
     "quantiles_by_month",
+    "require_variables",
     "validate_run",
     "dpd30_ratio",
     "format_money",
@@ -362,6 +363,21 @@ def _std(x: np.ndarray, w: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- summary
+def require_variables(ds: xr.Dataset, dims: dict[str, tuple[str, ...]], need: str) -> None:
+    """Raise a StresslabError unless ``ds`` has each variable with exactly these dims.
+
+    ``need`` completes the message "results lack the variable X; ..." (what needs them).
+    """
+    for var, want in dims.items():
+        if var not in ds.data_vars:
+            raise StresslabError(f"results lack the variable {var}; {need}")
+        if set(ds[var].dims) != set(want):
+            raise StresslabError(
+                f"results variable {var} must have dims {want}; got {ds[var].dims}"
+                + (" (one scenario at a time: ds.sel(scenario=...))" if "scenario" in ds[var].dims else "")
+            )
+
+
 def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
     """Check a run (one scenario) before :func:`summary` reduces it; raise :class:`StresslabError` saying what is wrong.
 

@@ -49,6 +49,7 @@ from stresslab._schema import (
 )
 from stresslab.errors import ScenarioError, did_you_mean
 from stresslab.portfolio import BORROWER_TYPES, STATES
+from stresslab import specs as _specs
 from stresslab.specs import (
     _TOL,
     COLLECTION_PRESETS,
@@ -82,32 +83,7 @@ from stresslab.specs import (
     shock_path,
 )
 
-__all__ = [
-    "load_scenario",
-    "Scenario",
-    "FactorSpec",
-    "DelinquencySpec",
-    "RecoverySpec",
-    "LayerSpec",
-    "LAYER_KINDS",
-    "LAYER_BASES",
-    "PerIndustry",
-    "CorrelationMatrix",
-    "ShockRamp",
-    "Shock",
-    "shock_path",
-    "PolicySpec",
-    "LoanCapSpec",
-    "DeferralSpec",
-    "SubsidySpec",
-    "RateCapSpec",
-    "RevenueSupportSpec",
-    "SeasonalScheduleSpec",
-    "CollectionSpec",
-    "POLICY_LEVERS",
-    "COLLECTION_PRESETS",
-    "DEFERRAL_INTEREST",
-]
+__all__ = ["load_scenario", "Scenario", *_specs.__all__]  # the specs are re-exported here
 
 
 # --------------------------------------------------------------------------- scenario
