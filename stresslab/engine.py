@@ -170,7 +170,7 @@ _DESCRIPTIONS = {
 }
 
 
-_INTERNAL = ("weight", "eta_sum", "chi2")  # weight is added with its own attributes
+_INTERNAL = ("weight", "eta", "chi2")  # weight is added with its own attributes
 
 
 def _run_on_dask(

@@ -448,7 +448,7 @@ def _provenance(ds: xr.Dataset, s: xr.Dataset) -> str:
         ("sampling", a.get("sampling", "?")),
     ]
     if a.get("sampling") == "importance":
-        rows += [("factor shift", a.get("factor_shift", "?")), ("chi-square scale", a.get("chi2_scale", "?"))]
+        rows += [("factor shift", _shift_text(a.get("factor_shift"))), ("chi-square scale", a.get("chi2_scale", "?"))]
     rows += [
         ("currency", a.get("currency", "CNY")),
         ("versions of the run", a.get("versions", "?")),
@@ -623,3 +623,13 @@ def write_report(
             f"could not write the report to {path}: {write_failure_reason(exc, path.parent, len(data))}; "
             "any earlier file there is unchanged"
         ) from exc
+
+
+def _shift_text(text: object) -> str:
+    """The importance-sampling shift (months x factors, JSON) in one line: month 0 and its size."""
+    try:
+        shift = np.atleast_2d(np.asarray(json.loads(str(text)), dtype=float))
+    except (TypeError, ValueError):
+        return "?"
+    first = ", ".join(f"{v:.2f}" for v in shift[0])
+    return f"month 0: [{first}]; norm over {shift.shape[0]} months {np.linalg.norm(shift):.2f}"

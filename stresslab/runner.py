@@ -116,6 +116,7 @@ def run_paths(
     progress: bool | None = None,
     desc: str = "",
     checkpoint: Checkpoint | None = None,
+    record_eta: bool = False,
 ) -> Outputs:
     """Simulate paths 0..n_paths-1 of a compiled model into freshly allocated outputs.
 
@@ -133,7 +134,7 @@ def run_paths(
     check_budget(model, n_paths, chunk_size, threads)
     if checkpoint is not None and checkpoint.chunk_size is None:
         checkpoint.start(chunk_size)
-    out = allocate(model, n_paths)
+    out = allocate(model, n_paths, record_eta=record_eta)
     n_chunks = math.ceil(n_paths / chunk_size)
     show = progress if progress is not None else (n_chunks > 1 and sys.stderr.isatty())
     with numba_threads(threads), tqdm(total=n_paths, unit="path", disable=not show, desc=desc, leave=False) as bar:
@@ -155,8 +156,8 @@ def run_chunk(model: CompiledModel, seed: int, first_path: int, out: Outputs) ->
     )
 
 
-def allocate(model: CompiledModel, n_paths: int) -> Outputs:
-    """Zeroed kernel outputs for ``n_paths`` paths."""
+def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) -> Outputs:
+    """Zeroed kernel outputs for ``n_paths`` paths (with their factor innovations if ``record_eta``)."""
     t, n_states, n_layers = model.n_months, len(STATES), len(model.layer_names)
     return Outputs(
         loss_gross=np.zeros((n_paths, t)),
@@ -175,7 +176,7 @@ def allocate(model: CompiledModel, n_paths: int) -> Outputs:
         subsidy_cost=np.zeros((n_paths, t)),
         deferred_count=np.zeros((n_paths, t), dtype=np.int64),
         weight=np.zeros(n_paths),
-        eta_sum=np.zeros((n_paths, model.tables.sqrt_cov.shape[0])),
+        eta=np.zeros((n_paths, t + 1 if record_eta else 0, model.tables.sqrt_cov.shape[0])),
         chi2=np.zeros(n_paths),
     )
 

@@ -72,3 +72,24 @@ def test_plain_runs_are_unchanged_by_the_tail_option_being_available():
     scen = stresslab.load_scenario(ROOT / "scenarios" / "baseline.toml")
     ds = stresslab.simulate(loans, scen, n_paths=10, seed=7)
     assert (ds.weight.values == 1.0).all() and ds.attrs["sampling"] == "plain"
+
+
+def test_strong_industry_region_structure_variance_reduction():
+    # A 36-month book whose tail comes from industry and region factors as much as from
+    # the global one: the tuned shift (a direction times a time profile) must still cut
+    # the variance of the 99.9% tail probability by well over 20x. The reference level is
+    # the VaR99.9 of a plain run of 20,000 paths; p (the IS estimate) must agree with the
+    # plain run's own exceedance frequency within 4 standard errors of the difference.
+    loans = stresslab.synthetic_portfolio(1500, seed=4)
+    scen = stresslab.load_scenario(ROOT / "scenarios" / "concentrated_sectors.toml")
+    plain = stresslab.simulate(loans, scen, n_paths=20_000, seed=11)
+    a = plain.loss_gross.sum("month").values
+    v = var_es(a, plain.weight.values, 0.999)[0]
+    tilted = stresslab.simulate(loans, scen, n_paths=4000, seed=12, tail="is", target=0.999)
+    x = tilted.weight.values * (tilted.loss_gross.sum("month").values > v)
+    p, p_plain = x.mean(), (a > v).mean()
+    se = np.hypot(x.std(ddof=1) / np.sqrt(x.size), np.sqrt(p_plain * (1 - p_plain) / a.size))
+    assert abs(p - p_plain) < 4 * se, (p, p_plain, se)
+    vr = p * (1 - p) / x.var(ddof=1)
+    print(f"concentrated sectors, P(L > VaR99.9): variance reduction {vr:.0f}x")
+    assert vr > 20

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -226,6 +227,17 @@ def test_report_with_policy_levers(tmp_path: Path, subsidised: xr.Dataset) -> No
     assert "Interest subsidy cost per month" in [a["alt"] for a in page.all("img")]
     assert "Loans in a deferral per month" not in [a["alt"] for a in page.all("img")]  # no deferral lever
     _images(page)
+    _assert_self_contained(text, page)
+
+
+def test_report_of_an_importance_sampled_run_shows_the_shift(tmp_path: Path, book) -> None:
+    scenario = stresslab.load_scenario(ROOT / "scenarios" / "services_downturn.toml")
+    ds = stresslab.simulate(book, scenario, n_paths=200, seed=4, tail="is", target=0.99, pilot_paths=200)
+    _, text, page = _write(tmp_path, ds)
+    shift = np.array(json.loads(ds.attrs["factor_shift"]))
+    assert shift.shape == (37, 1 + len(book.industries) + len(book.regions))
+    assert f"month 0: [{shift[0, 0]:.2f}, " in page.plain_text
+    assert f"norm over 37 months {np.linalg.norm(shift):.2f}" in page.plain_text
     _assert_self_contained(text, page)
 
 

@@ -76,7 +76,7 @@ class Tables(NamedTuple):
     sqrt_cov: np.ndarray  # (K, K): A with A A' = Sigma
     loadings: np.ndarray  # (n_ind, 3): global, industry, region loadings
     factor_key: np.ndarray  # (K,) uint64 stream keys of the factors
-    factor_shift: np.ndarray  # (K,) mean of eta_0 under importance sampling (0: plain MC)
+    factor_shift: np.ndarray  # (T + 1, K) mean of eta_t under importance sampling (0: plain MC)
     probit_roll: np.ndarray  # (3,) Phi^{-1}(r_k)
     probit_cure: np.ndarray  # (3,) Phi^{-1}(q_k)
     norm: np.ndarray  # tabulated normal CDF values
@@ -99,7 +99,6 @@ class Params(NamedTuple):
     pledge_lag: int
     lgd_sensitivity: float
     chi2_scale: float  # chi2 of the t mixing drawn as Gamma(dof / 2) * scale; 2 = plain MC
-    shift_decay: float  # mean of eta_t (t >= 1) = shift_decay * factor_shift: E[Z_t] stays A mu
     deferral_months: int
     deferral_accrue: bool  # capitalise the interest of deferred months (else waived)
     deferral_extend: bool  # maturity moves by the deferral (else the term is compressed)
@@ -148,7 +147,7 @@ class Outputs(NamedTuple):
     subsidy_cost: np.ndarray  # (P, T) interest paid by the state
     deferred_count: np.ndarray  # (P, T) int64 loans in a deferral
     weight: np.ndarray  # (P,) likelihood ratio of the path (1 without importance sampling)
-    eta_sum: np.ndarray  # (P, K) sum_t c_t eta_t over months 0..T (for tuning IS, see factor_index)
+    eta: np.ndarray  # (P, T + 1, K) factor innovations, for tuning IS; (P, 0, K) when not recorded
     chi2: np.ndarray  # (P,) chi-square of the t mixing (0 for the Gaussian copula)
 
 
@@ -170,16 +169,16 @@ def simulate_paths(
 
 @njit()
 def factor_index(
-    path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int, eta_sum: np.ndarray
+    path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int, eta_out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1.
 
     Z_0 = A eta_0; Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1). Under
-    importance sampling eta_t ~ N(c_t mu, I) with mu = ``tables.factor_shift``, c_0 = 1 and
-    c_t = kappa = sqrt((1 - phi) / (1 + phi)) after, so that E[Z_t] = A mu in every month;
-    the log likelihood ratio of the path is sum_t (-c_t mu . eta_t + c_t^2 |mu|^2 / 2).
+    importance sampling eta_t ~ N(mu_t, I) with mu_t = ``tables.factor_shift[t]``; the log
+    likelihood ratio of the path is sum_t (|mu_t|^2 / 2 - mu_t . eta_t), exactly 0 for
+    plain Monte Carlo (mu = 0).
     Returns X, the global factor G_t (shape (n_months,)) and the log likelihood ratio;
-    adds sum_t c_t eta_t (the cross-entropy statistic) into ``eta_sum``.
+    writes the innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty.
     """
     k_all = tables.sqrt_cov.shape[0]
     n_ind = tables.loadings.shape[0]
@@ -189,17 +188,16 @@ def factor_index(
     x = np.empty((n_months, n_ind, n_reg))
     global_factor = np.empty(n_months)
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
-    shift = tables.factor_shift
-    half_norm = 0.5 * np.sum(shift * shift)
+    record = eta_out.shape[0] > 0
     log_lr = 0.0
     for t in range(n_months + 1):
         key = stream_key(seed, path, t, PURPOSE_FACTOR)
-        c = 1.0 if t == 0 else params.shift_decay
+        shift = tables.factor_shift[t]
         for k in range(k_all):
-            eta[k] = ndtri(uniform(key, tables.factor_key[k])) + c * shift[k]
-            eta_sum[k] += c * eta[k]
-            log_lr -= c * shift[k] * eta[k]
-        log_lr += c * c * half_norm
+            eta[k] = ndtri(uniform(key, tables.factor_key[k])) + shift[k]
+            log_lr += shift[k] * (0.5 * shift[k] - eta[k])
+            if record:
+                eta_out[t, k] = eta[k]
         scale = 1.0 if t == 0 else innovation
         keep = 0.0 if t == 0 else params.ar1
         for a in range(k_all):
@@ -257,7 +255,7 @@ def _simulate_path(
 ) -> None:
     n_months = out.loss_gross.shape[1]
     norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
-    x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta_sum[row])
+    x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta[row])
     inv_sqrt_w, out.chi2[row], log_lr_mixing = _mixing(path, seed, params)
     out.weight[row] = math.exp(log_lr_factors + log_lr_mixing)
     month_key = np.empty(n_months, dtype=np.uint64)
