@@ -75,11 +75,20 @@ def test_conservation_and_limits_per_loan_and_month(data):
     loss = np.array(data.draw(st.lists(st.floats(0.0, 30.0), min_size=n_events, max_size=n_events)))
     share_p = np.array(data.draw(st.lists(st.floats(0.0, 1.0), min_size=n_events, max_size=n_events)))
     failure = np.array(data.draw(st.lists(st.integers(0, n_months), min_size=n_layers, max_size=n_layers)), np.int64)
+    count = np.array(data.draw(st.lists(st.integers(1, 4), min_size=n_events, max_size=n_events)), np.int64)
     paid = np.zeros((n_events, n_layers))
     left = np.zeros((n_months, n_layers))
-    retained = allocate_losses(loans, months, loss, share_p, layers, failure, n_months, paid, left)
+    retained = allocate_losses(loans, months, count, loss, share_p, layers, failure, n_months, paid, left)
 
-    # gross = payouts + retained, per loan (float rounding only)
+    # a pooled event of n loans is paid as n events of a loan each with an n-th of the loss
+    each = np.repeat(np.arange(n_events), count)
+    paid_each = np.zeros((each.size, n_layers))
+    allocate_losses(loans[each], months[each], np.ones(each.size, np.int64), (loss / count)[each], share_p[each],
+                    layers, failure, n_months, paid_each, np.zeros((n_months, n_layers)))
+    np.testing.assert_allclose(np.add.reduceat(paid_each, np.cumsum(count) - count, axis=0) if n_events else paid, paid,
+                               rtol=1e-9, atol=1e-9)
+
+    # gross = payouts + retained, per event (float rounding only)
     np.testing.assert_allclose(paid.sum(axis=1) + retained, loss, rtol=1e-12, atol=1e-12)
     assert (paid >= 0).all() and (retained >= -1e-12).all()
     for k in range(n_layers):
@@ -88,12 +97,12 @@ def test_conservation_and_limits_per_loan_and_month(data):
         for year in range(0, n_months, 12):
             in_year = (months >= year) & (months < year + 12)
             assert paid[in_year, k].sum() <= layers.annual_cap[k] * (1 + 1e-12) + 1e-12
-        assert (paid[:, k] <= layers.per_loan_limit[k] * (1 + 1e-12)).all()
+        assert (paid[:, k] <= count * layers.per_loan_limit[k] * (1 + 1e-12)).all()
         assert (paid[months >= failure[k], k] == 0).all()  # a failed provider pays nothing
         assert (paid[layers.eligible[k, loans] == 0, k] == 0).all()
         assert (paid[:, k] <= layers.share[k] * loss * (1 + 1e-12) + 1e-12).all()
         if layers.kind[k] == EXCESS_OF_LOSS:
-            assert (paid[:, k] <= layers.share[k] * layers.limit[k] * (1 + 1e-12) + 1e-12).all()
+            assert (paid[:, k] <= count * layers.share[k] * layers.limit[k] * (1 + 1e-12) + 1e-12).all()
         left_k = left[:, k]
         assert (left_k >= 0).all()
         if np.isfinite(layers.capacity[k]):  # no top-ups here: capacity only falls
@@ -112,7 +121,7 @@ def test_pro_rata_when_capacity_runs_out_in_a_month():
     )
     paid, left = np.zeros((4, 1)), np.zeros((4, 1))
     loans, months = np.arange(4, dtype=np.int32), np.array([0, 1, 1, 3], np.int32)
-    retained = allocate_losses(loans, months, np.array([4.0, 10.0, 6.0, 20.0]), np.ones(4), layers, np.full(1, 4), 4, paid, left)
+    retained = allocate_losses(loans, months, np.ones(4, np.int64), np.array([4.0, 10.0, 6.0, 20.0]), np.ones(4), layers, np.full(1, 4), 4, paid, left)
     # month 1 pays 4 (8 left); month 2 claims 16 > 8: paid pro rata 5 and 3; top-up to 12 in
     # month 3; month 4 claims 20 > 12: pays 12
     np.testing.assert_allclose(paid[:, 0], [4.0, 5.0, 3.0, 12.0])

@@ -48,6 +48,7 @@ class LayerArrays(NamedTuple):
 def allocate_losses(
     ev_loan: np.ndarray,
     ev_month: np.ndarray,
+    ev_count: np.ndarray,
     ev_loss: np.ndarray,
     ev_principal_share: np.ndarray,
     layers: LayerArrays,
@@ -61,9 +62,13 @@ def allocate_losses(
     Parameters
     ----------
     ev_loan, ev_month : ndarray of shape (n_events,)
-        Loan index and month (0-based) of each default.
+        Loan (or pool) index and month (0-based) of each default.
+    ev_count : ndarray of shape (n_events,)
+        Number of identical loans the event stands for (1 at loan level; a pooled book's
+        defaults of one pool in one month share their loss equally). Attachment, limit and
+        per-loan limit apply to each loan's share.
     ev_loss : ndarray of shape (n_events,)
-        Gross loss of each default.
+        Gross loss of each default (of all its loans).
     ev_principal_share : ndarray of shape (n_events,)
         Principal / EAD at default: the part of a loss a ``principal``-basis layer covers.
     layers : LayerArrays
@@ -108,14 +113,15 @@ def allocate_losses(
                 e = order[idx]
                 claim = 0.0
                 if t < failure_month[k] and layers.eligible[k, ev_loan[e]]:
-                    base = remaining[e]
+                    n = ev_count[e]
+                    base = remaining[e] / n
                     if layers.basis[k] == BASIS_PRINCIPAL:
                         base *= ev_principal_share[e]
                     if layers.kind[k] == QUOTA_SHARE:
                         claim = layers.share[k] * base
                     else:
                         claim = layers.share[k] * min(layers.limit[k], max(0.0, base - layers.attachment[k]))
-                    claim = min(claim, layers.per_loan_limit[k], remaining[e])
+                    claim = min(n * min(claim, layers.per_loan_limit[k]), remaining[e])
                 paid[e, k] = claim
                 total += claim
             available = min(cap[k], annual[k])

@@ -26,11 +26,15 @@ from stresslab._rng import (
     PURPOSE_RECOVERY,
     PURPOSE_TRANSITION,
     mix64,
+    next_uniform,
     stream_key,
     uniform,
 )
 
-__all__ = ["STATES", "LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "simulate_paths", "factor_index"]
+__all__ = [
+    "STATES", "LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "simulate_paths", "factor_index",
+    "path_start", "path_buffers", "path_finish", "record", "level_payment", "default_loss",
+]
 
 STATES = ("C", "M1", "M2", "M3", "D", "P")
 STATE_D = 4
@@ -231,14 +235,32 @@ def _mixing(path: int, seed: np.uint64, params: Params) -> tuple[float, float, f
     return math.sqrt(chi2 / params.dof), chi2, log_lr
 
 
+_EXACT_RECOVERIES = 32  # beyond this many defaults at once, their rates' sum is drawn from its normal limit
+
+
 @njit()
-def _recovery_rate(mean: float, dispersion: float, seed: np.uint64, path: int, month: int, loan_key: np.uint64) -> float:
-    """Unsecured recovery rate ~ Beta with this mean and Var = dispersion * m (1 - m)."""
+def _recovery_rates(
+    mean: float, dispersion: float, count: int, seed: np.uint64, path: int, month: int, loan_key: np.uint64
+) -> float:
+    """Sum of ``count`` unsecured recovery rates ~ Beta with this mean and Var = dispersion * m (1 - m).
+
+    Up to 32 defaults (always at loan level) the rates are drawn one by one; more at once
+    (a pooled book) draw their sum from the normal law with the same mean and variance,
+    clipped to [0, count]: the sum of 33+ iid Beta rates is normal to within a few 1e-3.
+    """
     if dispersion == 0.0 or mean <= 0.0 or mean >= 1.0:
-        return min(max(mean, 0.0), 1.0)
-    size = 1.0 / dispersion - 1.0
+        return count * min(max(mean, 0.0), 1.0)
     state = mix64(stream_key(seed, path, month, PURPOSE_RECOVERY) + loan_key)
-    return beta_draw(mean * size, (1.0 - mean) * size, state)
+    if count > _EXACT_RECOVERIES:
+        u, state = next_uniform(state)
+        spread = math.sqrt(count * dispersion * mean * (1.0 - mean))
+        return min(max(count * mean + spread * ndtri(u), 0.0), float(count))
+    size = 1.0 / dispersion - 1.0
+    total = 0.0
+    for _ in range(count):
+        rate, state = beta_draw(mean * size, (1.0 - mean) * size, state)
+        total += rate
+    return total
 
 
 @njit()
@@ -255,25 +277,12 @@ def _simulate_path(
 ) -> None:
     n_months = out.loss_gross.shape[1]
     norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
-    x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta[row])
-    inv_sqrt_w, out.chi2[row], log_lr_mixing = _mixing(path, seed, params)
-    out.weight[row] = math.exp(log_lr_factors + log_lr_mixing)
-    month_key = np.empty(n_months, dtype=np.uint64)
-    for t in range(n_months):
-        month_key[t] = stream_key(seed, path, t + 1, PURPOSE_TRANSITION)
+    x, global_factor, inv_sqrt_w, month_key = path_start(path, row, seed, tables, params, out)
     default_after = params.default_after
-    # absorbed loans are counted once, in the month they leave, and accumulated at the end
-    absorbed_count = np.zeros((n_months, 2), dtype=np.int64)
-    absorbed_balance = np.zeros(n_months)
-    # default events: the hand-off point to the loss allocation (credit enhancements)
     n_loans = loans.key.shape[0]
-    ev_loan = np.empty(n_loans, dtype=np.int32)
-    ev_month = np.empty(n_loans, dtype=np.int32)
-    ev_loss = np.empty(n_loans)
-    ev_principal_share = np.empty(n_loans)
+    absorbed_count, absorbed_balance, events, cover = path_buffers(n_months, n_loans, layers, params)
+    ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
     n_events = 0
-    # live exposure by layer-eligibility class, for the providers' fees
-    cover = np.zeros((n_months, layers.class_mask.shape[0] if params.track_cover else 0))
     # per-path bookkeeping of the loan loop: month-end exposure and counts by state
     balance = out.balance_by_state[row]
     count = out.count_by_state[row]
@@ -312,13 +321,13 @@ def _simulate_path(
                     if not params.deferral_extend and n > 0:
                         n -= 1
                     out.deferred_count[row, t] += 1
-                    _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+                    record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
                     continue
                 if t == deferral_end and n > 0:
-                    level = _level(kind, bp, rate, n)
+                    level = level_payment(kind, bp, rate, n)
                 if t == policy.reprice_month[j] and n > 0:
                     rate = policy.reprice_rate[j]
-                    level = _level(kind, bp, rate, n)
+                    level = level_payment(kind, bp, rate, n)
             # what falls due this month (docs/model.md §4)
             pp = 0.0
             due_interest = 0.0
@@ -344,7 +353,7 @@ def _simulate_path(
             if n > 0:
                 n -= 1
             if s == 0 and not has_due:
-                _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+                record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
                 continue
             log_ratio = 0.0
             subsidy = 0.0
@@ -410,17 +419,83 @@ def _simulate_path(
                 ev_loan[n_events] = j
                 ev_month[n_events] = t
                 ev_principal_share[n_events] = (bp + ap) / ead if ead > 0.0 else 1.0
-                ev_loss[n_events] = _default_loss(
-                    ead, j, t, i, r, delta, x[t, i, r], path, seed, loans, tables, params, cash_in
+                ev_count[n_events] = 1
+                ev_loss[n_events] = default_loss(
+                    ead, 1, j, t, i, r, delta, x[t, i, r], path, seed, loans, tables, params, cash_in
                 )
                 n_events += 1
                 absorbed_count[t, 0] += 1
                 absorbed_balance[t] += ead
                 break
             if levers and t == policy.gap_month[j] and n > 0:
-                level = _level(kind, bp, rate, n)  # re-amortise after the excess fell due
-            _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+                level = level_payment(kind, bp, rate, n)  # re-amortise after the excess fell due
+            record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
 
+    path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
+                loans, tables, params, layers, out)
+
+
+@njit()
+def path_start(
+    path: int, row: int, seed: np.uint64, tables: Tables, params: Params, out: Outputs
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """The path's systematic index X, global factor, 1 / sqrt(W) and transition stream keys.
+
+    Records the path's likelihood ratio, mixing chi-square and (if asked) innovations.
+    """
+    n_months = out.loss_gross.shape[1]
+    x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta[row])
+    inv_sqrt_w, out.chi2[row], log_lr_mixing = _mixing(path, seed, params)
+    out.weight[row] = math.exp(log_lr_factors + log_lr_mixing)
+    month_key = np.empty(n_months, dtype=np.uint64)
+    for t in range(n_months):
+        month_key[t] = stream_key(seed, path, t + 1, PURPOSE_TRANSITION)
+    return x, global_factor, inv_sqrt_w, month_key
+
+
+@njit()
+def path_buffers(n_months: int, max_events: int, layers: LayerArrays, params: Params):  # noqa: ANN201 (numba tuple)
+    """Per-path scratch: absorbed counts and balances, default events, covered balances.
+
+    Absorbed loans are counted once, in the month they leave, and accumulated at the end.
+    The default events (loan or pool, month, loans, loss, principal share) are the hand-off
+    point to the loss allocation (credit enhancements); ``cover`` is the live exposure by
+    layer-eligibility class, for the providers' fees.
+    """
+    absorbed_count = np.zeros((n_months, 2), dtype=np.int64)
+    absorbed_balance = np.zeros(n_months)
+    events = (
+        np.empty(max_events, dtype=np.int32),
+        np.empty(max_events, dtype=np.int32),
+        np.empty(max_events, dtype=np.int64),
+        np.empty(max_events),
+        np.empty(max_events),
+    )
+    cover = np.zeros((n_months, layers.class_mask.shape[0] if params.track_cover else 0))
+    return absorbed_count, absorbed_balance, events, cover
+
+
+@njit()
+def path_finish(
+    path: int,
+    row: int,
+    seed: np.uint64,
+    global_factor: np.ndarray,
+    absorbed_count: np.ndarray,
+    absorbed_balance: np.ndarray,
+    events: tuple,
+    n_events: int,
+    cover: np.ndarray,
+    loans: LoanArrays,
+    tables: Tables,
+    params: Params,
+    layers: LayerArrays,
+    out: Outputs,
+) -> None:
+    """Accumulate the absorbed states, draw provider failures and settle the default events."""
+    n_months = out.loss_gross.shape[1]
+    count = out.count_by_state[row]
+    balance = out.balance_by_state[row]
     for t in range(n_months):
         if t > 0:
             absorbed_count[t, 0] += absorbed_count[t - 1, 0]
@@ -430,10 +505,12 @@ def _simulate_path(
         count[t, STATE_P] += absorbed_count[t, 1]
         balance[t, STATE_D] += absorbed_balance[t]
     failure_month = _failure_months(path, seed, global_factor, layers, tables, params)
+    ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
     _settle_defaults(
         row,
         ev_loan[:n_events],
         ev_month[:n_events],
+        ev_count[:n_events],
         ev_loss[:n_events],
         ev_principal_share[:n_events],
         failure_month,
@@ -445,7 +522,7 @@ def _simulate_path(
 
 
 @njit()
-def _record(
+def record(
     balance: np.ndarray, count: np.ndarray, cover: np.ndarray, t: int, s: int, cls: int, exposure: float
 ) -> None:
     """Month-end exposure and count of a live loan (and its covered balance, for fees)."""
@@ -456,7 +533,7 @@ def _record(
 
 
 @njit()
-def _level(kind: int, principal: float, rate: float, months: int) -> float:
+def level_payment(kind: int, principal: float, rate: float, months: int) -> float:
     """Level installment (annuity) or principal part (equal principal) over ``months``."""
     if kind == ANNUITY:
         if rate > 0.0:
@@ -484,8 +561,9 @@ def _contract_due(kind: int, maturity: bool, has_due: bool, bp: float, ap: float
 
 
 @njit()
-def _default_loss(
+def default_loss(
     ead: float,
+    count: int,
     j: int,
     t: int,
     i: int,
@@ -499,7 +577,8 @@ def _default_loss(
     params: Params,
     cash_in: np.ndarray,
 ) -> float:
-    """Gross loss of a default in month t (0-based): EAD minus discounted recoveries.
+    """Gross loss of ``count`` defaults of loan (or pool) j in month t (0-based), each of EAD ``ead``:
+    EAD minus discounted recoveries.
 
     Books the recovery cash into ``cash_in`` in the months it arrives within the horizon.
     """
@@ -508,15 +587,15 @@ def _default_loss(
     if loans.pledge[j] > 0.0:
         sigma = loans.sigma[j]
         revenue_index = tables.revenue[t, i, r] * math.exp(sigma * x_sys - 0.5 * sigma * sigma * loans.rho[j])
-        pledged = min(ead, loans.pledge[j] * revenue_index * (1.0 - params.pledge_haircut))
+        pledged = count * min(ead, loans.pledge[j] * revenue_index * (1.0 - params.pledge_haircut))
         if t + params.pledge_lag < n_months:
             cash_in[t + params.pledge_lag] += pledged
     mean = norm_cdf(loans.recovery_probit[j] - params.lgd_sensitivity * delta, tables.norm, params.norm_lo, params.norm_inv_step)
-    rate = _recovery_rate(mean, params.recovery_dispersion, seed, path, t + 1, loans.key[j])
-    unsecured = rate * (ead - pledged) * (1.0 - params.recovery_cost)
+    rate = _recovery_rates(mean, params.recovery_dispersion, count, seed, path, t + 1, loans.key[j])
+    unsecured = rate * (count * ead - pledged) * (1.0 - params.recovery_cost) / count
     if t + params.recovery_lag < n_months:
         cash_in[t + params.recovery_lag] += unsecured
-    return max(ead - pledged * loans.pledge_pv[j] - unsecured * loans.unsecured_pv[j], 0.0)
+    return max(count * ead - pledged * loans.pledge_pv[j] - unsecured * loans.unsecured_pv[j], 0.0)
 
 
 @njit()
@@ -550,6 +629,7 @@ def _settle_defaults(
     row: int,
     ev_loan: np.ndarray,
     ev_month: np.ndarray,
+    ev_count: np.ndarray,
     ev_loss: np.ndarray,
     ev_principal_share: np.ndarray,
     failure_month: np.ndarray,
@@ -564,7 +644,7 @@ def _settle_defaults(
     n_events = ev_loan.shape[0]
     paid = np.zeros((n_events, n_layers))
     retained = allocate_losses(
-        ev_loan, ev_month, ev_loss, ev_principal_share, layers, failure_month, n_months, paid, out.layer_capacity_left[row]
+        ev_loan, ev_month, ev_count, ev_loss, ev_principal_share, layers, failure_month, n_months, paid, out.layer_capacity_left[row]
     )
     for e in range(n_events):
         j = ev_loan[e]

@@ -8,7 +8,8 @@
   smallest uniform the generator returns (2^-54), so no draw can tell the difference.
 - ``ndtri``: the inverse normal CDF by Wichura's algorithm AS 241 (PPND16), relative
   accuracy about 1e-16 (Wichura 1988, Applied Statistics 37(3), 477-484).
-- ``gamma_draw`` (Marsaglia & Tsang 2000) and ``beta_draw`` (ratio of gammas).
+- ``gamma_draw`` (Marsaglia & Tsang 2000), ``beta_draw`` (ratio of gammas) and
+  ``binomial_draw`` (order-statistic splitting, then inversion), for pooled books.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from scipy.special import ndtr
 from stresslab._numba import njit
 from stresslab._rng import next_uniform
 
-__all__ = ["NormalTable", "normal_table", "norm_cdf", "below_norm_cdf", "ndtri", "gamma_draw", "beta_draw"]
+__all__ = ["NormalTable", "normal_table", "norm_cdf", "below_norm_cdf", "ndtri", "gamma_draw", "beta_draw", "binomial_draw"]
 
 _TABLE_LO = -10.0
 _TABLE_STEPS_PER_UNIT = 1024
@@ -148,8 +149,51 @@ def gamma_draw(shape: float, state: np.uint64) -> tuple[float, np.uint64]:
 
 
 @njit()
-def beta_draw(a: float, b: float, state: np.uint64) -> float:
-    """Beta(a, b) draw as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
+def beta_draw(a: float, b: float, state: np.uint64) -> tuple[float, np.uint64]:
+    """Beta(a, b) draw as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b); and the advanced state."""
     x, state = gamma_draw(a, state)
     y, state = gamma_draw(b, state)
-    return x / (x + y)
+    return x / (x + y), state
+
+
+_INVERSION_MEAN = 16.0  # below this mean the binomial is drawn by inversion
+
+
+@njit()
+def binomial_draw(n: int, p: float, state: np.uint64) -> tuple[int, np.uint64]:
+    """Binomial(n, p) draw from the SplitMix64 sequence at ``state``; exact for every n.
+
+    Splitting by order statistics (Devroye 1986, X.4): the k-th smallest of n uniforms is
+    Beta(k, n + 1 - k); if it lies above p, the count is Binomial(k - 1, p / b), else
+    k + Binomial(n - k, (p - b) / (1 - b)). Halving n until n min(p, 1 - p) < 16 takes
+    O(log n) beta draws; the rest is inversion by the pmf recurrence.
+    """
+    if n <= 0 or p <= 0.0:
+        return 0, state
+    if p >= 1.0:
+        return n, state
+    flip = p > 0.5
+    q = 1.0 - p if flip else p
+    total = n
+    count = 0
+    while n * q >= _INVERSION_MEAN:
+        k = (n + 1) // 2
+        b, state = beta_draw(float(k), float(n + 1 - k), state)
+        if q < b:
+            n = k - 1
+            q = q / b
+        else:
+            count += k
+            n -= k
+            q = (q - b) / (1.0 - b)
+    u, state = next_uniform(state)
+    ratio = q / (1.0 - q)
+    prob = (1.0 - q) ** n
+    cdf = prob
+    k = 0
+    while u > cdf and k < n:
+        prob *= ratio * (n - k) / (k + 1)
+        k += 1
+        cdf += prob
+    count += k
+    return (total - count if flip else count), state
