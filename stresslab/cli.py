@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     saved.add_argument("--resume", type=Path, metavar="DIR", help="finish the interrupted run saved in DIR")
     run.add_argument("--tail", choices=["is"], help="importance sampling of the loss tail")
     run.add_argument("--target", type=_level, default=0.999, help="quantile the tail sampling aims at [0.999]")
+    run.add_argument("--pooled", action="store_true",
+                     help="draw identical loans' transitions as binomial counts (books of millions of standard loans)")
     run.set_defaults(func=_run)
 
     comp = sub.add_parser("compare", help="run scenarios on the same draws and print paired differences")
@@ -154,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         tail=args.tail,
         target=args.target,
+        pooled=args.pooled,
         checkpoint=args.checkpoint or args.resume,
         resume=args.resume is not None,
         **_run_options(args),

@@ -15,6 +15,7 @@ from stresslab._kernels.paths import STATES, Outputs
 from stresslab.errors import StresslabError
 from stresslab.importance import tune_importance_sampling
 from stresslab.model import CompiledModel, compile_model
+from stresslab.pooling import pool_model
 from stresslab.portfolio import Portfolio
 from stresslab.runner import Checkpoint, check_int, run_paths
 from stresslab.scenario import Scenario
@@ -40,6 +41,7 @@ def simulate(
     track_loans: Sequence[str] = (),
     scheduler: object | None = None,
     workers: int | None = None,
+    pooled: bool = False,
 ) -> xr.Dataset:
     """Run a Monte Carlo stress test of a loan book under a scenario.
 
@@ -84,6 +86,13 @@ def simulate(
     track_loans : sequence of str
         Loan ids whose gross horizon loss is kept per path in ``loss_by_loan(path, loan)``
         (for loan-level ES contributions; memory grows with paths x tracked loans).
+    pooled : bool
+        Group loans identical in every model input into pools and draw each pool's
+        transitions as binomial counts (:func:`stresslab.pooling.pool_model`): the cost is
+        per pool, not per loan, for books of millions of standard loans. Counts by state
+        have exactly the loan-level law; a state's loans share its average arrears. Draws
+        differ from the loan-level run (same law, other random numbers). Not with policy
+        levers that change loan terms, nor with ``track_loans``.
     resume : bool
         Continue the run saved in ``checkpoint``: only missing chunks are simulated and
         the result is bitwise that of an uninterrupted run. A checkpoint of another
@@ -117,6 +126,8 @@ def simulate(
     n_paths = check_int("n_paths", n_paths, 1, None)
     seed = check_int("seed", seed, 0, _MAX_SEED)
     model = compile_model(portfolio, scenario, track_loans)
+    if pooled:
+        model = pool_model(model, where=f"{scenario.source} on {portfolio.source}: pooled mode")
     if tail is not None:
         if tail != "is":
             raise StresslabError(f"tail must be None or 'is' (importance sampling); got {tail!r}")
@@ -132,6 +143,7 @@ def simulate(
             "target": target if tail else None,
             "pilot_paths": pilot_paths if tail else None,
             "track_loans": list(track_loans),
+            "pooled": bool(pooled),
             "stresslab": version("stresslab"),
         }
         store = Checkpoint(checkpoint, identity, resume=resume)
@@ -278,5 +290,7 @@ def _dataset(
         "sampling": "importance" if np.any(model.tables.factor_shift) or model.params.chi2_scale != 2.0 else "plain",
         "factor_shift": json.dumps(model.tables.factor_shift.tolist()),
         "chi2_scale": model.params.chi2_scale,
+        "pooled": int(model.pool_size is not None),
+        "n_pools": model.n_loans if model.pool_size is not None else 0,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -49,10 +49,11 @@ class CompiledModel:
     layer_names: tuple[str, ...]
     n_months: int
     tracked_loans: tuple[str, ...] = ()
+    pool_size: np.ndarray | None = None  # loans per row of a pooled book (stresslab.pooling); None: one each
 
     @property
     def n_loans(self) -> int:
-        """Number of loans."""
+        """Number of loan rows (pools, in a pooled book)."""
         return int(self.loans.key.shape[0])
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm  # plain bar: no ipywidgets needed in notebooks
 
 from stresslab._kernels.paths import STATES, Outputs, simulate_paths
+from stresslab._kernels.pools import simulate_pools
 from stresslab.budget import check_budget
 from stresslab.errors import StresslabError
 from stresslab.model import CompiledModel
@@ -151,9 +152,12 @@ def run_paths(
 
 def run_chunk(model: CompiledModel, seed: int, first_path: int, out: Outputs) -> None:
     """Simulate paths ``first_path .. first_path + len(out) - 1`` into ``out`` (zeroed)."""
-    simulate_paths(
-        first_path, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, out
-    )
+    if model.pool_size is None:
+        simulate_paths(
+            first_path, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, out
+        )
+    else:
+        simulate_pools(first_path, np.uint64(seed), model.loans, model.pool_size, model.tables, model.params, model.layers, out)
 
 
 def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) -> Outputs:

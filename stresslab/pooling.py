@@ -1,0 +1,95 @@
+"""Pooled books: loans identical in every model input simulated as counts (docs/model.md §11).
+
+A book of millions of loans often holds far fewer distinct loans: standard products sold
+in the same industry and region, with the same balance, term, rate, grade and state. Such
+loans are exchangeable in the model, so the pooled kernel (stresslab._kernels.pools) moves
+each pool's loans between states as binomial counts: the cost is per pool, not per loan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from stresslab._kernels.paths import LoanArrays
+from stresslab.errors import StresslabError
+from stresslab.model import CompiledModel
+
+__all__ = ["pool_model"]
+
+# loan inputs that do not make two loans different in the model: their names (random
+# stream keys) and whether the user tracks them one by one
+_NOT_INPUTS = ("key", "track")
+
+
+def pool_model(model: CompiledModel, *, where: str = "pooled mode") -> CompiledModel:
+    """The model with identical loans grouped into pools (one row each, with its size).
+
+    Two loans fall into one pool when every per-loan model input is bitwise equal: segment
+    (industry, region, installment group), amortisation, state and arrears, term, balance,
+    installment, rate, thresholds and volatility, pledge and recovery parameters, and the
+    set of layers covering them. A pool takes the random-stream key of its first loan in
+    book order, so results do not depend on how the book is sorted otherwise.
+
+    Parameters
+    ----------
+    model : CompiledModel
+        A loan-level model without policy levers that change loan terms and without
+        tracked loans.
+    where : str
+        What to name in errors.
+
+    Returns
+    -------
+    CompiledModel
+        ``loans`` and the layers' per-loan arrays have one row per pool, and
+        ``pool_size`` (int64, shape (n_pools,)) the number of loans of each.
+
+    Raises
+    ------
+    StresslabError
+        If the model tracks loans or some loan has a policy lever (deferral, loan cap,
+        subsidy, rate cap or seasonal schedule): those change loans one by one.
+    """
+    if model.pool_size is not None:
+        return model
+    if model.tracked_loans:
+        raise StresslabError(f"{where}: loans cannot be tracked one by one in a pooled book; drop track_loans or pooling")
+    flag = model.policy.arrays.flag
+    if flag.any():
+        raise StresslabError(
+            f"{where}: the scenario's policy levers change the terms of {int(flag.sum()):,} loans one by one; "
+            "pooled books support scenarios without deferral, loan_cap, interest_subsidy, rate_cap or "
+            "seasonal_schedule levers (revenue_support and collection are fine)"
+        )
+    columns = [a for name, a in model.loans._asdict().items() if name not in _NOT_INPUTS]
+    columns.append(model.layers.cover_class)
+    digest = np.zeros(model.n_loans, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            bits = (np.asarray(column, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0: -0.0 == 0.0
+            digest = _mix(digest ^ _mix(bits + np.uint64(0x9E3779B97F4A7C15)))
+    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # pools in the order of their first loan
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    pool_of_loan = rank[inverse.reshape(-1)]
+    first = first[order]
+    for column in columns:  # a 64-bit digest collision would merge different loans: check
+        if not np.array_equal(np.asarray(column)[first][pool_of_loan], np.asarray(column)):
+            raise StresslabError(f"{where}: internal error: two different loans share a pool digest")
+    loans = LoanArrays(*(np.ascontiguousarray(a[first]) for a in model.loans))
+    layers = model.layers._replace(
+        eligible=np.ascontiguousarray(model.layers.eligible[:, first]),
+        cover_class=np.ascontiguousarray(model.layers.cover_class[first]),
+    )
+    size = np.bincount(pool_of_loan, minlength=first.size).astype(np.int64)
+    return replace(model, loans=loans, layers=layers, pool_size=size)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser, vectorised (see stresslab._rng.mix64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
