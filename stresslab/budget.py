@@ -9,6 +9,7 @@ import numba
 
 from stresslab.errors import StresslabError, StresslabWarning
 from stresslab.model import CompiledModel
+from stresslab.pooling import pooled_events
 
 __all__ = ["memory_estimate", "check_budget", "available_memory"]
 
@@ -34,7 +35,8 @@ def memory_estimate(model: CompiledModel, n_paths: int, chunk_size: int, threads
     per_path = 8 * (18 * t + 4 * t * n_layers + n_layers + n_ind * n_reg + k + 2 + len(model.tracked_loans))
     arrays = [*model.loans, *model.tables, *model.policy.arrays, *model.layers]
     model_bytes = float(sum(getattr(a, "nbytes", 0) for a in arrays))
-    per_thread = 8 * model.n_loans * (4 + n_layers) + 8 * t * (n_ind * n_reg + 8)
+    events = model.n_loans if model.pool_size is None else pooled_events(model)[1]  # default events of a path
+    per_thread = 8 * events * (5 + n_layers) + 8 * t * (n_ind * n_reg + 8)
     result = {
         "results": float(per_path * n_paths),
         "model": model_bytes,

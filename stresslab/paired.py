@@ -12,8 +12,8 @@ Estimators are those of :mod:`stresslab.results` (weighted, plain not self-norma
 :func:`~stresslab.results.mean_ci` and :func:`~stresslab.results.var_es` are reused, and
 so are :func:`~stresslab.results.dpd30_ratio` (DPD30+ ratio by balance),
 :func:`~stresslab.results.validate_run` (checks of a run),
-:func:`~stresslab.results.check_level`, :func:`~stresslab.results.check_weights`,
-:func:`~stresslab.results.z_value` and ``TAIL_TOL``;
+:func:`~stresslab.results.check_level`, :func:`~stresslab.results.check_weights`
+and ``TAIL_TOL``;
 :func:`stresslab.loss_sharing.validate_layers` checks each scenario's layers.
 """
 
@@ -35,7 +35,6 @@ from stresslab.results import (
     mean_ci,
     validate_run,
     var_es,
-    z_value,
 )
 
 __all__ = ["compare_summary", "format_comparison"]
@@ -362,7 +361,6 @@ def compare_summary(
     mean_rows = [j for j, m in enumerate(table) if m["method"] == "mean"]
     boot_rows = [j for j, m in enumerate(table) if m["method"] == "bootstrap"]
     n_s, n_m = len(labels), len(table)
-    z = z_value(ci)
 
     value, value_se = np.full((n_s, n_m), np.nan), np.full((n_s, n_m), np.nan)
     diff, diff_se = np.full((n_s, n_m), np.nan), np.full((n_s, n_m), np.nan)

@@ -12,11 +12,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from stresslab._kernels.allocation import EXCESS_OF_LOSS
 from stresslab._kernels.paths import LoanArrays
 from stresslab.errors import StresslabError
 from stresslab.model import CompiledModel
 
-__all__ = ["pool_model"]
+__all__ = ["pool_model", "pooled_events"]
 
 # loan inputs that do not make two loans different in the model: their names (random
 # stream keys) and whether the user tracks them one by one
@@ -86,6 +87,26 @@ def pool_model(model: CompiledModel, *, where: str = "pooled mode") -> CompiledM
     )
     size = np.bincount(pool_of_loan, minlength=first.size).astype(np.int64)
     return replace(model, loans=loans, layers=layers, pool_size=size)
+
+
+def pooled_events(model: CompiledModel) -> tuple[bool, int]:
+    """How a pooled book's defaults are handed to the layers: per loan or not, and how many at most.
+
+    A cohort's defaults of a month share one average EAD. When every layer pays a linear
+    function of the loss (quota shares without a per-loan limit) they are one event; an
+    excess-of-loss layer or a per-loan limit applies per loan to each loan's own loss,
+    so then each defaulted loan is an event with its own recovery rate.
+
+    Returns
+    -------
+    per_loan : bool
+    max_events : int
+        Bound on the events of a path: every loan, or two cohorts per pool and month.
+    """
+    layers = model.layers
+    per_loan = bool(np.any(layers.kind == EXCESS_OF_LOSS) or np.any(np.isfinite(layers.per_loan_limit)))
+    total = int(model.pool_size.sum()) if model.pool_size is not None else model.n_loans
+    return per_loan, total if per_loan else min(2 * model.n_loans * model.n_months, total)
 
 
 def _mix(z: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from stresslab._kernels.pools import simulate_pools
 from stresslab.budget import check_budget
 from stresslab.errors import StresslabError
 from stresslab.model import CompiledModel
+from stresslab.pooling import pooled_events
 
 __all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int", "numba_threads"]
 
@@ -157,7 +158,11 @@ def run_chunk(model: CompiledModel, seed: int, first_path: int, out: Outputs) ->
             first_path, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, out
         )
     else:
-        simulate_pools(first_path, np.uint64(seed), model.loans, model.pool_size, model.tables, model.params, model.layers, out)
+        per_loan, max_events = pooled_events(model)
+        simulate_pools(
+            first_path, np.uint64(seed), model.loans, model.pool_size, per_loan, max_events,
+            model.tables, model.params, model.layers, out,
+        )
 
 
 def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) -> Outputs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from helpers import book, scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -240,7 +240,7 @@ _EXACT_RECOVERIES = 32  # beyond this many defaults at once, their rates' sum is
 
 @njit()
 def _recovery_rates(
-    mean: float, dispersion: float, count: int, seed: np.uint64, path: int, month: int, loan_key: np.uint64
+    mean: float, dispersion: float, count: int, seed: np.uint64, path: int, month: int, stream: np.uint64
 ) -> float:
     """Sum of ``count`` unsecured recovery rates ~ Beta with this mean and Var = dispersion * m (1 - m).
 
@@ -250,7 +250,7 @@ def _recovery_rates(
     """
     if dispersion == 0.0 or mean <= 0.0 or mean >= 1.0:
         return count * min(max(mean, 0.0), 1.0)
-    state = mix64(stream_key(seed, path, month, PURPOSE_RECOVERY) + loan_key)
+    state = mix64(stream_key(seed, path, month, PURPOSE_RECOVERY) + stream)
     if count > _EXACT_RECOVERIES:
         u, state = next_uniform(state)
         spread = math.sqrt(count * dispersion * mean * (1.0 - mean))
@@ -421,7 +421,7 @@ def _simulate_path(
                 ev_principal_share[n_events] = (bp + ap) / ead if ead > 0.0 else 1.0
                 ev_count[n_events] = 1
                 ev_loss[n_events] = default_loss(
-                    ead, 1, j, t, i, r, delta, x[t, i, r], path, seed, loans, tables, params, cash_in
+                    ead, 1, j, t, i, r, delta, x[t, i, r], path, seed, lkey, loans, tables, params, cash_in
                 )
                 n_events += 1
                 absorbed_count[t, 0] += 1
@@ -572,6 +572,7 @@ def default_loss(
     x_sys: float,
     path: int,
     seed: np.uint64,
+    stream: np.uint64,
     loans: LoanArrays,
     tables: Tables,
     params: Params,
@@ -580,7 +581,8 @@ def default_loss(
     """Gross loss of ``count`` defaults of loan (or pool) j in month t (0-based), each of EAD ``ead``:
     EAD minus discounted recoveries.
 
-    Books the recovery cash into ``cash_in`` in the months it arrives within the horizon.
+    ``stream`` keys the recovery draws (the loan's key at loan level). Books the recovery
+    cash into ``cash_in`` in the months it arrives within the horizon.
     """
     n_months = cash_in.shape[0]
     pledged = 0.0
@@ -591,7 +593,7 @@ def default_loss(
         if t + params.pledge_lag < n_months:
             cash_in[t + params.pledge_lag] += pledged
     mean = norm_cdf(loans.recovery_probit[j] - params.lgd_sensitivity * delta, tables.norm, params.norm_lo, params.norm_inv_step)
-    rate = _recovery_rates(mean, params.recovery_dispersion, count, seed, path, t + 1, loans.key[j])
+    rate = _recovery_rates(mean, params.recovery_dispersion, count, seed, path, t + 1, stream)
     unsecured = rate * (count * ead - pledged) * (1.0 - params.recovery_cost) / count
     if t + params.recovery_lag < n_months:
         cash_in[t + params.recovery_lag] += unsecured

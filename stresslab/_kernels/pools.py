@@ -8,11 +8,17 @@ independent, so the number of a state's loans that miss, roll or cure is binomia
 therefore have exactly the law of loan-level simulation.
 
 What loans of one state do not share is their history: loans in M_k carry the arrears of
-the months they missed. Per state the kernel keeps the sums of arrears principal, arrears
-interest and accrued interest, and loans leaving a state take the state's average (exact
-in expectation; the spread of arrears within a state is ignored, which moves EADs by a
-small fraction of one installment). Performing principal is the same for every live loan
-of a pool (every branch pays or defers the same principal part), so it is one number.
+the months they missed. The kernel keeps cohorts: each live state, without and with a
+missed final installment (at a balloon maturity that is the whole principal), and per
+cohort the sums of arrears principal, arrears interest and accrued interest; loans leaving
+a cohort take its average. Within a cohort the arrears differ only by the spread of the
+regular installments missed, so the averages are exact in expectation and close loan by
+loan. Performing principal is the same for every live loan of a pool (every branch pays
+or defers the same principal part), so it is one number.
+
+Defaults of a cohort in a month are one event of N loans, or N events of one loan each
+(with a recovery rate each) when some layer's payout is not linear in the loan's loss
+(excess of loss, per-loan limit): see stresslab.pooling.pooled_events.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from stresslab._kernels.paths import (
     ANNUITY,
     BULLET,
     EQUAL_PRINCIPAL,
-    STATE_P,
     LoanArrays,
     Outputs,
     Params,
@@ -40,6 +45,10 @@ from stresslab._rng import mix64
 
 __all__ = ["simulate_pools"]
 
+_COHORTS = 8  # states C, M1, M2, M3 (index & 3), without (0..3) and with (4..7) a missed final installment
+_BALLOON = 4
+_STREAM_STEP = np.uint64(0x9E3779B97F4A7C15)  # recovery streams of a pool-month's default events
+
 
 @njit(parallel=True)
 def simulate_pools(
@@ -47,6 +56,8 @@ def simulate_pools(
     seed: np.uint64,
     pools: LoanArrays,
     size: np.ndarray,
+    per_loan_events: bool,
+    max_events: int,
     tables: Tables,
     params: Params,
     layers: LayerArrays,
@@ -55,11 +66,14 @@ def simulate_pools(
     """Simulate paths ``first_path ..`` of a pooled book into ``out`` (zeroed by the caller).
 
     ``pools`` holds one row per pool (its first loan) and ``size`` (int64) its number of
-    loans. Pooled books carry no policy levers (stresslab.pooling refuses them).
+    loans. Defaults become one event per loan if ``per_loan_events``, else one per cohort
+    and month; ``max_events`` bounds their number in a path. Pooled books carry no policy
+    levers (stresslab.pooling refuses them).
     """
-    max_events = min(pools.key.shape[0] * out.loss_gross.shape[1], int(size.sum()))
     for row in prange(out.loss_gross.shape[0]):
-        _simulate_pooled_path(first_path + row, row, seed, pools, size, tables, params, layers, max_events, out)
+        _simulate_pooled_path(
+            first_path + row, row, seed, pools, size, per_loan_events, max_events, tables, params, layers, out
+        )
 
 
 @njit()
@@ -69,10 +83,11 @@ def _simulate_pooled_path(
     seed: np.uint64,
     pools: LoanArrays,
     size: np.ndarray,
+    per_loan_events: bool,
+    max_events: int,
     tables: Tables,
     params: Params,
     layers: LayerArrays,
-    max_events: int,
     out: Outputs,
 ) -> None:
     n_months = out.loss_gross.shape[1]
@@ -80,22 +95,21 @@ def _simulate_pooled_path(
     x, global_factor, inv_sqrt_w, month_key = path_start(path, row, seed, tables, params, out)
     default_after = params.default_after
     absorbed_count, absorbed_balance, events, cover = path_buffers(n_months, max_events, layers, params)
-    ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
     n_events = 0
     balance = out.balance_by_state[row]
     count = out.count_by_state[row]
     income = out.interest_income[row]
     cash_in = out.recoveries[row]
-    # per live state C, M1, M2, M3: loans and the sums of their arrears and accrued interest
-    live = np.zeros(4, dtype=np.int64)
-    arrears_p = np.zeros(4)
-    arrears_i = np.zeros(4)
-    accrued = np.zeros(4)
-    moved = np.zeros(4, dtype=np.int64)  # the month's outcomes, applied after all draws
-    moved_p = np.zeros(4)
-    moved_i = np.zeros(4)
-    moved_a = np.zeros(4)
-    due_interest = np.zeros(4)  # per state, summed over its loans
+    # per cohort: loans and the sums of their arrears principal, arrears interest, accrued interest
+    live = np.zeros(_COHORTS, dtype=np.int64)
+    arrears_p = np.zeros(_COHORTS)
+    arrears_i = np.zeros(_COHORTS)
+    accrued = np.zeros(_COHORTS)
+    due_interest = np.zeros(_COHORTS)  # the month's interest due, summed over the cohort
+    moved = np.zeros(_COHORTS, dtype=np.int64)  # the month's outcomes, applied after all draws
+    moved_p = np.zeros(_COHORTS)
+    moved_i = np.zeros(_COHORTS)
+    moved_a = np.zeros(_COHORTS)
 
     for j in range(pools.key.shape[0]):
         i = pools.industry[j]
@@ -116,30 +130,30 @@ def _simulate_pooled_path(
         arrears_p[:] = 0.0
         arrears_i[:] = 0.0
         accrued[:] = 0.0
-        s0 = pools.state[j]
-        live[s0] = size[j]
-        arrears_p[s0] = size[j] * pools.arrears_principal[j]
-        arrears_i[s0] = size[j] * pools.arrears_interest[j]
+        start = pools.state[j]
+        live[start] = size[j]
+        arrears_p[start] = size[j] * pools.arrears_principal[j]
+        arrears_i[start] = size[j] * pools.arrears_interest[j]
         for t in range(n_months):
             if live.sum() == 0:
                 break
-            # what falls due this month (as in the loan-level kernel, summed over each state)
-            pp = 0.0
-            has_due = False
+            # what falls due this month (as in the loan-level kernel, summed over each cohort)
             maturity = n == 1
-            due_interest[:] = 0.0
-            for s in range(default_after):
-                if live[s] == 0:
+            waiting = kind == BULLET and n > 1  # a bullet loan before maturity: interest accrues
+            has_due = n > 0 and not waiting
+            for h in range(_COHORTS):
+                if live[h] == 0:
                     continue
                 if n == 0:
-                    due_interest[s] = rate * arrears_p[s]
-                elif kind == BULLET and n > 1:
-                    accrued[s] += rate * (live[s] * bp + arrears_p[s])
+                    due_interest[h] = rate * arrears_p[h]
+                elif waiting:
+                    due_interest[h] = 0.0
+                    accrued[h] += rate * (live[h] * bp + arrears_p[h])
                 else:
-                    due_interest[s] = rate * (live[s] * bp + arrears_p[s]) + accrued[s]
-                    accrued[s] = 0.0
-            if n > 0 and not (kind == BULLET and n > 1):
-                has_due = True
+                    due_interest[h] = rate * (live[h] * bp + arrears_p[h]) + accrued[h]
+                    accrued[h] = 0.0
+            pp = 0.0
+            if has_due:
                 if maturity:
                     pp = bp
                 elif kind == ANNUITY:
@@ -148,103 +162,130 @@ def _simulate_pooled_path(
                     pp = min(level, bp)
             if n > 0:
                 n -= 1
+            bp_next = bp - pp
             z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r]) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
+            delta = z - gp if gp > -np.inf else 0.0
             state = mix64(month_key[t] + pkey)
+            draw_no = 0
             moved[:] = 0
             moved_p[:] = 0.0
             moved_i[:] = 0.0
             moved_a[:] = 0.0
-            defaults = np.int64(0)
-            default_p = 0.0
-            default_i = 0.0
-            default_a = 0.0
-            paid_off = np.int64(0)
-            for s in range(default_after):
-                m = live[s]
+            paid_off = 0
+            for h in range(_COHORTS):
+                m = live[h]
                 if m == 0:
                     continue
-                # the state's loans leave with its average arrears: fractions of its sums
-                ap, ai, acc, di = arrears_p[s], arrears_i[s], accrued[s], due_interest[s]
+                s = h & 3
+                mark = _BALLOON if maturity else h & _BALLOON  # who misses the final installment is marked
+                ap, ai, acc, di = arrears_p[h], arrears_i[h], accrued[h], due_interest[h]
                 if s == 0:
                     if not has_due:  # nothing due: no draw, nothing changes
-                        moved[0] += m
-                        moved_a[0] += acc
+                        moved[h] += m
+                        moved_a[h] += acc
                         continue
-                    miss, state = binomial_draw(m, norm_cdf(z, norm, lo, inv_step), state)
-                    stay = m - miss
-                    income[t] += di * (stay / m)
+                    missed, state = binomial_draw(m, norm_cdf(z, norm, lo, inv_step), state)
+                    stayed = m - missed
+                    income[t] += di * (stayed / m)
+                    prepaid = 0
                     if n == 0:
-                        prepaid = stay
+                        prepaid = stayed
                     elif params.prepayment > 0.0:
-                        prepaid, state = binomial_draw(stay, params.prepayment, state)
-                    else:
-                        prepaid = np.int64(0)
+                        prepaid, state = binomial_draw(stayed, params.prepayment, state)
                     paid_off += prepaid
-                    moved[0] += stay - prepaid
-                    moved_a[0] += acc * ((stay - prepaid) / m)
-                    moved[1] += miss
-                    moved_p[1] += miss * pp
-                    moved_i[1] += di * (miss / m)
-                    moved_a[1] += acc * (miss / m)
+                    moved[h] += stayed - prepaid
+                    moved_a[h] += acc * ((stayed - prepaid) / m)
+                    rolled, f_roll = missed, missed / m
+                else:
+                    roll = norm_cdf(tables.probit_roll[s - 1] + params.roll_sensitivity * delta, norm, lo, inv_step)
+                    cure = norm_cdf(tables.probit_cure[s - 1] - params.cure_sensitivity * delta, norm, lo, inv_step)
+                    cure = min(cure, 1.0 - roll)
+                    rolled, state = binomial_draw(m, roll, state)
+                    cured, state = binomial_draw(m - rolled, cure / (1.0 - roll) if roll < 1.0 else 0.0, state)
+                    stayed = m - rolled - cured
+                    f_roll, f_cure, f_stay = rolled / m, cured / m, stayed / m
+                    income[t] += di * (f_cure + f_stay) + ai * f_cure
+                    if cured > 0:
+                        if n == 0 and bp_next <= 0.0:
+                            paid_off += cured
+                        else:
+                            moved[0] += cured
+                            moved_a[0] += acc * f_cure
+                    moved[h] += stayed
+                    moved_p[h] += ap * f_stay
+                    moved_i[h] += ai * f_stay
+                    moved_a[h] += acc * f_stay
+                if rolled == 0:
                     continue
-                delta = z - gp if gp > -np.inf else 0.0
-                roll = norm_cdf(tables.probit_roll[s - 1] + params.roll_sensitivity * delta, norm, lo, inv_step)
-                cure = min(norm_cdf(tables.probit_cure[s - 1] - params.cure_sensitivity * delta, norm, lo, inv_step), 1.0 - roll)
-                rolled, state = binomial_draw(m, roll, state)
-                cured, state = binomial_draw(m - rolled, cure / (1.0 - roll) if roll < 1.0 else 0.0, state)
-                stayed = m - rolled - cured
-                f_roll, f_cure, f_stay = rolled / m, cured / m, stayed / m
-                income[t] += di * (f_cure + f_stay) + ai * f_cure
-                if rolled > 0:
-                    to_p = ap * f_roll + rolled * pp
-                    to_i = ai * f_roll + di * f_roll
-                    if s + 1 == default_after:
-                        defaults += rolled
-                        default_p += to_p
-                        default_i += to_i
-                        default_a += acc * f_roll
-                    else:
-                        moved[s + 1] += rolled
-                        moved_p[s + 1] += to_p
-                        moved_i[s + 1] += to_i
-                        moved_a[s + 1] += acc * f_roll
-                if cured > 0:
-                    if n == 0 and bp - pp <= 0.0:
-                        paid_off += cured
-                    else:
-                        moved[0] += cured
-                        moved_a[0] += acc * f_cure
-                moved[s] += stayed
-                moved_p[s] += ap * f_stay
-                moved_i[s] += ai * f_stay
-                moved_a[s] += acc * f_stay
-            bp -= pp
+                to_p = ap * f_roll + rolled * pp
+                to_i = (ai + di) * f_roll
+                to_a = acc * f_roll
+                if s + 1 < default_after:
+                    moved[s + 1 + mark] += rolled
+                    moved_p[s + 1 + mark] += to_p
+                    moved_i[s + 1 + mark] += to_i
+                    moved_a[s + 1 + mark] += to_a
+                    continue
+                ead_total = rolled * bp_next + to_p + to_i + to_a
+                principal_share = (rolled * bp_next + to_p) / ead_total if ead_total > 0.0 else 1.0
+                n_events, draw_no = _book_defaults(
+                    rolled, ead_total, principal_share, j, t, i, r, delta, x[t, i, r], path, seed, pkey, draw_no,
+                    per_loan_events, pools, tables, params, cash_in, events, n_events,
+                )
+                absorbed_count[t, 0] += rolled
+                absorbed_balance[t] += ead_total
+            bp = bp_next
             live[:] = moved
             arrears_p[:] = moved_p
             arrears_i[:] = moved_i
             accrued[:] = moved_a
             absorbed_count[t, 1] += paid_off
-            if defaults > 0:
-                ead_total = defaults * bp + default_p + default_i + default_a
-                ead = ead_total / defaults
-                delta = z - gp if gp > -np.inf else 0.0
-                ev_loan[n_events] = j
-                ev_month[n_events] = t
-                ev_count[n_events] = defaults
-                ev_principal_share[n_events] = (defaults * bp + default_p) / ead_total if ead_total > 0.0 else 1.0
-                ev_loss[n_events] = default_loss(
-                    ead, defaults, j, t, i, r, delta, x[t, i, r], path, seed, pools, tables, params, cash_in
-                )
-                n_events += 1
-                absorbed_count[t, 0] += defaults
-                absorbed_balance[t] += ead_total
-            for s in range(default_after):
-                if live[s] > 0:
-                    exposure = live[s] * bp + arrears_p[s] + arrears_i[s] + accrued[s]
-                    balance[t, s] += exposure
-                    count[t, s] += live[s]
+            for h in range(_COHORTS):
+                if live[h] > 0:
+                    exposure = live[h] * bp + arrears_p[h] + arrears_i[h] + accrued[h]
+                    balance[t, h & 3] += exposure
+                    count[t, h & 3] += live[h]
                     if cover.shape[1] > 0:
                         cover[t, cls] += exposure
 
     path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
                 pools, tables, params, layers, out)
+
+
+@njit()
+def _book_defaults(
+    defaults: int,
+    ead_total: float,
+    principal_share: float,
+    j: int,
+    t: int,
+    i: int,
+    r: int,
+    delta: float,
+    x_sys: float,
+    path: int,
+    seed: np.uint64,
+    pkey: np.uint64,
+    draw_no: int,
+    per_loan_events: bool,
+    pools: LoanArrays,
+    tables: Tables,
+    params: Params,
+    cash_in: np.ndarray,
+    events: tuple,
+    n_events: int,
+) -> tuple[int, int]:
+    """Write the default events of ``defaults`` loans of cohort average EAD; new event count and draw number."""
+    ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
+    ead = ead_total / defaults
+    groups, each = (defaults, 1) if per_loan_events else (1, defaults)
+    for _ in range(groups):
+        stream = pkey + np.uint64(draw_no) * _STREAM_STEP
+        ev_loan[n_events] = j
+        ev_month[n_events] = t
+        ev_count[n_events] = each
+        ev_principal_share[n_events] = principal_share
+        ev_loss[n_events] = default_loss(ead, each, j, t, i, r, delta, x_sys, path, seed, stream, pools, tables, params, cash_in)
+        n_events += 1
+        draw_no += 1
+    return n_events, draw_no
