@@ -66,8 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     saved.add_argument("--resume", type=Path, metavar="DIR", help="finish the interrupted run saved in DIR")
     run.add_argument("--tail", choices=["is"], help="importance sampling of the loss tail")
     run.add_argument("--target", type=_level, default=0.999, help="quantile the tail sampling aims at [0.999]")
-    run.add_argument("--pooled", action="store_true",
-                     help="draw identical loans' transitions as binomial counts (books of millions of standard loans)")
     run.set_defaults(func=_run)
 
     comp = sub.add_parser("compare", help="run scenarios on the same draws and print paired differences")
@@ -120,6 +118,8 @@ def _book_and_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=_positive_int, help="paths per chunk (does not change results)")
     parser.add_argument("--threads", type=_positive_int, help="numba threads (does not change results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--pooled", action="store_true",
+                        help="draw identical loans' transitions as binomial counts (books of millions of standard loans)")
     dask = parser.add_mutually_exclusive_group()
     dask.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler (tcp://host:port or scheduler file)")
     dask.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local Dask cluster of N workers")
@@ -138,6 +138,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, object]:
         "progress": not args.quiet,
         "scheduler": args.scheduler,
         "workers": args.workers,
+        "pooled": args.pooled,
     }
 
 
@@ -156,7 +157,6 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         tail=args.tail,
         target=args.target,
-        pooled=args.pooled,
         checkpoint=args.checkpoint or args.resume,
         resume=args.resume is not None,
         **_run_options(args),

@@ -32,6 +32,7 @@ def compare(
     progress: bool | None = None,
     scheduler: object | None = None,
     workers: int | None = None,
+    pooled: bool = False,
 ) -> xr.Dataset:
     """Run scenarios on the same book and the same draws, stacked along ``scenario``.
 
@@ -40,7 +41,7 @@ def compare(
     portfolio : Portfolio
     scenarios : sequence of Scenario
         At least one; the first is the baseline of paired comparisons. Names must differ.
-    n_paths, seed, chunk_size, threads, progress, scheduler, workers
+    n_paths, seed, chunk_size, threads, progress, scheduler, workers, pooled
         As in :func:`stresslab.simulate`.
 
     Returns
@@ -58,7 +59,10 @@ def compare(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise StresslabError(f"scenario names must differ to label the comparison; repeated: {duplicates}")
-    options = {"chunk_size": chunk_size, "threads": threads, "progress": progress, "scheduler": scheduler, "workers": workers}
+    options = {
+        "chunk_size": chunk_size, "threads": threads, "progress": progress, "scheduler": scheduler, "workers": workers,
+        "pooled": pooled,
+    }
     runs = [simulate(portfolio, s, n_paths, seed, **options) for s in scenarios]
     return _stack(runs, names, [s.to_json() for s in scenarios])
 

@@ -449,6 +449,25 @@ def test_cli_run_pooled_book_file(tmp_path, capsys):
     assert ds.attrs["pooled"] == 1 and ds.attrs["n_pools"] == 32
 
 
+def test_cli_compare_pooled(tmp_path, capsys):
+    # `compare --pooled` runs every scenario pooled, on common draws: the file equals the
+    # API's pooled comparison, and the layered scenario's retained loss never exceeds gross
+    out = tmp_path / "cmp.nc"
+    files = [str(SCENARIOS / "baseline.toml"), str(SCENARIOS / "guarantee_insurance.toml")]
+    args = ["compare", *files, "--synthetic", "300", "--paths", "12", "--seed", "2", "--out", str(out), "--quiet", "--pooled"]
+    assert main(args) == 0
+    assert "guarantee_insurance" in capsys.readouterr().out
+    ds = stresslab.load_results(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StresslabWarning)
+        direct = stresslab.compare(stresslab.synthetic_portfolio(300, seed=0), [stresslab.load_scenario(f) for f in files],
+                                   12, 2, pooled=True)
+    for name in ("loss_gross", "loss_net", "count_by_state"):
+        np.testing.assert_array_equal(ds[name].values, direct[name].values)
+    net, gross = ds.loss_net.sel(scenario="guarantee_insurance"), ds.loss_gross.sel(scenario="guarantee_insurance")
+    assert (net <= gross + 1e-9).all()
+
+
 def test_cli_pooled_with_levers_is_one_line_error(capsys):
     args = ["run", str(SCENARIOS / "interest_subsidy.toml"), "--synthetic", "100", "--paths", "5", "--seed", "1", "--quiet", "--pooled"]
     assert main(args) == 2
