@@ -33,7 +33,7 @@ from stresslab._rng import (
 
 __all__ = [
     "STATES", "LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "simulate_paths", "factor_index",
-    "path_start", "path_buffers", "path_finish", "record", "level_payment", "default_loss",
+    "path_start", "path_buffers", "path_finish", "principal_due", "default_loss",
 ]
 
 STATES = ("C", "M1", "M2", "M3", "D", "P")
@@ -192,7 +192,7 @@ def factor_index(
     x = np.empty((n_months, n_ind, n_reg))
     global_factor = np.empty(n_months)
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
-    record = eta_out.shape[0] > 0
+    keep_eta = eta_out.shape[0] > 0
     log_lr = 0.0
     for t in range(n_months + 1):
         key = stream_key(seed, path, t, PURPOSE_FACTOR)
@@ -200,7 +200,7 @@ def factor_index(
         for k in range(k_all):
             eta[k] = ndtri(uniform(key, tables.factor_key[k])) + shift[k]
             log_lr += shift[k] * (0.5 * shift[k] - eta[k])
-            if record:
+            if keep_eta:
                 eta_out[t, k] = eta[k]
         scale = 1.0 if t == 0 else innovation
         keep = 0.0 if t == 0 else params.ar1
@@ -321,13 +321,13 @@ def _simulate_path(
                     if not params.deferral_extend and n > 0:
                         n -= 1
                     out.deferred_count[row, t] += 1
-                    record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+                    _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
                     continue
                 if t == deferral_end and n > 0:
-                    level = level_payment(kind, bp, rate, n)
+                    level = _level(kind, bp, rate, n)
                 if t == policy.reprice_month[j] and n > 0:
                     rate = policy.reprice_rate[j]
-                    level = level_payment(kind, bp, rate, n)
+                    level = _level(kind, bp, rate, n)
             # what falls due this month (docs/model.md §4)
             pp = 0.0
             due_interest = 0.0
@@ -344,16 +344,11 @@ def _simulate_path(
                 due_interest = rate * (bp + ap) + accrued
                 accrued = 0.0
                 shape = policy.shape[i, t] * policy.shape_scale[j] if levers and policy.shaped[j] else 1.0
-                if maturity:
-                    pp = bp
-                elif kind == ANNUITY:
-                    pp = min(max(level * shape - rate * bp, 0.0), bp)
-                elif kind == EQUAL_PRINCIPAL:
-                    pp = min(level * shape, bp)
+                pp = principal_due(kind, maturity, bp, rate, level * shape)
             if n > 0:
                 n -= 1
             if s == 0 and not has_due:
-                record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+                _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
                 continue
             log_ratio = 0.0
             subsidy = 0.0
@@ -428,8 +423,8 @@ def _simulate_path(
                 absorbed_balance[t] += ead
                 break
             if levers and t == policy.gap_month[j] and n > 0:
-                level = level_payment(kind, bp, rate, n)  # re-amortise after the excess fell due
-            record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+                level = _level(kind, bp, rate, n)  # re-amortise after the excess fell due
+            _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
 
     path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
                 loans, tables, params, layers, out)
@@ -522,7 +517,7 @@ def path_finish(
 
 
 @njit()
-def record(
+def _record(
     balance: np.ndarray, count: np.ndarray, cover: np.ndarray, t: int, s: int, cls: int, exposure: float
 ) -> None:
     """Month-end exposure and count of a live loan (and its covered balance, for fees)."""
@@ -533,7 +528,7 @@ def record(
 
 
 @njit()
-def level_payment(kind: int, principal: float, rate: float, months: int) -> float:
+def _level(kind: int, principal: float, rate: float, months: int) -> float:
     """Level installment (annuity) or principal part (equal principal) over ``months``."""
     if kind == ANNUITY:
         if rate > 0.0:
@@ -545,19 +540,27 @@ def level_payment(kind: int, principal: float, rate: float, months: int) -> floa
 
 
 @njit()
+def principal_due(kind: int, maturity: bool, bp: float, rate: float, level: float) -> float:
+    """Principal part of a month's installment: all that is left at maturity, else by schedule.
+
+    ``level`` is the level installment (annuity) or principal part (equal principal);
+    interest-only and bullet loans repay nothing before maturity.
+    """
+    if maturity:
+        return bp
+    if kind == ANNUITY:
+        return min(max(level - rate * bp, 0.0), bp)
+    if kind == EQUAL_PRINCIPAL:
+        return min(level, bp)
+    return 0.0
+
+
+@njit()
 def _contract_due(kind: int, maturity: bool, has_due: bool, bp: float, ap: float, rate: float, level: float) -> float:
     """What the loan would owe this month under its contractual rate and installment."""
     if not has_due:
         return rate * ap
-    if maturity:
-        pp = bp
-    elif kind == ANNUITY:
-        pp = min(max(level - rate * bp, 0.0), bp)
-    elif kind == EQUAL_PRINCIPAL:
-        pp = min(level, bp)
-    else:
-        pp = 0.0
-    return pp + rate * (bp + ap)
+    return principal_due(kind, maturity, bp, rate, level) + rate * (bp + ap)
 
 
 @njit()

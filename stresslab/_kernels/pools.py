@@ -27,9 +27,7 @@ import numpy as np
 
 from stresslab._kernels.allocation import LayerArrays
 from stresslab._kernels.paths import (
-    ANNUITY,
     BULLET,
-    EQUAL_PRINCIPAL,
     LoanArrays,
     Outputs,
     Params,
@@ -38,6 +36,7 @@ from stresslab._kernels.paths import (
     path_buffers,
     path_finish,
     path_start,
+    principal_due,
 )
 from stresslab._kernels.special import binomial_draw, norm_cdf
 from stresslab._numba import njit, prange
@@ -152,14 +151,7 @@ def _simulate_pooled_path(
                 else:
                     due_interest[h] = rate * (live[h] * bp + arrears_p[h]) + accrued[h]
                     accrued[h] = 0.0
-            pp = 0.0
-            if has_due:
-                if maturity:
-                    pp = bp
-                elif kind == ANNUITY:
-                    pp = min(max(level - rate * bp, 0.0), bp)
-                elif kind == EQUAL_PRINCIPAL:
-                    pp = min(level, bp)
+            pp = principal_due(kind, maturity, bp, rate, level) if has_due else 0.0
             if n > 0:
                 n -= 1
             bp_next = bp - pp
