@@ -8,13 +8,14 @@ each pool's loans between states as binomial counts: the cost is per pool, not p
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 
 from stresslab._kernels.allocation import EXCESS_OF_LOSS
 from stresslab._kernels.paths import LoanArrays
-from stresslab.errors import StresslabError
+from stresslab.errors import StresslabError, StresslabWarning
 from stresslab.model import CompiledModel
 
 __all__ = ["pool_model", "pooled_events"]
@@ -86,6 +87,13 @@ def pool_model(model: CompiledModel, *, where: str = "pooled mode") -> CompiledM
         cover_class=np.ascontiguousarray(model.layers.cover_class[first]),
     )
     size = np.bincount(pool_of_loan, minlength=first.size).astype(np.int64)
+    if 2 * first.size > model.n_loans:
+        warnings.warn(
+            f"{where}: {model.n_loans:,} loans form {first.size:,} pools; loans pool only when identical in every "
+            "model input (balance, term, rate, pd, state, segment, ...), so pooling saves little on this book",
+            StresslabWarning,
+            stacklevel=3,
+        )
     return replace(model, loans=loans, layers=layers, pool_size=size)
 
 

@@ -648,6 +648,10 @@ def format_summary(s: xr.Dataset) -> str:
         f"effective sample size {float(s['effective_sample_size']):,.0f}   "
         f"confidence intervals ({100 * float(s.attrs.get('ci', 0.95)):g}%) in brackets",
     ]
+    if s.attrs.get("sampling") == "importance":
+        lines.append("sampling: importance sampling of the loss tail (path weights are likelihood ratios)")
+    if int(s.attrs.get("pooled", 0)):
+        lines.append(f"pooled book: {int(s.attrs.get('n_loans', 0)):,} loans in {int(s.attrs.get('n_pools', 0)):,} pools of identical loans")
     metrics = ("expected_loss", "expected_loss_ci", "std_dev", "value_at_risk", "value_at_risk_ci", "expected_shortfall", "expected_shortfall_ci")
     same = all(np.array_equal(s[v].sel(measure="gross"), s[v].sel(measure="net")) for v in metrics)
     for measure in ("gross",) if same else MEASURES:
