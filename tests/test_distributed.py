@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install stresslab[distributed])")
@@ -26,6 +27,7 @@ import stresslab  # noqa: E402
 from stresslab.distributed import _chunk, connect, run_paths_dask, warm_up, worker_threads  # noqa: E402
 from stresslab.errors import StresslabError  # noqa: E402
 from stresslab.model import compile_model  # noqa: E402
+from stresslab.pooling import pool_model  # noqa: E402
 from stresslab.runner import run_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,6 +194,19 @@ def test_layered_scenario_matches_local_run(cluster, chunk_size):
     n_paths = 25
     got = run_paths_dask(model, SEED + 1, n_paths, chunk_size=chunk_size, client=cluster.client, progress=True)
     _assert_identical(got, run_paths(model, SEED + 1, n_paths))
+
+
+def test_pooled_book_matches_local_run(cluster):
+    # a pooled model travels to the workers with its pool sizes; 300 loans repeated 20 times
+    # in 20 blocks form 300 pools of 20 (a copy of a loan keeps every input, not its id)
+    book = stresslab.synthetic_portfolio(300, seed=1)
+    frame = book.to_frame()
+    frame = pd.concat([frame.assign(loan_id=frame.loan_id + f"-{k}") for k in range(20)], ignore_index=True)
+    loans = stresslab.Portfolio.from_frame(frame, source="<20 copies>")
+    model = pool_model(compile_model(loans, stresslab.load_scenario(ROOT / "scenarios" / "guarantee_insurance.toml")))
+    assert model.n_loans == 300 and (model.pool_size == 20).all()
+    got = run_paths_dask(model, SEED, 16, chunk_size=5, client=cluster.client)
+    _assert_identical(got, run_paths(model, SEED, 16))
 
 
 def test_chunks_ran_on_both_workers(cluster, services):
