@@ -291,9 +291,9 @@ def _simulate_path(
     subsidy_cost = out.subsidy_cost[row]
 
     for j in range(n_loans):
-        i = loans.industry[j]
-        r = loans.region[j]
-        g = loans.group[j]
+        i = np.uint64(loans.industry[j])  # unsigned indices: no wraparound checks in the month loop
+        r = np.uint64(loans.region[j])
+        g = np.uint64(loans.group[j])
         kind = loans.amortization[j]
         s = np.int64(loans.state[j])
         n = loans.term[j]

@@ -53,9 +53,9 @@ def norm_cdf(z: float, values: np.ndarray, lo: float, inv_step: float) -> float:
     last = values.shape[0] - 1
     if x >= last:
         return 1.0
-    k = int(x)
-    f = x - k
-    return values[k] + f * (values[k + 1] - values[k])
+    k = np.uint64(x)  # unsigned: no negative-index wraparound in the lookups (a measurable cost)
+    below = values[k]
+    return below + (x - np.float64(k)) * (values[k + np.uint64(1)] - below)
 
 
 @njit()
@@ -72,12 +72,14 @@ def below_norm_cdf(u: float, z: float, values: np.ndarray, lo: float, inv_step: 
     last = values.shape[0] - 1
     if x >= last:
         return u < 1.0
-    k = int(x)
-    if u >= values[k + 1]:
+    k = np.uint64(x)
+    above = values[k + np.uint64(1)]
+    if u >= above:
         return False
-    if u < values[k]:
+    below = values[k]
+    if u < below:
         return True
-    return u < values[k] + (x - k) * (values[k + 1] - values[k])
+    return u < below + (x - np.float64(k)) * (above - below)
 
 
 @njit()
