@@ -447,6 +447,8 @@ def _provenance(ds: xr.Dataset, s: xr.Dataset) -> str:
         ("effective sample size", f"{float(s['effective_sample_size']):,.1f}"),
         ("sampling", a.get("sampling", "?")),
     ]
+    if int(a.get("pooled", 0)):
+        rows.append(("pooled book", f"{int(a.get('n_loans', 0)):,} loans in {int(a.get('n_pools', 0)):,} pools of identical loans"))
     if a.get("sampling") == "importance":
         rows += [("factor shift", _shift_text(a.get("factor_shift"))), ("chi-square scale", a.get("chi2_scale", "?"))]
     rows += [

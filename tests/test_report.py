@@ -19,6 +19,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from PIL import Image
@@ -238,6 +239,17 @@ def test_report_of_an_importance_sampled_run_shows_the_shift(tmp_path: Path, boo
     assert shift.shape == (37, 1 + len(book.industries) + len(book.regions))
     assert f"month 0: [{shift[0, 0]:.2f}, " in page.plain_text
     assert f"norm over 37 months {np.linalg.norm(shift):.2f}" in page.plain_text
+    assert "pooled book" not in page.plain_text
+    _assert_self_contained(text, page)
+
+
+def test_report_of_a_pooled_run_says_so(tmp_path: Path) -> None:
+    frame = stresslab.synthetic_portfolio(40, seed=2).to_frame()
+    twins = pd.concat([frame.assign(loan_id=frame.loan_id + f"-{k}") for k in range(5)], ignore_index=True)
+    scenario = stresslab.load_scenario(ROOT / "scenarios" / "services_downturn.toml")
+    ds = stresslab.simulate(stresslab.Portfolio.from_frame(twins), scenario, n_paths=50, seed=4, pooled=True)
+    _, text, page = _write(tmp_path, ds)
+    assert "200 loans in 40 pools of identical loans" in page.plain_text
     _assert_self_contained(text, page)
 
 
