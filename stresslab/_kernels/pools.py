@@ -32,7 +32,7 @@ from stresslab._kernels.paths import (
     Outputs,
     Params,
     Tables,
-    default_loss,
+    book_defaults,
     path_buffers,
     path_finish,
     path_start,
@@ -46,7 +46,6 @@ __all__ = ["simulate_pools"]
 
 _COHORTS = 8  # states C, M1, M2, M3 (index & 3), without (0..3) and with (4..7) a missed final installment
 _BALLOON = 4
-_STREAM_STEP = np.uint64(0x9E3779B97F4A7C15)  # recovery streams of a pool-month's default events
 
 
 @njit(parallel=True)
@@ -220,12 +219,10 @@ def _simulate_pooled_path(
                     continue
                 ead_total = rolled * bp_next + to_p + to_i + to_a
                 principal_share = (rolled * bp_next + to_p) / ead_total if ead_total > 0.0 else 1.0
-                n_events, draw_no = _book_defaults(
+                n_events, draw_no = book_defaults(
                     rolled, ead_total, principal_share, j, t, i, r, delta, x[t, i, r], path, seed, pkey, draw_no,
-                    per_loan_events, pools, tables, params, cash_in, events, n_events,
+                    per_loan_events, pools, tables, params, cash_in, events, n_events, absorbed_count, absorbed_balance,
                 )
-                absorbed_count[t, 0] += rolled
-                absorbed_balance[t] += ead_total
             bp = bp_next
             live[:] = moved
             arrears_p[:] = moved_p
@@ -242,42 +239,3 @@ def _simulate_pooled_path(
 
     path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
                 pools, tables, params, layers, out)
-
-
-@njit()
-def _book_defaults(
-    defaults: int,
-    ead_total: float,
-    principal_share: float,
-    j: int,
-    t: int,
-    i: int,
-    r: int,
-    delta: float,
-    x_sys: float,
-    path: int,
-    seed: np.uint64,
-    pkey: np.uint64,
-    draw_no: int,
-    per_loan_events: bool,
-    pools: LoanArrays,
-    tables: Tables,
-    params: Params,
-    cash_in: np.ndarray,
-    events: tuple,
-    n_events: int,
-) -> tuple[int, int]:
-    """Write the default events of ``defaults`` loans of cohort average EAD; new event count and draw number."""
-    ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
-    ead = ead_total / defaults
-    groups, each = (defaults, 1) if per_loan_events else (1, defaults)
-    for _ in range(groups):
-        stream = pkey + np.uint64(draw_no) * _STREAM_STEP
-        ev_loan[n_events] = j
-        ev_month[n_events] = t
-        ev_count[n_events] = each
-        ev_principal_share[n_events] = principal_share
-        ev_loss[n_events] = default_loss(ead, each, j, t, i, r, delta, x_sys, path, seed, stream, pools, tables, params, cash_in)
-        n_events += 1
-        draw_no += 1
-    return n_events, draw_no
