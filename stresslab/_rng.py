@@ -31,6 +31,7 @@ __all__ = [
     "PURPOSE_RECOVERY",
     "PURPOSE_COUNTERPARTY",
     "mix64",
+    "mix64_array",
     "stream_key",
     "uniform",
     "next_uniform",
@@ -61,6 +62,14 @@ def mix64(z: np.uint64) -> np.uint64:
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
+
+
+def mix64_array(z: np.ndarray) -> np.ndarray:
+    """:func:`mix64` of every element of a uint64 array (vectorised numpy, wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> _S30)) * _M1
+        z = (z ^ (z >> _S27)) * _M2
+        return z ^ (z >> _S31)
 
 
 @njit()

@@ -15,6 +15,7 @@ import numpy as np
 
 from stresslab._kernels.allocation import EXCESS_OF_LOSS
 from stresslab._kernels.paths import LoanArrays
+from stresslab._rng import mix64_array
 from stresslab.errors import StresslabError, StresslabWarning
 from stresslab.model import CompiledModel
 
@@ -71,7 +72,7 @@ def pool_model(model: CompiledModel, *, where: str = "pooled mode") -> CompiledM
     with np.errstate(over="ignore"):
         for column in columns:
             bits = (np.asarray(column, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0: -0.0 == 0.0
-            digest = _mix(digest ^ _mix(bits + np.uint64(0x9E3779B97F4A7C15)))
+            digest = mix64_array(digest ^ mix64_array(bits + np.uint64(0x9E3779B97F4A7C15)))
     _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # pools in the order of their first loan
     rank = np.empty_like(order)
@@ -115,10 +116,3 @@ def pooled_events(model: CompiledModel) -> tuple[bool, int]:
     per_loan = bool(np.any(layers.kind == EXCESS_OF_LOSS) or np.any(np.isfinite(layers.per_loan_limit)))
     total = int(model.pool_size.sum()) if model.pool_size is not None else model.n_loans
     return per_loan, total if per_loan else min(2 * model.n_loans * model.n_months, total)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser, vectorised (see stresslab._rng.mix64)."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))

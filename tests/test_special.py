@@ -9,7 +9,7 @@ import pytest
 
 from stresslab._kernels.special import below_norm_cdf, beta_draw, binomial_draw, gamma_draw, ndtri, norm_cdf, normal_table
 from stresslab._numba import njit
-from stresslab._rng import PURPOSE_TRANSITION, mix64, name_keys, stream_key, uniform
+from stresslab._rng import PURPOSE_TRANSITION, mix64, mix64_array, name_keys, stream_key, uniform
 
 TABLE = normal_table()
 
@@ -130,3 +130,8 @@ def test_binomial_draw_edges() -> None:
     assert binomial_draw(0, 0.5, state)[0] == 0
     assert binomial_draw(7, 0.0, state)[0] == 0
     assert binomial_draw(7, 1.0, state)[0] == 7
+
+
+def test_mix64_array_is_mix64_elementwise() -> None:
+    z = np.array([0, 1, 2**63, 2**64 - 1, 0x9E3779B97F4A7C15, 12345678901234567], dtype=np.uint64)
+    assert [int(v) for v in mix64_array(z)] == [int(mix64(v)) for v in z]
