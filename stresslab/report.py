@@ -38,7 +38,15 @@ from stresslab.loss_sharing import has_layers
 from stresslab.plots._common import add_legend, add_title, fan, money_axis, money_unit, month_axis
 from stresslab.portfolio import Portfolio
 from stresslab.regulatory import irb_reference
-from stresslab.results import check_level, mean_ci, quantiles_by_month, summary, write_atomically, write_failure_reason
+from stresslab.results import (
+    check_level,
+    mean_ci,
+    pooled_text,
+    quantiles_by_month,
+    summary,
+    write_atomically,
+    write_failure_reason,
+)
 
 __all__ = ["write_report"]
 
@@ -448,7 +456,7 @@ def _provenance(ds: xr.Dataset, s: xr.Dataset) -> str:
         ("sampling", a.get("sampling", "?")),
     ]
     if int(a.get("pooled", 0)):
-        rows.append(("pooled book", f"{int(a.get('n_loans', 0)):,} loans in {int(a.get('n_pools', 0)):,} pools of identical loans"))
+        rows.append(("pooled book", pooled_text(a)))
     if a.get("sampling") == "importance":
         rows += [("factor shift", _shift_text(a.get("factor_shift"))), ("chi-square scale", a.get("chi2_scale", "?"))]
     rows += [

@@ -16,7 +16,7 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "es_ci",
     "summary",
     "format_summary",
+    "pooled_text",
     "save_results",
     "load_results",
     # building blocks shared with stresslab.loss_sharing, paired, contributions, plots and report
@@ -622,6 +623,11 @@ def _with_ci(estimate: xr.DataArray, bounds: xr.DataArray) -> str:
     return f"{format_money(float(estimate))} [{format_money(low)}, {format_money(high)}]"
 
 
+def pooled_text(attrs: Mapping[str, object]) -> str:
+    """How a pooled run grouped its book, from the run's attrs: "N loans in M pools of identical loans"."""
+    return f"{int(attrs.get('n_loans', 0)):,} loans in {int(attrs.get('n_pools', 0)):,} pools of identical loans"
+
+
 def format_summary(s: xr.Dataset) -> str:
     """Plain-text table of a :func:`summary` for the terminal.
 
@@ -651,7 +657,7 @@ def format_summary(s: xr.Dataset) -> str:
     if s.attrs.get("sampling") == "importance":
         lines.append("sampling: importance sampling of the loss tail (path weights are likelihood ratios)")
     if int(s.attrs.get("pooled", 0)):
-        lines.append(f"pooled book: {int(s.attrs.get('n_loans', 0)):,} loans in {int(s.attrs.get('n_pools', 0)):,} pools of identical loans")
+        lines.append(f"pooled book: {pooled_text(s.attrs)}")
     metrics = ("expected_loss", "expected_loss_ci", "std_dev", "value_at_risk", "value_at_risk_ci", "expected_shortfall", "expected_shortfall_ci")
     same = all(np.array_equal(s[v].sel(measure="gross"), s[v].sel(measure="net")) for v in metrics)
     for measure in ("gross",) if same else MEASURES:
