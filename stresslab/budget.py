@@ -21,7 +21,9 @@ _REFUSE_SECONDS = 86400.0
 _GIB = 2.0**30
 
 
-def memory_estimate(model: CompiledModel, n_paths: int, chunk_size: int, threads: int) -> dict[str, float]:
+def memory_estimate(
+    model: CompiledModel, n_paths: int, chunk_size: int, threads: int, *, record_eta: bool = False
+) -> dict[str, float]:
     """Bytes a run needs: results of all paths, the compiled book, per-chunk and per-thread work.
 
     Returns
@@ -31,8 +33,8 @@ def memory_estimate(model: CompiledModel, n_paths: int, chunk_size: int, threads
     """
     t, n_layers = model.n_months, len(model.layer_names)
     n_ind, n_reg = len(model.industries), len(model.regions)
-    k = 1 + n_ind + n_reg
-    per_path = 8 * (18 * t + 4 * t * n_layers + n_layers + n_ind * n_reg + k + 2 + len(model.tracked_loans))
+    eta = (t + 1) * (1 + n_ind + n_reg) if record_eta else 0  # factor innovations, kept by IS pilot runs
+    per_path = 8 * (18 * t + 4 * t * n_layers + n_layers + n_ind * n_reg + eta + 2 + len(model.tracked_loans))
     arrays = [*model.loans, *model.tables, *model.policy.arrays, *model.layers]
     model_bytes = float(sum(getattr(a, "nbytes", 0) for a in arrays))
     events = model.n_loans if model.pool_size is None else pooled_events(model)[1]  # default events of a path
@@ -59,7 +61,9 @@ def available_memory() -> float:
     return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check_budget(model: CompiledModel, n_paths: int, chunk_size: int, threads: int | None = None) -> None:
+def check_budget(
+    model: CompiledModel, n_paths: int, chunk_size: int, threads: int | None = None, *, record_eta: bool = False
+) -> None:
     """Refuse a run that would not fit in memory or take more than a day; warn past an hour.
 
     Raises
@@ -68,7 +72,7 @@ def check_budget(model: CompiledModel, n_paths: int, chunk_size: int, threads: i
         With the estimate and what would fit.
     """
     threads = threads or numba.get_num_threads()
-    need = memory_estimate(model, n_paths, chunk_size, threads)
+    need = memory_estimate(model, n_paths, chunk_size, threads, record_eta=record_eta)
     have = available_memory()
     if need["total"] > 0.9 * have:
         per_path = need["results"] / n_paths

@@ -133,7 +133,7 @@ def run_paths(
     chunk_size = check_int("chunk_size", chunk_size, 1, None)
     if threads is not None:
         threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
-    check_budget(model, n_paths, chunk_size, threads)
+    check_budget(model, n_paths, chunk_size, threads, record_eta=record_eta)
     if checkpoint is not None and checkpoint.chunk_size is None:
         checkpoint.start(chunk_size)
     out = allocate(model, n_paths, record_eta=record_eta)
