@@ -33,7 +33,7 @@ from stresslab._rng import (
 
 __all__ = [
     "STATES", "LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "simulate_paths", "factor_index",
-    "path_start", "path_buffers", "path_finish", "principal_due", "book_defaults",
+    "path_start", "path_buffers", "path_finish", "principal_due", "default_loss", "write_event",
 ]
 
 STATES = ("C", "M1", "M2", "M3", "D", "P")
@@ -41,7 +41,6 @@ STATE_D = 4
 STATE_P = 5
 
 ANNUITY, EQUAL_PRINCIPAL, INTEREST_ONLY, BULLET = 0, 1, 2, 3
-_STREAM_STEP = np.uint64(0x9E3779B97F4A7C15)  # between the recovery streams of a loan-month's default events
 
 
 class LoanArrays(NamedTuple):
@@ -411,10 +410,10 @@ def _simulate_path(
             if s == default_after:
                 ead = bp + ap + ai + accrued
                 delta = z - gp if gp > -np.inf else 0.0
-                n_events, _ = book_defaults(
-                    1, ead, (bp + ap) / ead if ead > 0.0 else 1.0, j, t, i, r, delta, x[t, i, r], path, seed, lkey, 0,
-                    False, loans, tables, params, cash_in, events, n_events, absorbed_count, absorbed_balance,
-                )
+                loss = default_loss(ead, 1, j, t, i, r, delta, x[t, i, r], path, seed, lkey, loans, tables, params, cash_in)
+                n_events = write_event(events, n_events, j, t, 1, loss, (bp + ap) / ead if ead > 0.0 else 1.0)
+                absorbed_count[t, 0] += 1
+                absorbed_balance[t] += ead
                 break
             if levers and t == policy.gap_month[j] and n > 0:
                 level = _level(kind, bp, rate, n)  # re-amortise after the excess fell due
@@ -558,56 +557,26 @@ def _contract_due(kind: int, maturity: bool, has_due: bool, bp: float, ap: float
 
 
 @njit()
-def book_defaults(
-    defaults: int,
-    ead_total: float,
-    principal_share: float,
-    j: int,
-    t: int,
-    i: int,
-    r: int,
-    delta: float,
-    x_sys: float,
-    path: int,
-    seed: np.uint64,
-    key: np.uint64,
-    draw_no: int,
-    per_loan_events: bool,
-    loans: LoanArrays,
-    tables: Tables,
-    params: Params,
-    cash_in: np.ndarray,
-    events: tuple,
-    n_events: int,
-    absorbed_count: np.ndarray,
-    absorbed_balance: np.ndarray,
-) -> tuple[int, int]:
-    """Book ``defaults`` defaults of loan (or pool) j in month t, of average EAD ``ead_total / defaults``.
+def write_event(
+    events: tuple, n_events: int, j: int, t: int, count: int, loss: float, principal_share: float
+) -> int:
+    """Write default event ``n_events`` (loan or pool j, month t, loans, gross loss, principal share); new count.
 
-    Writes one event of all of them, or one per loan if ``per_loan_events``; the recovery
-    draws of the k-th event of the loan's month use the stream ``key + (draw_no + k) * golden``
-    (at loan level: one event, draw_no 0, the loan's key). Adds the defaults to the month's
-    absorbed count and balance. Returns the new event count and draw number.
+    Events are the hand-off point to the loss allocation. The loan-level kernel writes its
+    one event a default inline through this; a loop around the write in its month loop
+    (as the pooled kernel needs) made that kernel 25% slower (benchmarks/bench_engine.py).
     """
     ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
-    ead = ead_total / defaults
-    groups, each = (defaults, 1) if per_loan_events else (1, defaults)
-    for _ in range(groups):
-        stream = key + np.uint64(draw_no) * _STREAM_STEP
-        ev_loan[n_events] = j
-        ev_month[n_events] = t
-        ev_count[n_events] = each
-        ev_principal_share[n_events] = principal_share
-        ev_loss[n_events] = _default_loss(ead, each, j, t, i, r, delta, x_sys, path, seed, stream, loans, tables, params, cash_in)
-        n_events += 1
-        draw_no += 1
-    absorbed_count[t, 0] += defaults
-    absorbed_balance[t] += ead_total
-    return n_events, draw_no
+    ev_loan[n_events] = j
+    ev_month[n_events] = t
+    ev_count[n_events] = count
+    ev_loss[n_events] = loss
+    ev_principal_share[n_events] = principal_share
+    return n_events + 1
 
 
 @njit()
-def _default_loss(
+def default_loss(
     ead: float,
     count: int,
     j: int,

@@ -32,11 +32,12 @@ from stresslab._kernels.paths import (
     Outputs,
     Params,
     Tables,
-    book_defaults,
+    default_loss,
     path_buffers,
     path_finish,
     path_start,
     principal_due,
+    write_event,
 )
 from stresslab._kernels.special import binomial_draw, norm_cdf
 from stresslab._numba import njit, prange
@@ -46,6 +47,7 @@ __all__ = ["simulate_pools"]
 
 _COHORTS = 8  # states C, M1, M2, M3 (index & 3), without (0..3) and with (4..7) a missed final installment
 _BALLOON = 4
+_STREAM_STEP = np.uint64(0x9E3779B97F4A7C15)  # between the recovery streams of a pool-month's default events
 
 
 @njit(parallel=True)
@@ -219,7 +221,7 @@ def _simulate_pooled_path(
                     continue
                 ead_total = rolled * bp_next + to_p + to_i + to_a
                 principal_share = (rolled * bp_next + to_p) / ead_total if ead_total > 0.0 else 1.0
-                n_events, draw_no = book_defaults(
+                n_events, draw_no = _book_defaults(
                     rolled, ead_total, principal_share, j, t, i, r, delta, x[t, i, r], path, seed, pkey, draw_no,
                     per_loan_events, pools, tables, params, cash_in, events, n_events, absorbed_count, absorbed_balance,
                 )
@@ -239,3 +241,47 @@ def _simulate_pooled_path(
 
     path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
                 pools, tables, params, layers, out)
+
+
+@njit()
+def _book_defaults(
+    defaults: int,
+    ead_total: float,
+    principal_share: float,
+    j: int,
+    t: int,
+    i: int,
+    r: int,
+    delta: float,
+    x_sys: float,
+    path: int,
+    seed: np.uint64,
+    key: np.uint64,
+    draw_no: int,
+    per_loan_events: bool,
+    pools: LoanArrays,
+    tables: Tables,
+    params: Params,
+    cash_in: np.ndarray,
+    events: tuple,
+    n_events: int,
+    absorbed_count: np.ndarray,
+    absorbed_balance: np.ndarray,
+) -> tuple[int, int]:
+    """Book ``defaults`` defaults of pool j in month t, of average EAD ``ead_total / defaults``.
+
+    Writes one event of all of them, or one per loan if ``per_loan_events`` (a layer with
+    per-loan terms); the recovery draws of the k-th event of the pool's month use the
+    stream ``key + (draw_no + k) * golden``. Adds the defaults to the month's absorbed
+    count and balance. Returns the new event count and draw number.
+    """
+    ead = ead_total / defaults
+    groups, each = (defaults, 1) if per_loan_events else (1, defaults)
+    for _ in range(groups):
+        stream = key + np.uint64(draw_no) * _STREAM_STEP
+        loss = default_loss(ead, each, j, t, i, r, delta, x_sys, path, seed, stream, pools, tables, params, cash_in)
+        n_events = write_event(events, n_events, j, t, each, loss, principal_share)
+        draw_no += 1
+    absorbed_count[t, 0] += defaults
+    absorbed_balance[t] += ead_total
+    return n_events, draw_no
