@@ -1,16 +1,21 @@
 """Engine speed against the random-number floor and a vectorised numpy version.
 
-Run: python benchmarks/bench_engine.py [--loans 20000] [--paths 2000] [--numpy-paths 20]
+Run: python benchmarks/bench_engine.py [--loans 20000] [--paths 2000] [--numpy-paths 20] [--check]
 
 All three are measured in one process (these machines are noisy: compare the ratios).
 - engine: stresslab.simulate on the standard book (synthetic, baseline scenario, 36 months);
-- floor: a numba kernel, parallel over paths like the engine, that only draws the same
-  number of uniforms (one per live loan-month, as the engine does) and sums them; also
-  shown, the nominal floor: one uniform per loan-month of the book (20,000 x 36 a path),
-  the count a kernel without early exit for paid-off and defaulted loans would draw;
+- floor: a numba kernel, parallel over paths like the engine, that only draws uniforms
+  with the engine's generator and sums them: one per loan-month step of the book
+  (20,000 x 36 a path), the unit the engine's speed is quoted in. The target (issue 2) is
+  engine <= 3x this floor. Also shown, the live-draw floor: only as many uniforms as the
+  engine really draws (one per live loan-month; paid-off and defaulted loans draw
+  nothing, MODEL.md §3). It is not the target: it shrinks when the engine skips dead
+  loan-months, so an engine that stepped them would look better on it while running
+  slower (docs/performance.md);
 - numpy: benchmarks/numpy_model.py, the same model vectorised over loans, on fewer paths,
   scaled per loan-month.
-Compilation is done before timing.
+Compilation is done before timing. --check exits 1 when a target is missed (for developers
+before a kernel change lands; not in CI, where the machine's noise would make it flaky).
 """
 
 from __future__ import annotations
@@ -89,18 +94,22 @@ def main() -> None:
     parser.add_argument("--paths", type=int, default=2_000)
     parser.add_argument("--numpy-paths", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     m = measure(args.loans, args.paths, args.numpy_paths, args.seed)
     nominal = m["nominal_steps"]
     print(f"standard book: {args.loans:,} loans x {args.paths:,} paths x 36 months, {m['threads']:.0f} threads")
     print(f"{'':24}{'seconds':>10}{'loan-months/s':>16}{'x floor':>10}")
-    rows = (("engine", "engine_s"), ("RNG floor", "floor_s"), ("nominal RNG floor", "floor_nominal_s"), ("numpy (scaled)", "numpy_s"))
+    rows = (("engine", "engine_s"), ("RNG floor", "floor_nominal_s"), ("live-draw floor", "floor_s"), ("numpy (scaled)", "numpy_s"))
     for name, key in rows:
-        print(f"{name:24}{m[key]:10.3f}{nominal / m[key]:16.3g}{m[key] / m['floor_s']:10.2f}")
-    print(f"live loan-months (draws): {m['draws']:,.0f} of {nominal:,.0f} nominal; engine {m['draws'] / m['engine_s']:.3g} draws/s")
-    print(f"engine / floor = {m['engine_s'] / m['floor_s']:.2f} (target <= 3; nominal floor "
-          f"{m['engine_s'] / m['floor_nominal_s']:.2f}); "
-          f"numpy / engine = {m['numpy_s'] / m['engine_s']:.1f} (target >= 5)")
+        print(f"{name:24}{m[key]:10.3f}{nominal / m[key]:16.3g}{m[key] / m['floor_nominal_s']:10.2f}")
+    floor_ratio = m["engine_s"] / m["floor_nominal_s"]
+    numpy_ratio = m["numpy_s"] / m["engine_s"]
+    print(f"live loan-months (draws): {m['draws']:,.0f} of {nominal:,.0f}; engine {m['draws'] / m['engine_s']:.3g} draws/s, "
+          f"{m['engine_s'] / m['floor_s']:.1f}x the live-draw floor")
+    print(f"engine / floor = {floor_ratio:.2f} (target <= 3); numpy / engine = {numpy_ratio:.1f} (target >= 5)")
+    if args.check and (floor_ratio > 3.0 or numpy_ratio < 5.0):
+        sys.exit("a speed target is missed")
 
 
 if __name__ == "__main__":
