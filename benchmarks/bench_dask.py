@@ -23,6 +23,7 @@ import stresslab
 from stresslab.distributed import connect, run_paths_dask, warm_up, worker_threads
 from stresslab.model import compile_model
 from stresslab.runner import run_paths
+from timing import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,23 +57,13 @@ def main() -> None:
               + ", ".join(f"{s:.2f} s" for s in compile_s.values()))
         print("  workers: " + ", ".join(
             f"{i['nthreads']} thread x NUMBA_NUM_THREADS={i['numba_num_threads']}" for i in threads.values()))
-        best = {"local": np.inf, "dask": np.inf} | ({"single": np.inf} if args.single else {})
-        reference = None
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            local = run_paths(model, seed, args.paths, threads=args.workers)
-            best["local"] = min(best["local"], time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            remote = run_paths_dask(model, seed, args.paths, chunk_size=args.chunk_size, client=client)
-            best["dask"] = min(best["dask"], time.perf_counter() - t0)
-            if args.single:
-                t0 = time.perf_counter()
-                run_paths(model, seed, args.paths, threads=1)
-                best["single"] = min(best["single"], time.perf_counter() - t0)
-            if reference is None:
-                reference = local
-                same = all(np.array_equal(a, b) for a, b in zip(local, remote, strict=True))
-                assert same, "Dask and local results differ"
+        runs = {
+            "local": lambda: run_paths(model, seed, args.paths, threads=args.workers),
+            "dask": lambda: run_paths_dask(model, seed, args.paths, chunk_size=args.chunk_size, client=client),
+        } | ({"single": lambda: run_paths(model, seed, args.paths, threads=1)} if args.single else {})
+        best, results = best_of(args.repeat, runs)
+        same = all(np.array_equal(a, b) for a, b in zip(results["local"], results["dask"], strict=True))
+        assert same, "Dask and local results differ"
     labels = {
         "local": f"local, {args.workers} numba threads",
         "dask": f"dask, {args.workers} workers x 1 thread",

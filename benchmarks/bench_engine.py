@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_engine.py [--loans 20000] [--paths 2000] [--numpy-paths 20] [--check]
 
 All three are measured in one process (these machines are noisy: compare the ratios); the
-engine and the floors are each the best of --repeat runs (3), as timeit takes the best.
+engine and the floors are each the best of --repeat runs (3), taken in turn.
 - engine: stresslab.simulate on the standard book (synthetic, baseline scenario, 36 months);
 - floor: a numba kernel, parallel over paths like the engine, that only draws uniforms
   with the engine's generator and sums them: one per loan-month step of the book
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numba
@@ -35,6 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import stresslab  # noqa: E402
 from numpy_model import simulate_numpy  # noqa: E402
+from timing import best_of  # noqa: E402
 from stresslab._numba import njit, prange  # noqa: E402
 from stresslab._rng import PURPOSE_TRANSITION, stream_key, uniform  # noqa: E402
 from stresslab.model import compile_model  # noqa: E402
@@ -52,28 +52,19 @@ def draw_floor(seed: np.uint64, keys: np.ndarray, live: np.ndarray, out: np.ndar
         out[p] = acc
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> tuple[float, object]:
-    """Shortest of ``repeat`` timings of ``run()`` (the least disturbed one, as timeit does) and its result."""
-    best, result = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
 def measure(
     n_loans: int = 20_000, n_paths: int = 2_000, numpy_paths: int = 20, seed: int = 7, repeat: int = 3
 ) -> dict[str, float]:
     """Seconds of the engine, the RNG floor and the numpy model (scaled) on the standard book.
 
-    The engine and the floors are each the best of ``repeat`` runs; numpy is timed once.
+    The engine and the floors are each the best of ``repeat`` runs, taken in turn; numpy is
+    timed once.
     """
     book = stresslab.synthetic_portfolio(n_loans, seed=0)
     scenario = stresslab.load_scenario(ROOT / "scenarios" / "baseline.toml")
     stresslab.simulate(book.subset(np.arange(50)), scenario, n_paths=4, seed=1)  # compile
 
-    engine, ds = best_of(repeat, lambda: stresslab.simulate(book, scenario, n_paths=n_paths, seed=seed))
+    ds = stresslab.simulate(book, scenario, n_paths=n_paths, seed=seed)  # the live counts, for the live-draw floor
     live = ds.count_by_state.sel(state=["C", "M1", "M2", "M3"]).sum("state").values.astype(np.int64)
     # a month's draws: loans live at the start of the month = live at the end of the previous one
     live_start = np.concatenate([np.full((n_paths, 1), book.n_loans), live[:, :-1]], axis=1)
@@ -81,17 +72,20 @@ def measure(
     model = compile_model(book, scenario)
     sink = np.empty(n_paths)
     draw_floor(np.uint64(seed), model.loans.key, live_start[:2, :2].copy(), sink[:2])  # compile
-    floor, _ = best_of(repeat, lambda: draw_floor(np.uint64(seed), model.loans.key, live_start, sink))
     every = np.full_like(live_start, book.n_loans)
-    floor_nominal, _ = best_of(repeat, lambda: draw_floor(np.uint64(seed), model.loans.key, every, sink))
+    best, _ = best_of(repeat, {
+        "engine": lambda: stresslab.simulate(book, scenario, n_paths=n_paths, seed=seed),
+        "floor": lambda: draw_floor(np.uint64(seed), model.loans.key, live_start, sink),
+        "floor_nominal": lambda: draw_floor(np.uint64(seed), model.loans.key, every, sink),
+    })
 
     t0 = time.perf_counter()
     simulate_numpy(model, numpy_paths, seed)
     numpy_time = (time.perf_counter() - t0) * n_paths / numpy_paths
     return {
-        "engine_s": engine,
-        "floor_s": floor,
-        "floor_nominal_s": floor_nominal,
+        "engine_s": best["engine"],
+        "floor_s": best["floor"],
+        "floor_nominal_s": best["floor_nominal"],
         "numpy_s": numpy_time,
         "nominal_steps": float(book.n_loans * scenario.horizon_months * n_paths),
         "draws": float(live_start.sum()),

@@ -10,12 +10,12 @@ alternating, best of ``--repeat`` (compilation excluded). Target: under 30% extr
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 
 import stresslab
+from timing import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,12 +27,10 @@ def measure(scenario_path: Path, n_loans: int = 20_000, n_paths: int = 1_000, re
     bare = layered.with_overrides({"layers": []})
     for scen in (bare, layered):  # compile and warm up
         stresslab.simulate(book.subset(np.arange(200)), scen, n_paths=4, seed=1)
-    best = {"bare_s": np.inf, "layered_s": np.inf}
-    for _ in range(repeat):
-        for key, scen in (("bare_s", bare), ("layered_s", layered)):
-            t0 = time.perf_counter()
-            stresslab.simulate(book, scen, n_paths=n_paths, seed=7)
-            best[key] = min(best[key], time.perf_counter() - t0)
+    best, _ = best_of(repeat, {
+        "bare_s": lambda: stresslab.simulate(book, bare, n_paths=n_paths, seed=7),
+        "layered_s": lambda: stresslab.simulate(book, layered, n_paths=n_paths, seed=7),
+    })
     return {**best, "layers": float(len(layered.layers)), "extra": best["layered_s"] / best["bare_s"] - 1.0}
 
 
