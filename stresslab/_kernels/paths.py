@@ -562,9 +562,10 @@ def write_event(
 ) -> int:
     """Write default event ``n_events`` (loan or pool j, month t, loans, gross loss, principal share); new count.
 
-    Events are the hand-off point to the loss allocation. The loan-level kernel writes its
-    one event a default inline through this; a loop around the write in its month loop
-    (as the pooled kernel needs) made that kernel 25% slower (benchmarks/bench_engine.py).
+    Events are the hand-off point to the loss allocation. A loan's default is one event,
+    written by this straight from the month loop; the pooled kernel's loop over a pool's
+    events stays in pools.py, because inlined into the loan-level month loop it made that
+    loop 25% slower (docs/performance.md).
     """
     ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
     ev_loan[n_events] = j
