@@ -91,8 +91,15 @@ def _record_origins(data: Mapping[str, Any], label: str, prefix: tuple[str, ...]
             _record_origins(value, label, prefix + (key,), origins)
 
 
-def _merge_layers(layers: list[_Layer]) -> tuple[dict[str, Any], dict[tuple[str, ...], str], str]:
-    """Return the merged data, the file that set each key path, and the files' text."""
+def _merge_layers(layers: list[_Layer], base_dir: Path,
+                  root: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], str], str]:
+    """Return the merged data, the file that set each key path, and the files' text.
+
+    ``calibration_reference`` comes out as a table of the reference's ``delinquency`` and
+    ``seasonality`` (MODEL.md §2): the root layer's, or those of the file it names (a path
+    relative to the file that names it, inside ``root``, with that file's own ``extends``
+    chain). ``base_dir`` is the directory of the first layer's relative paths.
+    """
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
     for label, data, _ in layers:
@@ -100,4 +107,22 @@ def _merge_layers(layers: list[_Layer]) -> tuple[dict[str, Any], dict[tuple[str,
         _record_origins(data, label, (), origins)
     text = "".join(f"# --- file: {label}\n{raw}" + ("" if raw.endswith("\n") else "\n")
                    for label, _, raw in layers if raw is not None)
+    reference = merged.get("calibration_reference")
+    if isinstance(reference, Mapping):
+        return merged, origins, text
+    if reference is None:
+        source, chain = layers[0][0], layers[:1]
+    else:
+        source = origins[("calibration_reference",)]
+        if not isinstance(reference, str) or not reference:
+            raise ScenarioError(f"{source}: calibration_reference must be the path of a scenario file, relative "
+                                f"to this file, or a table {{delinquency, seasonality}}; got {reference!r}")
+        here = base_dir if source == layers[-1][0] and not Path(source).is_file() else Path(source).parent
+        chain = _extends_chain({"extends": reference}, source, None, here, [], root)[:-1]
+    picked: dict[str, Any] = {}
+    for label, data, _ in chain:
+        own = {key: data[key] for key in ("delinquency", "seasonality") if key in data}
+        picked = _deep_merge(picked, own)
+        _record_origins(own, label, ("calibration_reference",), origins)
+    merged["calibration_reference"] = picked
     return merged, origins, text

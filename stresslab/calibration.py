@@ -1,117 +1,267 @@
-"""Calibration of monthly entry probabilities and latent thresholds (MODEL.md §2).
+"""Calibration of the entry thresholds to the book's PDs, over the factors (MODEL.md §2).
 
-A loan's 12-month ``pd`` is turned into the monthly probability ``p`` of missing a due
-installment, such that a loan that starts current, has an installment due every month and
-faces no stress defaults within 12 months with probability ``pd`` under the baseline roll
-and cure rates of the delinquency chain.
+A loan's ``pd`` is the unconditional probability that a loan starting current, with an
+installment due every month, defaults within ``pd_horizon_months`` H. Its entry threshold
+c_j solves PD_H(c_j) = pd_j, where PD_H averages the delinquency chain of the calibration
+reference (roll and cure rates, default_after, prepayment as a competing risk, its
+seasonality) over the paths of the loan's systematic index X_t = sqrt(rho_j) Y_t (Y a
+stationary AR(1) with the scenario's ar1) and, for the t copula, over W = nu / chi2_nu.
+
+The integral is taken by scrambled Sobol quasi-Monte Carlo over (Y_1..Y_H, W): Y from its
+principal components (the leading components take the first Sobol coordinates), W by
+inverting the chi-square CDF. The kernel (``_kernels.chain``) evaluates PD_H on a grid of
+thresholds per class of loans that share (rho, seasonal profile, sigma), so the cost is
+per class, not per loan; a loan's threshold is read off the monotone grid by linear
+interpolation in (c, probit PD). In an industry with seasonality the stress
+Delta_t = -log(season_t) / sigma_j depends on the loan's volatility; when a class holds many
+(sigmas from DSCRs) its PD_H is a surface over (c, 1 / sigma), splined across 1 / sigma.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.special import ndtri
+from scipy.interpolate import CubicSpline
+from scipy.special import ndtr, ndtri
+from scipy.stats import chi2, qmc
 from scipy.stats import t as student_t
 
+from stresslab._kernels.chain import chain_default_probability
+from stresslab._kernels.special import normal_table
 from stresslab.errors import ScenarioError
 
-__all__ = ["default_probability_12m", "monthly_entry_probability", "latent_threshold"]
+__all__ = ["FactorLaw", "ChainInputs", "latent_quantile", "default_probability", "entry_thresholds"]
 
-_BISECTION_STEPS = 80  # halves [0, 1] below 1e-24: exact to double precision
+QMC_NODES_LOG2 = 12  # 4,096 Sobol nodes: QMC error of PD_H below 1e-3 relative (tests/test_calibration.py)
+_QMC_SEED = 20211  # fixed scrambling: the calibration is a deterministic function of its inputs
+_COARSE = np.concatenate([np.geomspace(1e-9, 0.02, 10), np.linspace(0.05, 0.95, 10), 1.0 - np.geomspace(0.02, 1e-6, 6)])
+_FINE = 48  # thresholds on the fine grid between the coarse brackets of a class's pds
+_SCALE_NODES = 8  # nodes of 1 / sigma when a seasonal class has more volatilities (DSCR loans)
 
 
-def default_probability_12m(
-    p: np.ndarray, default_after: int, roll_rates: np.ndarray, cure_rates: np.ndarray
+@dataclass(frozen=True)
+class FactorLaw:
+    """The factor model the PDs are averaged over: copula, dof and AR(1) persistence."""
+
+    copula: str
+    dof: float | None
+    ar1: float
+
+
+@dataclass(frozen=True)
+class ChainInputs:
+    """The reference chain: what the lender's PDs were measured under (MODEL.md §2-3).
+
+    ``kappa`` (the delinquent states' cycle loading) belongs to the scenario's factor
+    model, the rest to the calibration reference.
+    """
+
+    default_after: int
+    roll_rates: tuple[float, float, float]
+    cure_rates: tuple[float, float, float]
+    roll_sensitivity: float
+    cure_sensitivity: float
+    prepayment_rate: float
+    kappa: float
+
+
+def latent_quantile(p: np.ndarray, law: FactorLaw) -> np.ndarray:
+    """``F^{-1}(p)`` of the latent's marginal: standard normal, or Student-t with ``law.dof``."""
+    p = np.asarray(p, dtype=float)
+    if law.copula == "t":
+        return student_t.ppf(p, law.dof)
+    return ndtri(p)
+
+
+def _chain_thresholds(chain: ChainInputs, law: FactorLaw) -> np.ndarray:
+    """Roll a_1..a_3, cure b_1..b_3 and prepayment thresholds of the latent (MODEL.md §3)."""
+    roll = latent_quantile(np.array(chain.roll_rates), law)
+    cure = latent_quantile(1.0 - np.array(chain.cure_rates), law)
+    prepay = np.inf if chain.prepayment_rate == 0.0 else float(latent_quantile(1.0 - chain.prepayment_rate, law))
+    return np.concatenate([roll, cure, [prepay]])
+
+
+@functools.lru_cache(maxsize=32)
+def _nodes(n_months: int, ar1: float, dof: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """QMC nodes: standardised index paths Y (N, H) and 1 / sqrt(W) (N,)."""
+    lags = np.abs(np.subtract.outer(np.arange(n_months), np.arange(n_months)))
+    corr = ar1**lags if ar1 > 0.0 else np.eye(n_months)
+    values, vectors = np.linalg.eigh(corr)
+    order = np.argsort(values)[::-1]
+    root = vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
+    dim = n_months + (dof is not None)
+    u = qmc.Sobol(dim, scramble=True, seed=_QMC_SEED).random_base2(QMC_NODES_LOG2)
+    y = np.ascontiguousarray(ndtri(u[:, :n_months]) @ root.T)
+    s_w = np.ones(u.shape[0]) if dof is None else np.sqrt(chi2.ppf(u[:, -1], dof) / dof)
+    return y, s_w
+
+
+def default_probability(
+    c: np.ndarray,
+    rho: float,
+    chain: ChainInputs,
+    law: FactorLaw,
+    n_months: int,
+    season: np.ndarray | None = None,
+    scales: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Probability of default within 12 months for monthly entry probabilities ``p``.
+    """Unconditional probability of default within ``n_months`` of a current loan.
 
     Parameters
     ----------
-    p : ndarray of shape (n,)
-        Monthly probability that a current loan misses its due installment.
-    default_after : int
-        Missed installments that make a default (1..4).
-    roll_rates, cure_rates : ndarray of shape (3,)
-        Baseline monthly roll (M_k -> M_{k+1} or D) and cure (M_k -> C) rates.
+    c : ndarray of shape (G,)
+        Entry thresholds (latent units).
+    rho : float
+        Systematic variance of the loan's latent, in [0, 1).
+    chain : ChainInputs
+    law : FactorLaw
+    n_months : int
+        H, the PD horizon.
+    season : ndarray of shape (H,), optional
+        -log of the reference's seasonal factor in months 1..H (default 0).
+    scales : ndarray of shape (V,), optional
+        1 / sigma values: the month-t stress is Delta_t = scale_v season_t (default one scale, 0).
 
     Returns
     -------
-    ndarray of shape (n,)
-        P(absorbed in D by month 12 | start in C).
-
-    Notes
-    -----
-    Propagates the distribution over (C, M_1, ..., M_{default_after-1}, D) for 12 steps of
-    the chain C -> M_1 with p; M_k -> M_{k+1} (D after the last) with r_k, -> C with q_k.
+    ndarray of shape (V, G)
+        PD_H, averaged over 2^12 scrambled Sobol nodes of the index path (and W).
     """
-    p = np.asarray(p, dtype=float)
-    dist = np.zeros((p.size, default_after + 1))
-    dist[:, 0] = 1.0
-    for _ in range(12):
-        new = np.zeros_like(dist)
-        new[:, 0] += dist[:, 0] * (1.0 - p)
-        new[:, 1] += dist[:, 0] * p  # column default_after is D when default_after == 1
-        for k in range(1, default_after):
-            r, q = roll_rates[k - 1], cure_rates[k - 1]
-            new[:, k + 1] += dist[:, k] * r
-            new[:, 0] += dist[:, k] * q
-            new[:, k] += dist[:, k] * (1.0 - r - q)
-        new[:, default_after] += dist[:, default_after]
-        dist = new
-    return dist[:, default_after]
+    law_dof = law.dof if law.copula == "t" else None
+    y, s_w = _nodes(int(n_months), float(law.ar1), law_dof)
+    season = np.zeros(n_months) if season is None else np.ascontiguousarray(season, dtype=float)
+    scales = np.zeros(1) if scales is None else np.ascontiguousarray(scales, dtype=float)
+    kappa_rho = chain.kappa**2 * rho
+    coefficients = np.array([np.sqrt(rho), 1.0 / np.sqrt(1.0 - rho), chain.kappa * np.sqrt(rho),
+                             1.0 / np.sqrt(1.0 - kappa_rho), chain.roll_sensitivity, chain.cure_sensitivity])
+    table = normal_table()
+    out = np.empty((scales.size, np.size(c)))
+    chain_default_probability(np.ascontiguousarray(c, dtype=float), scales, season, y, s_w,
+                              _chain_thresholds(chain, law), coefficients, int(chain.default_after),
+                              table.values, table.lo, table.inv_step, out)
+    return out
 
 
-def monthly_entry_probability(
-    pd: np.ndarray, default_after: int, roll_rates: np.ndarray, cure_rates: np.ndarray
+def entry_thresholds(
+    pd: np.ndarray,
+    rho: np.ndarray,
+    season: np.ndarray,
+    profile: np.ndarray,
+    inv_sigma: np.ndarray,
+    chain: ChainInputs,
+    law: FactorLaw,
+    n_months: int,
 ) -> np.ndarray:
-    """Monthly entry probability ``p`` whose 12-month default probability is ``pd``.
+    """Entry threshold c_j of every loan, solving PD_H(c_j) = pd_j (MODEL.md §2).
 
     Parameters
     ----------
     pd : ndarray of shape (n,)
-        12-month default probabilities in [0, 1).
-    default_after, roll_rates, cure_rates
-        As in :func:`default_probability_12m`.
+        The book's PDs over ``n_months``, in [0, 1).
+    rho : ndarray of shape (n,)
+        Systematic variance of each loan's latent.
+    season : ndarray of shape (n_profiles, H)
+        -log of the reference's seasonal factors in months 1..H, per profile.
+    profile : ndarray of shape (n,)
+        Row of ``season`` of each loan.
+    inv_sigma : ndarray of shape (n,)
+        1 / sigma_j, which turns the seasonal shortfall into latent units.
+    chain, law, n_months
+        As in :func:`default_probability`.
 
     Returns
     -------
     ndarray of shape (n,)
-        ``p`` in [0, 1]; exactly ``1 - (1 - pd)**(1/12)`` when ``default_after == 1``.
+        c_j; -inf where pd_j = 0.
 
     Raises
     ------
     ScenarioError
-        If some ``pd`` cannot be reached even when every due installment is missed
-        (the roll rates are too low or the cure rates too high for that pd).
+        If a pd cannot be reached by the chain, or H = 1 with default_after > 1.
     """
     pd = np.asarray(pd, dtype=float)
-    if default_after == 1:
-        return -np.expm1(np.log1p(-pd) / 12.0)
-    roll_rates = np.asarray(roll_rates, dtype=float)
-    cure_rates = np.asarray(cure_rates, dtype=float)
-    levels, inverse = np.unique(pd, return_inverse=True)
-    reachable = default_probability_12m(np.ones(1), default_after, roll_rates, cure_rates)[0]
-    if levels[-1] >= reachable:
+    out = np.full(pd.shape, -np.inf)
+    positive = np.flatnonzero(pd > 0.0)
+    if positive.size == 0:
+        return out
+    seasonal = season.any(axis=1)[profile]
+    stress = season[profile, 0] * inv_sigma  # Delta_1 of each loan
+    if n_months == 1:
+        if chain.default_after > 1:
+            raise ScenarioError(
+                f"pd_horizon_months = 1 needs default_after = 1 (a current loan cannot default within one "
+                f"month otherwise); got default_after = {chain.default_after} and a pd of {pd.max():.4g}")
+        out[positive] = latent_quantile(pd[positive], law) - stress[positive]  # P(D by 1) = F(c + Delta_1)
+        return out
+    # a class shares rho and the seasonal profile: one PD_H curve (or surface, over 1 / sigma)
+    rhos, rho_code = np.unique(rho[positive], return_inverse=True)
+    prof_code = np.where(seasonal, profile, -1)[positive]
+    classes, which = np.unique(rho_code * (season.shape[0] + 1) + prof_code + 1, return_inverse=True)
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(classes.size + 1))
+    for k, key in enumerate(classes):
+        members = positive[order[bounds[k]:bounds[k + 1]]]
+        rho_k, prof = rhos[key // (season.shape[0] + 1)], key % (season.shape[0] + 1) - 1
+        if prof < 0:
+            out[members] = _solve(pd[members], np.zeros(members.size), rho_k, np.zeros(n_months), chain, law, n_months)
+        else:
+            out[members] = _solve(pd[members], inv_sigma[members], rho_k, season[int(prof)], chain, law, n_months)
+    return out
+
+
+def _reachable(chain: ChainInputs, pd_max: float, top: float) -> None:
+    if pd_max >= top:
         raise ScenarioError(
-            f"[delinquency] roll_rates {roll_rates.tolist()} and cure_rates "
-            f"{cure_rates.tolist()} with default_after = {default_after} allow a 12-month "
-            f"default probability of at most {reachable:.4f}, but the book has pd = "
-            f"{levels[-1]:.4f}; raise the roll rates or lower the cure rates"
-        )
-    lo = np.zeros_like(levels)
-    hi = np.ones_like(levels)
-    for _ in range(_BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        below = default_probability_12m(mid, default_after, roll_rates, cure_rates) < levels
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-    p = 0.5 * (lo + hi)
-    p[levels == 0.0] = 0.0
-    return p[inverse]
+            f"[delinquency] roll_rates {list(chain.roll_rates)} and cure_rates {list(chain.cure_rates)} with "
+            f"default_after = {chain.default_after} allow a default probability of at most {top:.4f} over "
+            f"pd_horizon_months, but the book has pd = {pd_max:.4f}; raise the roll rates or lower the cure "
+            f"rates of the calibration reference")
 
 
-def latent_threshold(p: np.ndarray, copula: str, dof: float | None) -> np.ndarray:
-    """Threshold ``c = F^{-1}(p)`` of the latent's marginal (normal, or Student-t ``dof``)."""
-    p = np.asarray(p, dtype=float)
-    if copula == "t":
-        return student_t.ppf(p, dof)
-    return ndtri(p)
+def _fine_grid(pd: np.ndarray, rho: float, season: np.ndarray, scales: np.ndarray,
+               chain: ChainInputs, law: FactorLaw, n_months: int) -> np.ndarray:
+    """Thresholds spanning the pds of a class: bracketed on a coarse grid of entry probabilities."""
+    coarse_c = latent_quantile(_COARSE, law)
+    coarse = default_probability(coarse_c, rho, chain, law, n_months, season, scales)
+    lowest, highest = coarse.min(axis=0), coarse.max(axis=0)
+    _reachable(chain, float(pd.max()), float(lowest[-1]))
+    first = max(int(np.searchsorted(highest, pd.min(), side="right")) - 1, 0)
+    last = min(int(np.searchsorted(lowest, pd.max(), side="left")), coarse_c.size - 1)
+    return np.linspace(coarse_c[first], coarse_c[last], _FINE)
+
+
+def _invert(curve: np.ndarray, grid: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Thresholds where the increasing rows of ``curve`` (probit PD on ``grid``) reach ``target``."""
+    curve = np.maximum.accumulate(curve, axis=-1)
+    idx = np.clip((curve < target[:, None]).sum(axis=1) - 1, 0, grid.size - 2)
+    lo = np.take_along_axis(curve, idx[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(curve, idx[:, None] + 1, axis=1)[:, 0]
+    frac = np.where(hi > lo, (target - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0)
+    return grid[idx] + np.clip(frac, 0.0, 1.0) * (grid[idx + 1] - grid[idx])
+
+
+def _solve(pd: np.ndarray, inv_sigma: np.ndarray, rho: float, season: np.ndarray, chain: ChainInputs,
+           law: FactorLaw, n_months: int) -> np.ndarray:
+    """Thresholds of one class: PD_H on a grid of c (and of 1 / sigma when the class's sigmas differ)."""
+    levels, level_code = np.unique(pd, return_inverse=True)
+    scales, scale_code = np.unique(inv_sigma, return_inverse=True)
+    pairs, inverse = np.unique(level_code * scales.size + scale_code, return_inverse=True)
+    pair_pd, pair_scale = levels[pairs // scales.size], scales[pairs % scales.size]
+    nodes = scales if scales.size <= _SCALE_NODES else np.linspace(scales[0], scales[-1], _SCALE_NODES)
+    grid = _fine_grid(pd, rho, season, nodes, chain, law, n_months)
+    surface = ndtri(default_probability(grid, rho, chain, law, n_months, season, nodes))
+    if nodes.size == 1:
+        curves = np.broadcast_to(surface, (pairs.size, grid.size))
+    else:  # several volatilities (DSCR loans): a cubic spline across 1 / sigma
+        curves = CubicSpline(nodes, surface, axis=0)(pair_scale)
+    return _invert(curves, grid, ndtri(pair_pd))[inverse.ravel()]
+
+
+def monthly_probability(c: np.ndarray, law: FactorLaw) -> np.ndarray:
+    """Monthly entry probability p_j = F(c_j) (for reports and tests)."""
+    c = np.asarray(c, dtype=float)
+    if law.copula == "t":
+        return student_t.cdf(c, law.dof)
+    return ndtr(c)

@@ -16,8 +16,8 @@ from stresslab._kernels.allocation import LayerArrays
 from stresslab._kernels.paths import ANNUITY, BULLET, EQUAL_PRINCIPAL, INTEREST_ONLY, LoanArrays, Params, Tables
 from stresslab._kernels.special import normal_table
 from stresslab._rng import name_keys
-from stresslab.calibration import latent_threshold, monthly_entry_probability
-from stresslab.errors import PortfolioError, did_you_mean
+from stresslab.calibration import ChainInputs, FactorLaw, entry_thresholds, latent_quantile
+from stresslab.errors import PortfolioError, ScenarioError, did_you_mean
 from stresslab.factors import correlation_sqrt, factor_names
 from stresslab.layers import compile_layers
 from stresslab.policy import CompiledPolicy, compile_policy
@@ -93,13 +93,9 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
 
     loadings = np.asarray(fac.loadings(industries), dtype=float)
     rho = (loadings**2).sum(axis=1)[industry]
-    p = monthly_entry_probability(portfolio.pd, deq.default_after, np.array(deq.roll_rates), np.array(deq.cure_rates))
-    threshold = latent_threshold(p, fac.copula, fac.dof)
-    sigma = np.asarray(scenario.volatility(industries), dtype=float)[industry]
-    # MODEL.md §2: a DSCR above 1 sets sigma so that a miss is a revenue fall below the installment
-    use_dscr = (portfolio.dscr > 1.0) & (p > 0.0) & (threshold < 0.0)
-    sigma[use_dscr] = -np.log(portfolio.dscr[use_dscr]) / threshold[use_dscr]
-
+    _check_cycle_sensitivity(scenario, rho, industries, industry)
+    law = FactorLaw(fac.copula, fac.dof, fac.ar1)
+    threshold, sigma = _entry_thresholds(portfolio, scenario, industries, industry, rho, law)
     rate = portfolio.annual_rate / 12.0
     kind = np.array([_AMORTIZATION_CODES[a] for a in portfolio.amortization], dtype=np.int8)
     term = portfolio.remaining_term.astype(np.int32)
@@ -125,13 +121,14 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
         installment=installment,
         rate=rate,
         threshold=threshold,
-        probit_p=ndtri(p),
         inv_sigma=1.0 / sigma,
         sigma=sigma,
         rho=rho,
         inv_idio=1.0 / np.sqrt(1.0 - rho),
+        inv_idio_delinquent=1.0 / np.sqrt(1.0 - deq.cycle_sensitivity**2 * rho),
         pledge=portfolio.pledge_value.astype(float),
-        recovery_probit=ndtri(recovery_mean),
+        # MODEL.md §4: scaled so that the mean over X ~ N(0, rho) of Phi(a + beta X) is m0
+        recovery_probit=ndtri(recovery_mean) * np.sqrt(1.0 + rec.cycle_sensitivity**2 * rho),
         pledge_pv=monthly_discount**rec.pledge_lag_months,
         unsecured_pv=monthly_discount**rec.lag_months,
         track=_track_columns(portfolio, track_loans),
@@ -151,8 +148,8 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
         loadings=loadings,
         factor_key=name_keys(factor_names(industries, regions)),
         factor_shift=np.zeros((scenario.horizon_months + 1, 1 + len(industries) + len(regions))),
-        probit_roll=ndtri(np.array(deq.roll_rates, dtype=float)),
-        probit_cure=ndtri(np.array(deq.cure_rates, dtype=float)),
+        roll_threshold=latent_quantile(np.array(deq.roll_rates, dtype=float), law),
+        cure_threshold=latent_quantile(1.0 - np.array(deq.cure_rates, dtype=float), law),
         norm=table.values,
     )
     params = Params(
@@ -162,7 +159,9 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
         default_after=int(deq.default_after),
         roll_sensitivity=float(deq.roll_sensitivity),
         cure_sensitivity=float(deq.cure_sensitivity),
-        prepayment=float(deq.prepayment_rate),
+        prepay_threshold=float(latent_quantile(1.0 - deq.prepayment_rate, law)) if deq.prepayment_rate > 0.0 else np.inf,
+        cycle_sensitivity=float(deq.cycle_sensitivity),
+        recovery_cycle=float(rec.cycle_sensitivity),
         recovery_dispersion=float(rec.dispersion),
         recovery_cost=float(rec.cost),
         recovery_lag=int(rec.lag_months),
@@ -181,6 +180,41 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
     return CompiledModel(
         loans, tables, params, layers, policy, tuple(industries), tuple(regions), layer_names, n_months, tuple(track_loans)
     )
+
+
+def _entry_thresholds(portfolio: Portfolio, scenario: Scenario, industries: Sequence[str], industry: np.ndarray,
+                      rho: np.ndarray, law: FactorLaw) -> tuple[np.ndarray, np.ndarray]:
+    """Entry thresholds c_j calibrated to the book's PDs, and the volatilities sigma_j (MODEL.md §2).
+
+    The chain and seasonality are the calibration reference's; the cycle response of the
+    delinquent states (kappa) and the factor law are the scenario's own. A DSCR above 1
+    sets sigma_j = -log(DSCR_j) / c_j with c_j the threshold calibrated without seasonality
+    (with it, sigma would enter its own threshold; docs/model.md §2).
+    """
+    ref = scenario.reference.delinquency
+    chain = ChainInputs(ref.default_after, ref.roll_rates, ref.cure_rates, ref.roll_sensitivity,
+                        ref.cure_sensitivity, ref.prepayment_rate, scenario.delinquency.cycle_sensitivity)
+    months = scenario.pd_horizon_months
+    sigma = np.asarray(scenario.volatility(industries), dtype=float)[industry]
+    season = -np.log(scenario.reference_seasonality(industries))  # (n_industries, H)
+    flat = np.zeros((1, months))
+    neutral = entry_thresholds(portfolio.pd, rho, flat, np.zeros(portfolio.n_loans, dtype=np.int64), 1.0 / sigma,
+                               chain, law, months)
+    use_dscr = (portfolio.dscr > 1.0) & np.isfinite(neutral) & (neutral < 0.0)
+    sigma[use_dscr] = -np.log(portfolio.dscr[use_dscr]) / neutral[use_dscr]
+    if not season.any():
+        return neutral, sigma
+    return entry_thresholds(portfolio.pd, rho, season, industry, 1.0 / sigma, chain, law, months), sigma
+
+
+def _check_cycle_sensitivity(scenario: Scenario, rho: np.ndarray, industries: Sequence[str], industry: np.ndarray) -> None:
+    kappa = scenario.delinquency.cycle_sensitivity
+    if rho.size and kappa**2 * rho.max() >= 1.0:
+        worst = industries[int(industry[np.argmax(rho)])]
+        raise ScenarioError(
+            f"{scenario.source}: [delinquency] cycle_sensitivity = {kappa:g} with the loadings of industry "
+            f"'{worst}' (rho = {rho.max():.4g}) gives the delinquent states a systematic variance kappa^2 rho = "
+            f"{kappa**2 * rho.max():.4g}; it must be < 1 (use cycle_sensitivity < {1 / np.sqrt(rho.max()):.4g})")
 
 
 def _track_columns(portfolio: Portfolio, track_loans: Sequence[str]) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from stresslab._extends import _extends_chain, _merge_layers, _read_toml
+from stresslab._extends import _extends_chain, _merge_layers, _read_toml, _record_origins
 from stresslab._schema import (
     _At,
     _boolean,
@@ -60,6 +60,7 @@ from stresslab.specs import (
     MAX_HORIZON,
     POLICY_LEVERS,
     RESERVED_LAYER_NAME,
+    CalibrationReference,
     CollectionSpec,
     CorrelationMatrix,
     DeferralSpec,
@@ -98,6 +99,9 @@ class Scenario:
     name, description : str
     horizon_months : int
         Months simulated, T in 1..120.
+    pd_horizon_months : int
+        H: the book's ``pd`` is the probability that a current loan with an installment
+        every month defaults within H months, unconditionally (MODEL.md §2).
     start_month : int
         Calendar month (1..12) of horizon month 1.
     factors : FactorSpec
@@ -112,8 +116,11 @@ class Scenario:
         Credit enhancement layers in order (MODEL.md §5); () = the lender keeps every loss.
     policy : PolicySpec
         Policy levers (MODEL.md §6); every lever None = no policy. A collection strategy
-        is already applied to ``recovery`` (its preset overrides unsecured_mean,
-        lag_months and cost).
+        is already applied to ``recovery``: its preset sets unsecured_mean, lag_months and
+        cost, except those that the file setting the strategy, or a later one, sets itself.
+    calibration_reference : CalibrationReference
+        The chain and seasonality the PDs are calibrated under: the root of the ``extends``
+        chain, or the file named by ``calibration_reference`` (MODEL.md §2).
     source : str
         The file path, or "<dict>"; not compared.
     text : str
@@ -134,6 +141,8 @@ class Scenario:
     recovery: RecoverySpec
     layers: tuple[LayerSpec, ...] = ()
     policy: PolicySpec = field(default_factory=PolicySpec)
+    pd_horizon_months: int = 12
+    calibration_reference: CalibrationReference | None = None
     source: str = field(default="<dict>", compare=False)
     text: str = field(default="", compare=False, repr=False)
     _warned: set[tuple[str, str]] = field(default_factory=set, init=False, compare=False, repr=False)
@@ -166,7 +175,7 @@ class Scenario:
         root = Path(base if allowed_root is None else allowed_root).resolve()
         layers = _extends_chain(data, source, None, base, [], root)
         default_name = "unnamed" if source == "<dict>" else Path(source).stem
-        return _build(*_merge_layers(layers), source=source, default_name=default_name)
+        return _build(*_merge_layers(layers, base, root), source=source, default_name=default_name)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the resolved, canonical configuration (JSON-able, every default filled in).
@@ -180,7 +189,8 @@ class Scenario:
         """
         return {
             "name": self.name, "description": self.description,
-            "horizon_months": self.horizon_months, "start_month": self.start_month,
+            "horizon_months": self.horizon_months, "pd_horizon_months": self.pd_horizon_months,
+            "start_month": self.start_month,
             "factors": self.factors.to_dict(),
             "cashflow": {"volatility": self.cashflow_volatility.to_dict()},
             "shocks": {"industry": {name: _plain(s) for name, s in self.industry_shocks},
@@ -190,7 +200,15 @@ class Scenario:
             "recovery": self.recovery.to_dict(),
             "layers": [layer.to_dict() for layer in self.layers],
             "policy": self.policy.to_dict(),
+            "calibration_reference": self.reference.to_dict(),
         }
+
+    @property
+    def reference(self) -> CalibrationReference:
+        """The calibration reference (this scenario's own chain when none was set)."""
+        if self.calibration_reference is not None:
+            return self.calibration_reference
+        return CalibrationReference(delinquency=self.delinquency, seasonal_factors=self.seasonal_factors)
 
     def to_json(self) -> str:
         """Return :meth:`to_dict` as compact JSON with sorted keys (for result attrs)."""
@@ -219,6 +237,7 @@ class Scenario:
         """
         data = self.to_dict()
         origins: dict[tuple[str, ...], str] = {}
+        _record_origins(data, self.source, (), origins)  # resolved values rank before the overrides
         for dotted, value in overrides.items():
             keys = str(dotted).split(".")
             node: Any = data
@@ -278,14 +297,30 @@ class Scenario:
         month ``(start_month - 1 + t - 1) % 12 + 1``.
         """
         _check_names(self, "industries", industries, [("[seasonality]", n) for n, _ in self.seasonal_factors])
-        calendar = (self.start_month - 1 + np.arange(self.horizon_months)) % 12
-        table = dict(self.seasonal_factors)
-        out = np.ones((len(industries), self.horizon_months))
-        for k, name in enumerate(industries):
-            if str(name) in table:
-                factors = np.asarray(table[str(name)])
-                out[k] = (factors / factors.mean())[calendar]
-        return out
+        return seasonal_profile(self.seasonal_factors, industries, self.start_month, self.horizon_months)
+
+    def reference_seasonality(self, industries: Sequence[str]) -> np.ndarray:
+        """The calibration reference's seasonal factors over the PD horizon, shape (n_industries, H)."""
+        factors = self.reference.seasonal_factors
+        _check_names(self, "industries", industries, [("calibration_reference [seasonality]", n) for n, _ in factors])
+        return seasonal_profile(factors, industries, self.start_month, self.pd_horizon_months)
+
+
+def seasonal_profile(seasonal_factors: Sequence[tuple[str, Sequence[float]]], industries: Sequence[str],
+                     start_month: int, months: int) -> np.ndarray:
+    """Seasonal factor of each industry in horizon months 1..``months``, shape (n_industries, months).
+
+    The 12 calendar-month factors are rescaled to mean 1; horizon month t is calendar month
+    ``(start_month - 1 + t - 1) % 12 + 1``; industries without seasonality get 1.0.
+    """
+    calendar = (start_month - 1 + np.arange(months)) % 12
+    table = dict(seasonal_factors)
+    out = np.ones((len(industries), months))
+    for k, name in enumerate(industries):
+        if str(name) in table:
+            factors = np.asarray(table[str(name)])
+            out[k] = (factors / factors.mean())[calendar]
+    return out
 
 
 def load_scenario(path: str | os.PathLike[str], *, allowed_root: str | os.PathLike[str] | None = None) -> Scenario:
@@ -314,7 +349,7 @@ def load_scenario(path: str | os.PathLike[str], *, allowed_root: str | os.PathLi
     data, text = _read_toml(path)
     root = Path(path.parent if allowed_root is None else allowed_root).resolve()
     layers = _extends_chain(data, str(path), text, path.parent, [(path.resolve(), str(path))], root)
-    return _build(*_merge_layers(layers), source=str(path), default_name=path.stem)
+    return _build(*_merge_layers(layers, path.parent, root), source=str(path), default_name=path.stem)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -341,8 +376,8 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
     """Validate merged data against the schema and assemble the Scenario."""
     cfg = _SCENARIO(data, _At((), origins, source))
     policy, recovery = cfg["policy"], cfg["recovery"]
-    if policy.collection is not None:  # the strategy's preset wins over [recovery]
-        recovery = dataclasses.replace(recovery, **COLLECTION_PRESETS[policy.collection.strategy])
+    if policy.collection is not None:
+        recovery = _apply_preset(recovery, policy.collection.strategy, origins)
     return Scenario(
         name=cfg["name"] or default_name, description=cfg["description"],
         horizon_months=cfg["horizon_months"], start_month=cfg["start_month"],
@@ -350,7 +385,23 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
         cashflow_volatility=cfg["cashflow"]["volatility"],
         industry_shocks=cfg["shocks"]["industry"], region_shocks=cfg["shocks"]["region"],
         seasonal_factors=cfg["seasonality"], delinquency=cfg["delinquency"],
-        recovery=recovery, layers=cfg["layers"], policy=policy, source=source, text=text)
+        recovery=recovery, layers=cfg["layers"], policy=policy, pd_horizon_months=cfg["pd_horizon_months"],
+        calibration_reference=cfg["calibration_reference"], source=source, text=text)
+
+
+def _apply_preset(recovery: RecoverySpec, strategy: str, origins: Mapping[tuple[str, ...], str]) -> RecoverySpec:
+    """Apply a collection preset to the [recovery] values not set explicitly at or after the strategy.
+
+    Files are ranked by their order in the ``extends`` chain (``origins`` keeps insertion
+    order, root first; overrides come last): a value written in the file that chooses the
+    strategy, or in a later one, wins over the preset; one inherited from a parent does not.
+    """
+    labels = [label for label in dict.fromkeys(origins.values()) if label != "<overrides>"] + ["<overrides>"]
+    rank = {label: k for k, label in enumerate(labels)}
+    chosen = rank.get(origins.get(("policy", "collection", "strategy"), ""), 0)
+    preset = {key: value for key, value in COLLECTION_PRESETS[strategy].items()
+              if rank.get(origins.get(("recovery", key), ""), -1) < chosen}
+    return dataclasses.replace(recovery, **preset)
 
 
 # --------------------------------------------------------------------------- schema parsers
@@ -572,6 +623,7 @@ _DELINQUENCY = {
         table=_table({"roll": _Key(_SENSITIVITY, 1.0), "cure": _Key(_SENSITIVITY, 1.0)},
                      build=lambda roll, cure: (roll, cure))), 1.0),
     "prepayment_rate": _Key(_number(0, 1, hi_open=True), 0.0),
+    "cycle_sensitivity": _Key(_number(0, 10), 1.0),
 }
 _RECOVERY = {
     "unsecured_mean": _Key(_number(0, 1), 0.25),
@@ -582,6 +634,7 @@ _RECOVERY = {
     "pledge_lag_months": _Key(_integer(0, MAX_HORIZON), 3),
     "lgd_sensitivity": _Key(_number(0, 10), 1.0),
     "discount_rate": _Key(_optional(_number(0, 1)), None),
+    "cycle_sensitivity": _Key(_number(0, 10), 1.0),
 }
 _NAME_LIST = _optional(_Parser("a non-empty list of distinct names", lambda v, at: tuple(sorted(_names(v, at)))))
 _ELIGIBILITY = {
@@ -661,6 +714,7 @@ _SCENARIO = _table({
     "name": _Key(_optional(_text(empty=False)), None),
     "description": _Key(_text(empty=True), ""),
     "horizon_months": _Key(_integer(1, MAX_HORIZON)),
+    "pd_horizon_months": _Key(_integer(1, MAX_HORIZON), 12),
     "start_month": _Key(_integer(1, 12), 1),
     "factors": _Key(_table(_FACTORS, check=_check_factors), {}),
     "cashflow": _Key(_table(_CASHFLOW), {}),
@@ -670,4 +724,9 @@ _SCENARIO = _table({
     "recovery": _Key(_table(_RECOVERY, build=RecoverySpec), {}),
     "layers": _Key(_Parser("a list of tables ([[layers]])", _layers), []),
     "policy": _Key(_Parser(_POLICY_WHAT, _policy), {}),
+    "calibration_reference": _Key(_table({
+        "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {}),
+        "seasonality": _Key(_by_name(_numbers(12, 0, lo_open=True)), {}),
+    }, build=lambda delinquency, seasonality: CalibrationReference(delinquency=delinquency,
+                                                                  seasonal_factors=seasonality)), {}),
 }, check=_check_scenario)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FactorSpec",
     "DelinquencySpec",
+    "CalibrationReference",
     "RecoverySpec",
     "LayerSpec",
     "LAYER_KINDS",
@@ -284,7 +285,10 @@ class DelinquencySpec:
     roll_sensitivity, cure_sensitivity : float
         lambda_roll and lambda_cure.
     prepayment_rate : float
-        Monthly prepayment probability of a current loan.
+        Monthly prepayment probability of a paying current loan (unconditional).
+    cycle_sensitivity : float
+        kappa: scales the loading of the delinquent states' latent on the loan's systematic
+        index (their cycle response relative to the current state's); kappa^2 rho < 1.
     """
 
     default_after: int
@@ -293,12 +297,36 @@ class DelinquencySpec:
     roll_sensitivity: float
     cure_sensitivity: float
     prepayment_rate: float
+    cycle_sensitivity: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the canonical ``[delinquency]`` table."""
         return {"default_after": self.default_after, "roll_rates": list(self.roll_rates),
                 "cure_rates": list(self.cure_rates), "prepayment_rate": self.prepayment_rate,
-                "sensitivities": {"roll": self.roll_sensitivity, "cure": self.cure_sensitivity}}
+                "sensitivities": {"roll": self.roll_sensitivity, "cure": self.cure_sensitivity},
+                "cycle_sensitivity": self.cycle_sensitivity}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationReference:
+    """What the book's PDs were measured under: the reference's chain and seasonality (MODEL.md §2).
+
+    Attributes
+    ----------
+    delinquency : DelinquencySpec
+        Roll and cure rates, default_after, sensitivities and prepayment of the reference
+        (its ``cycle_sensitivity`` is not used: the cycle response is the scenario's own).
+    seasonal_factors : tuple of (industry, 12 floats) pairs
+        The reference's seasonality, as written.
+    """
+
+    delinquency: DelinquencySpec
+    seasonal_factors: tuple[tuple[str, tuple[float, ...]], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the canonical ``calibration_reference`` table."""
+        return {"delinquency": self.delinquency.to_dict(),
+                "seasonality": {name: list(values) for name, values in self.seasonal_factors}}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,6 +344,7 @@ class RecoverySpec:
     pledge_lag_months: int
     lgd_sensitivity: float
     discount_rate: float | None
+    cycle_sensitivity: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return the canonical ``[recovery]`` table."""

@@ -58,14 +58,14 @@ class LoanArrays(NamedTuple):
     arrears_interest: np.ndarray
     installment: np.ndarray  # level installment (annuity) or principal part (equal principal)
     rate: np.ndarray  # monthly interest rate
-    threshold: np.ndarray  # c_j = F^{-1}(p_j)
-    probit_p: np.ndarray  # Phi^{-1}(p_j), -inf when p_j = 0
+    threshold: np.ndarray  # c_j = F^{-1}(p_j), the entry (miss) threshold calibrated to the pd
     inv_sigma: np.ndarray  # 1 / sigma_j
     sigma: np.ndarray
     rho: np.ndarray  # systematic variance of the latent
     inv_idio: np.ndarray  # 1 / sqrt(1 - rho_j)
+    inv_idio_delinquent: np.ndarray  # 1 / sqrt(1 - kappa^2 rho_j), the delinquent states' latent
     pledge: np.ndarray  # pledged receivables at nominal value
-    recovery_probit: np.ndarray  # Phi^{-1}(m0_j) of the unsecured recovery mean
+    recovery_probit: np.ndarray  # Phi^{-1}(m0_j) sqrt(1 + beta^2 rho_j) of the unsecured recovery mean
     pledge_pv: np.ndarray  # discount factor of pledge proceeds to the default month
     unsecured_pv: np.ndarray  # discount factor of unsecured recoveries
     track: np.ndarray  # int32 column of loss_by_loan for loans tracked on request, -1 otherwise
@@ -81,8 +81,8 @@ class Tables(NamedTuple):
     loadings: np.ndarray  # (n_ind, 3): global, industry, region loadings
     factor_key: np.ndarray  # (K,) uint64 stream keys of the factors
     factor_shift: np.ndarray  # (T + 1, K) mean of eta_t under importance sampling (0: plain MC)
-    probit_roll: np.ndarray  # (3,) Phi^{-1}(r_k)
-    probit_cure: np.ndarray  # (3,) Phi^{-1}(q_k)
+    roll_threshold: np.ndarray  # (3,) a_k = F^{-1}(r_k)
+    cure_threshold: np.ndarray  # (3,) b_k = F^{-1}(1 - q_k)
     norm: np.ndarray  # tabulated normal CDF values
 
 
@@ -95,7 +95,9 @@ class Params(NamedTuple):
     default_after: int
     roll_sensitivity: float
     cure_sensitivity: float
-    prepayment: float
+    prepay_threshold: float  # F^{-1}(1 - pi); inf without prepayment
+    cycle_sensitivity: float  # kappa: the delinquent states' loading on the systematic index
+    recovery_cycle: float  # beta: the recovery mean's loading on the systematic index
     recovery_dispersion: float
     recovery_cost: float
     recovery_lag: int
@@ -279,6 +281,8 @@ def _simulate_path(
     norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
     x, global_factor, inv_sqrt_w, month_key = path_start(path, row, seed, tables, params, out)
     default_after = params.default_after
+    kappa = params.cycle_sensitivity
+    prepay_at = params.prepay_threshold
     n_loans = loans.key.shape[0]
     absorbed_count, absorbed_balance, events, cover = path_buffers(n_months, n_loans, layers, params)
     n_events = 0
@@ -303,9 +307,9 @@ def _simulate_path(
         rate = loans.rate[j]
         level = loans.installment[j]
         c = loans.threshold[j]
-        gp = loans.probit_p[j]
         inv_sigma = loans.inv_sigma[j]
         inv_idio = loans.inv_idio[j]
+        inv_idio_d = loans.inv_idio_delinquent[j]
         lkey = loans.key[j]
         cls = layers.cover_class[j]
         levers = policy.enabled.ndim == 2 and policy.flag[j] != 0
@@ -364,10 +368,13 @@ def _simulate_path(
                 reference = _contract_due(kind, maturity, has_due, bp, ap, loans.rate[j], loans.installment[j]) + accrued_due
                 if due > 0.0 and reference > 0.0:
                     log_ratio = math.log(due / reference)
-            z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r] + log_ratio) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
+            # MODEL.md §3: one latent per loan-month against ordered thresholds shifted by the stress
+            stress = (tables.log_mult[g, t] + tables.cell[t, i, r] + log_ratio) * inv_sigma
+            x_t = x[t, i, r]
             u = uniform(month_key[t], lkey)
             if s == 0:
-                if below_norm_cdf(u, z, norm, lo, inv_step):
+                miss_at = c + stress
+                if below_norm_cdf(u, (miss_at * inv_sqrt_w - x_t) * inv_idio, norm, lo, inv_step):
                     ai += due_interest
                     ap += pp
                     bp -= pp
@@ -378,20 +385,20 @@ def _simulate_path(
                         subsidy_cost[t] += subsidy
                     bp -= pp
                     if n == 0 or (
-                        params.prepayment > 0.0
-                        and u > 1.0 - params.prepayment * (1.0 - norm_cdf(z, norm, lo, inv_step))
+                        prepay_at < np.inf
+                        and not below_norm_cdf(u, (max(prepay_at, miss_at) * inv_sqrt_w - x_t) * inv_idio, norm, lo, inv_step)
                     ):
                         s = STATE_P
             else:
-                delta = z - gp if gp > -np.inf else 0.0
-                roll = norm_cdf(tables.probit_roll[s - 1] + params.roll_sensitivity * delta, norm, lo, inv_step)
-                cure = norm_cdf(tables.probit_cure[s - 1] - params.cure_sensitivity * delta, norm, lo, inv_step)
-                if u < roll:
+                x_d = kappa * x_t
+                roll_at = tables.roll_threshold[s - 1] + params.roll_sensitivity * stress
+                cure_at = max(tables.cure_threshold[s - 1] + params.cure_sensitivity * stress, roll_at)
+                if below_norm_cdf(u, (roll_at * inv_sqrt_w - x_d) * inv_idio_d, norm, lo, inv_step):
                     ai += due_interest
                     ap += pp
                     bp -= pp
                     s += 1
-                elif u >= 1.0 - min(cure, 1.0 - roll):
+                elif not below_norm_cdf(u, (cure_at * inv_sqrt_w - x_d) * inv_idio_d, norm, lo, inv_step):
                     income[t] += due_interest + ai
                     if subsidy != 0.0:
                         subsidy_cost[t] += subsidy
@@ -409,8 +416,7 @@ def _simulate_path(
                 break
             if s == default_after:
                 ead = bp + ap + ai + accrued
-                delta = z - gp if gp > -np.inf else 0.0
-                loss = default_loss(ead, 1, j, t, i, r, delta, x[t, i, r], path, seed, lkey, loans, tables, params, cash_in)
+                loss = default_loss(ead, 1, j, t, i, r, stress, x_t, path, seed, lkey, loans, tables, params, cash_in)
                 n_events = write_event(events, n_events, j, t, 1, loss, (bp + ap) / ead if ead > 0.0 else 1.0)
                 absorbed_count[t, 0] += 1
                 absorbed_balance[t] += ead
@@ -584,7 +590,7 @@ def default_loss(
     t: int,
     i: int,
     r: int,
-    delta: float,
+    stress: float,
     x_sys: float,
     path: int,
     seed: np.uint64,
@@ -597,8 +603,11 @@ def default_loss(
     """Gross loss of ``count`` defaults of loan (or pool) j in month t (0-based), each of EAD ``ead``:
     EAD minus discounted recoveries.
 
-    ``stream`` keys the recovery draws (the loan's key at loan level). Books the recovery
-    cash into ``cash_in`` in the months it arrives within the horizon.
+    ``stress`` is Delta_{j,t} and ``x_sys`` the systematic index X_{j,t}: the unsecured
+    recovery mean is Phi(Phi^{-1}(m0) sqrt(1 + beta^2 rho) + beta X - lambda_lgd Delta)
+    (MODEL.md §4; ``loans.recovery_probit`` holds the scaled first term). ``stream`` keys the
+    recovery draws (the loan's key at loan level). Books the recovery cash into ``cash_in``
+    in the months it arrives within the horizon.
     """
     n_months = cash_in.shape[0]
     pledged = 0.0
@@ -608,7 +617,8 @@ def default_loss(
         pledged = count * min(ead, loans.pledge[j] * revenue_index * (1.0 - params.pledge_haircut))
         if t + params.pledge_lag < n_months:
             cash_in[t + params.pledge_lag] += pledged
-    mean = norm_cdf(loans.recovery_probit[j] - params.lgd_sensitivity * delta, tables.norm, params.norm_lo, params.norm_inv_step)
+    mean = norm_cdf(loans.recovery_probit[j] + params.recovery_cycle * x_sys - params.lgd_sensitivity * stress,
+                    tables.norm, params.norm_lo, params.norm_inv_step)
     rate = _recovery_rates(mean, params.recovery_dispersion, count, seed, path, t + 1, stream)
     unsecured = rate * (count * ead - pledged) * (1.0 - params.recovery_cost) / count
     if t + params.recovery_lag < n_months:

@@ -121,9 +121,9 @@ def _simulate_pooled_path(
         rate = pools.rate[j]
         level = pools.installment[j]
         c = pools.threshold[j]
-        gp = pools.probit_p[j]
         inv_sigma = pools.inv_sigma[j]
         inv_idio = pools.inv_idio[j]
+        inv_idio_d = pools.inv_idio_delinquent[j]
         pkey = pools.key[j]
         cls = layers.cover_class[j]
         live[:] = 0
@@ -156,8 +156,16 @@ def _simulate_pooled_path(
             if n > 0:
                 n -= 1
             bp_next = bp - pp
-            z = ((c + (tables.log_mult[g, t] + tables.cell[t, i, r]) * inv_sigma) * inv_sqrt_w - x[t, i, r]) * inv_idio
-            delta = z - gp if gp > -np.inf else 0.0
+            # the conditional probabilities of MODEL.md §3 given the path (as the loan-level kernel's thresholds)
+            stress = (tables.log_mult[g, t] + tables.cell[t, i, r]) * inv_sigma
+            x_t = x[t, i, r]
+            miss_at = c + stress
+            p_miss = norm_cdf((miss_at * inv_sqrt_w - x_t) * inv_idio, norm, lo, inv_step)
+            p_prepay = 0.0  # among the loans that pay
+            if params.prepay_threshold < np.inf and p_miss < 1.0:
+                above = 1.0 - norm_cdf((max(params.prepay_threshold, miss_at) * inv_sqrt_w - x_t) * inv_idio, norm, lo, inv_step)
+                p_prepay = min(above / (1.0 - p_miss), 1.0)
+            x_d = params.cycle_sensitivity * x_t
             state = mix64(month_key[t] + pkey)
             draw_no = 0
             moved[:] = 0
@@ -177,22 +185,23 @@ def _simulate_pooled_path(
                         moved[h] += m
                         moved_a[h] += acc
                         continue
-                    missed, state = binomial_draw(m, norm_cdf(z, norm, lo, inv_step), state)
+                    missed, state = binomial_draw(m, p_miss, state)
                     stayed = m - missed
                     income[t] += di * (stayed / m)
                     prepaid = 0
                     if n == 0:
                         prepaid = stayed
-                    elif params.prepayment > 0.0:
-                        prepaid, state = binomial_draw(stayed, params.prepayment, state)
+                    elif p_prepay > 0.0:
+                        prepaid, state = binomial_draw(stayed, p_prepay, state)
                     paid_off += prepaid
                     moved[h] += stayed - prepaid
                     moved_a[h] += acc * ((stayed - prepaid) / m)
                     rolled, f_roll = missed, missed / m
                 else:
-                    roll = norm_cdf(tables.probit_roll[s - 1] + params.roll_sensitivity * delta, norm, lo, inv_step)
-                    cure = norm_cdf(tables.probit_cure[s - 1] - params.cure_sensitivity * delta, norm, lo, inv_step)
-                    cure = min(cure, 1.0 - roll)
+                    roll_at = tables.roll_threshold[s - 1] + params.roll_sensitivity * stress
+                    cure_at = max(tables.cure_threshold[s - 1] + params.cure_sensitivity * stress, roll_at)
+                    roll = norm_cdf((roll_at * inv_sqrt_w - x_d) * inv_idio_d, norm, lo, inv_step)
+                    cure = 1.0 - norm_cdf((cure_at * inv_sqrt_w - x_d) * inv_idio_d, norm, lo, inv_step)
                     rolled, state = binomial_draw(m, roll, state)
                     cured, state = binomial_draw(m - rolled, cure / (1.0 - roll) if roll < 1.0 else 0.0, state)
                     stayed = m - rolled - cured
@@ -222,7 +231,7 @@ def _simulate_pooled_path(
                 ead_total = rolled * bp_next + to_p + to_i + to_a
                 principal_share = (rolled * bp_next + to_p) / ead_total if ead_total > 0.0 else 1.0
                 n_events, draw_no = _book_defaults(
-                    rolled, ead_total, principal_share, j, t, i, r, delta, x[t, i, r], path, seed, pkey, draw_no,
+                    rolled, ead_total, principal_share, j, t, i, r, stress, x_t, path, seed, pkey, draw_no,
                     per_loan_events, pools, tables, params, cash_in, events, n_events, absorbed_count, absorbed_balance,
                 )
             bp = bp_next
@@ -252,7 +261,7 @@ def _book_defaults(
     t: int,
     i: int,
     r: int,
-    delta: float,
+    stress: float,
     x_sys: float,
     path: int,
     seed: np.uint64,
@@ -279,7 +288,7 @@ def _book_defaults(
     groups, each = (defaults, 1) if per_loan_events else (1, defaults)
     for _ in range(groups):
         stream = key + np.uint64(draw_no) * _STREAM_STEP
-        loss = default_loss(ead, each, j, t, i, r, delta, x_sys, path, seed, stream, pools, tables, params, cash_in)
+        loss = default_loss(ead, each, j, t, i, r, stress, x_sys, path, seed, stream, pools, tables, params, cash_in)
         n_events = write_event(events, n_events, j, t, each, loss, principal_share)
         draw_no += 1
     absorbed_count[t, 0] += defaults

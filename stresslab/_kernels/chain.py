@@ -1,0 +1,99 @@
+"""The calibration kernel: default probability of the delinquency chain averaged over factor paths.
+
+A current loan with an installment due every month moves through C, M_1 .. M_{d-1}, D (and
+P by prepayment) with the one-month probabilities of MODEL.md §3 given its systematic index
+and the path's mixing variable. Averaging the chain's default mass after H months over
+quasi-Monte Carlo nodes of (index path, W) gives the unconditional H-month PD that the
+entry threshold c is calibrated to (MODEL.md §2, docs/model.md §2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stresslab._kernels.special import norm_cdf
+from stresslab._numba import njit, prange
+
+__all__ = ["chain_default_probability"]
+
+
+@njit(parallel=True)
+def chain_default_probability(
+    c_grid: np.ndarray,
+    scales: np.ndarray,
+    season: np.ndarray,
+    y: np.ndarray,
+    s_w: np.ndarray,
+    thresholds: np.ndarray,
+    coefficients: np.ndarray,
+    default_after: int,
+    norm: np.ndarray,
+    lo: float,
+    inv_step: float,
+    out: np.ndarray,
+) -> None:
+    """H-month default probability for every entry threshold of ``c_grid`` and stress scale.
+
+    Parameters
+    ----------
+    c_grid : ndarray of shape (G,)
+        Entry thresholds c (latent units).
+    scales : ndarray of shape (V,)
+        1 / sigma values: the month-t stress is Delta_t = scale_v * season_t.
+    season : ndarray of shape (H,)
+        -log(seasonal factor) of the reference in months 1..H (0 without seasonality).
+    y : ndarray of shape (N, H)
+        Standardised systematic index Y_t of each node (X_t = sqrt(rho) Y_t).
+    s_w : ndarray of shape (N,)
+        1 / sqrt(W) of each node (1 for the Gaussian copula).
+    thresholds : ndarray of shape (7,)
+        Roll thresholds a_1..a_3, cure thresholds b_1..b_3, prepayment threshold (inf: none).
+    coefficients : ndarray of shape (6,)
+        sqrt(rho), 1 / sqrt(1 - rho), kappa sqrt(rho), 1 / sqrt(1 - kappa^2 rho),
+        lambda_roll, lambda_cure.
+    default_after : int
+        Missed installments that make a default (1..4).
+    norm, lo, inv_step
+        The tabulated normal CDF.
+    out : ndarray of shape (V, G)
+        P(D by month H), averaged with equal weights over the N nodes.
+    """
+    n_grid = c_grid.shape[0]
+    n_nodes, n_months = y.shape
+    load, inv_idio, load_d, inv_idio_d, lam_roll, lam_cure = coefficients
+    prepay_threshold = thresholds[6]
+    for cell in prange(scales.shape[0] * n_grid):
+        v = cell // n_grid
+        c = c_grid[cell % n_grid]
+        scale = scales[v]
+        mass = np.zeros(4)
+        total = 0.0
+        for n in range(n_nodes):
+            w = s_w[n]
+            mass[:] = 0.0
+            mass[0] = 1.0
+            defaulted = 0.0
+            for t in range(n_months):
+                delta = scale * season[t]
+                x = load * y[n, t]
+                miss_at = c + delta
+                miss = norm_cdf((miss_at * w - x) * inv_idio, norm, lo, inv_step)
+                prepay = 0.0
+                if prepay_threshold < np.inf:
+                    prepay = 1.0 - norm_cdf((max(prepay_threshold, miss_at) * w - x) * inv_idio, norm, lo, inv_step)
+                current = mass[0]
+                mass[0] = current * (1.0 - miss - prepay)
+                flow = current * miss  # into M_1 (or D when default_after == 1)
+                xd = load_d * y[n, t]
+                for k in range(1, default_after):
+                    roll_at = thresholds[k - 1] + lam_roll * delta
+                    cure_at = max(thresholds[k + 2] + lam_cure * delta, roll_at)
+                    roll = norm_cdf((roll_at * w - xd) * inv_idio_d, norm, lo, inv_step)
+                    cure = 1.0 - norm_cdf((cure_at * w - xd) * inv_idio_d, norm, lo, inv_step)
+                    held = mass[k]
+                    mass[0] += held * cure
+                    mass[k] = flow + held * (1.0 - roll - cure)
+                    flow = held * roll
+                defaulted += flow
+            total += defaulted
+        out[v, cell % n_grid] = total / n_nodes
