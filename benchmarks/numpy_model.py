@@ -75,28 +75,32 @@ def simulate_numpy(model: CompiledModel, n_paths: int, seed: int) -> dict[str, n
                 0.0,
             )
             n_left = np.maximum(n_left - 1, 0)
-            zt = ((lo.threshold + (tb.log_mult[lo.group, t] + tb.cell[t, lo.industry, lo.region]) * lo.inv_sigma) * inv_sqrt_w - x_hist[t]) * lo.inv_idio
+            stress = (tb.log_mult[lo.group, t] + tb.cell[t, lo.industry, lo.region]) * lo.inv_sigma
             u = _uniforms(stream_key(seed, path, t + 1, PURPOSE_TRANSITION), lo.key)
-            delta = np.where(np.isneginf(lo.probit_p), 0.0, zt - lo.probit_p)
             cur = live & (s == 0) & has_due
             dlq = live & (s > 0)
-            p_miss = ndtr(zt)
+            miss_at = lo.threshold + stress
+            p_miss = ndtr((miss_at * inv_sqrt_w - x_hist[t]) * lo.inv_idio)
             k = np.clip(s - 1, 0, 2)
-            roll = ndtr(tb.probit_roll[k] + pa.roll_sensitivity * delta)
-            cure = np.minimum(ndtr(tb.probit_cure[k] - pa.cure_sensitivity * delta), 1 - roll)
+            x_d = pa.cycle_sensitivity * x_hist[t]
+            roll_at = tb.roll_threshold[k] + pa.roll_sensitivity * stress
+            cure_at = np.maximum(tb.cure_threshold[k] + pa.cure_sensitivity * stress, roll_at)
+            roll = ndtr((roll_at * inv_sqrt_w - x_d) * lo.inv_idio_delinquent)
+            no_cure = ndtr((cure_at * inv_sqrt_w - x_d) * lo.inv_idio_delinquent)
             miss = (cur & (u < p_miss)) | (dlq & (u < roll))
-            cured = dlq & ~miss & (u >= 1 - cure)
+            cured = dlq & ~miss & (u >= no_cure)
             pays = (cur & ~miss) | (dlq & ~miss)
             income[path, t] += (due_int * pays).sum() + (ai * cured).sum()
             ai = np.where(miss, ai + due_int, np.where(cured, 0.0, ai))
             ap = np.where(miss, ap + pp, np.where(cured, 0.0, ap))
             bp = np.where(miss | pays, bp - pp, bp)
             s = np.where(miss, s + 1, np.where(cured, 0, s))
-            prepay = cur & ~miss & ((n_left == 0) | (u > 1 - pa.prepayment * (1 - p_miss)))
+            stays_at = ndtr((np.maximum(pa.prepay_threshold, miss_at) * inv_sqrt_w - x_hist[t]) * lo.inv_idio)
+            prepay = cur & ~miss & ((n_left == 0) | ((pa.prepay_threshold < np.inf) & (u >= stays_at)))
             paid_off = prepay | (cured & (n_left == 0) & (bp <= 0))
             defaulted = live & (s == pa.default_after)
             ead = bp + ap + ai + accrued
-            mean = ndtr(lo.recovery_probit - pa.lgd_sensitivity * delta)
+            mean = ndtr(lo.recovery_probit + pa.recovery_cycle * x_hist[t] - pa.lgd_sensitivity * stress)
             rate = mean
             if pa.recovery_dispersion > 0:
                 size = 1 / pa.recovery_dispersion - 1

@@ -1,7 +1,10 @@
 """The one place that decides how stresslab compiles its kernels.
 
-``STRESSLAB_DISABLE_JIT=1`` runs every kernel as plain Python (slow; for debugging with
-pdb or coverage). No fastmath: it changes results bitwise and gains nothing on branchy code.
+``STRESSLAB_DISABLE_JIT=1`` runs the simulation kernels as plain Python (slow; for
+debugging with pdb or coverage). The calibration's integration kernel stays compiled
+(``always=True``): in plain Python it would take minutes per book, and it holds no
+per-loan logic a debugger needs. No fastmath: it changes results bitwise and gains
+nothing on branchy code.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ DISABLE_JIT = os.environ.get("STRESSLAB_DISABLE_JIT", "0") not in ("", "0")
 prange = range if DISABLE_JIT else numba.prange
 
 
-def njit(*, parallel: bool = False) -> Callable[[Callable[..., Any]], Any]:
-    """Compile a kernel with stresslab's options (cached, no fastmath, error model numpy)."""
+def njit(*, parallel: bool = False, always: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """Compile a kernel with stresslab's options (cached, no fastmath, error model numpy).
+
+    ``always``: compile even under ``STRESSLAB_DISABLE_JIT`` (and use numba's prange then).
+    """
 
     def decorate(func: Callable[..., Any]) -> Any:
-        if DISABLE_JIT:
+        if DISABLE_JIT and not always:
             return func
         return numba.njit(cache=True, parallel=parallel, error_model="numpy")(func)
 

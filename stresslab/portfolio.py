@@ -73,7 +73,8 @@ class Portfolio:
     amortization : ndarray of str, shape (n_loans,)
         ``'annuity'``, ``'equal_principal'``, ``'interest_only'`` or ``'bullet'``.
     pd : ndarray of float64, shape (n_loans,)
-        12-month probability of default, in [0, 1).
+        Probability of default within the scenario's ``pd_horizon_months`` (default 12) of a
+        current loan, unconditional (MODEL.md §2), in [0, 1).
     state : ndarray of str, shape (n_loans,)
         Delinquency state at the start: ``'C'``, ``'M1'``, ``'M2'`` or ``'M3'``.
     pledge_value : ndarray of float64, shape (n_loans,)

@@ -45,7 +45,11 @@ def book(
 
 
 def scenario(horizon: int = 1, **tables: dict[str, Any]) -> Scenario:
-    """A scenario with the given horizon and tables (merged over a no-recovery default)."""
+    """A scenario with the given horizon and tables (merged over a no-recovery default).
+
+    With default_after = 1 (the default here) the book's pd is a one-month PD
+    (pd_horizon_months = 1), so a loan's monthly miss probability is its pd exactly.
+    """
     data: dict[str, Any] = {
         "name": "test",
         "horizon_months": horizon,
@@ -55,12 +59,9 @@ def scenario(horizon: int = 1, **tables: dict[str, Any]) -> Scenario:
     }
     for key, table in tables.items():
         data[key] = {**data.get(key, {}), **table}
+    if data["delinquency"].get("default_after", 4) == 1:
+        data["pd_horizon_months"] = 1
     return Scenario.from_dict(data)
-
-
-def pd_for_monthly(p: float) -> float:
-    """12-month pd whose monthly entry probability is ``p`` when default_after = 1."""
-    return float(1.0 - (1.0 - p) ** 12)
 
 
 def tail_check(counts: np.ndarray, cdf_ref: np.ndarray, ks: list[int]) -> list[tuple[int, float, float, float]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import book, pd_for_monthly, scenario, tail_check
+from helpers import book, scenario, tail_check
 from reference import multifactor_count_pmf, t_copula_count_pmf, vasicek_count_pmf
 from scipy import integrate, stats
 from scipy.special import ndtr, ndtri
@@ -31,7 +31,7 @@ def _defaults(ds) -> np.ndarray:
 
 
 def _one_period(n_loans: int, p: float, rho: float, **factors) -> tuple:
-    loans = book(n_loans, pd_=pd_for_monthly(p))
+    loans = book(n_loans, pd_=p)
     scen = scenario(1, factors={"global_loading": float(np.sqrt(rho)), **factors})
     return loans, scen
 
@@ -72,7 +72,7 @@ def test_one_factor_student_t_is_t_mixture():
 def test_multifactor_gaussian_matches_quadrature():
     # global + one factor per industry; regions carry no loading
     n_per, p, a_g, a_i = 40, 0.03, 0.3, 0.4
-    loans = book(3 * n_per, pd_=pd_for_monthly(p), industries=("catering", "retail", "transport"))
+    loans = book(3 * n_per, pd_=p, industries=("catering", "retail", "transport"))
     scen = scenario(1, factors={"global_loading": a_g, "industry_loading": a_i})
     counts = _defaults(stresslab.simulate(loans, scen, n_paths=20_000, seed=13))
     _assert_tail(counts, multifactor_count_pmf([n_per] * 3, p, (a_g, a_i)))
@@ -81,7 +81,7 @@ def test_multifactor_gaussian_matches_quadrature():
 def test_phi_one_multi_month_default_fraction():
     """phi = 1, default_after 1: given Y the default count by T is Binomial(n, 1 - (1 - p(Y))^T)."""
     n, p, rho, horizon = 400, 0.01, 0.15, 12
-    loans = book(n, pd_=pd_for_monthly(p), term=36, amortization="annuity")
+    loans = book(n, pd_=p, term=36, amortization="annuity")
     scen = scenario(horizon, factors={"global_loading": float(np.sqrt(rho)), "ar1": 1.0})
     counts = _defaults(stresslab.simulate(loans, scen, n_paths=8_000, seed=14))
 
@@ -101,7 +101,7 @@ def test_phi_one_multi_month_default_fraction():
 def test_expected_defaults_exact_with_iid_factors():
     """phi = 0: months are independent, so P(default by T) = 1 - (1 - p)^T exactly."""
     n, p, horizon = 200, 0.01, 6
-    loans = book(n, pd_=pd_for_monthly(p), term=24, amortization="equal_principal", balance=100.0)
+    loans = book(n, pd_=p, term=24, amortization="equal_principal", balance=100.0)
     scen = scenario(horizon, factors={"global_loading": 0.4, "industry_loading": 0.3, "ar1": 0.0})
     ds = stresslab.simulate(loans, scen, n_paths=4_000, seed=15)
     counts = _defaults(ds)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from helpers import book, pd_for_monthly, scenario
+from helpers import book, scenario
 from reference import t_copula_count_pmf, vasicek_count_pmf
 
 import stresslab
@@ -31,7 +31,7 @@ def _tail_check(ds, pmf: np.ndarray, level: float) -> float:
 
 def test_one_factor_gaussian_tail_probability_against_quadrature():
     n, p, rho = 1000, 0.01, 0.2
-    loans = book(n, pd_=pd_for_monthly(p))
+    loans = book(n, pd_=p)
     scen = scenario(1, factors={"global_loading": float(np.sqrt(rho))})
     ds = stresslab.simulate(loans, scen, n_paths=4000, seed=5, tail="is", target=0.999)
     vr = _tail_check(ds, vasicek_count_pmf(n, p, rho), 0.999)
@@ -42,7 +42,7 @@ def test_one_factor_gaussian_tail_probability_against_quadrature():
 
 def test_one_factor_student_t_tail_probability_against_quadrature():
     n, p, rho, nu = 500, 0.01, 0.2, 5.0
-    loans = book(n, pd_=pd_for_monthly(p))
+    loans = book(n, pd_=p)
     scen = scenario(1, factors={"global_loading": float(np.sqrt(rho)), "copula": "t", "dof": nu})
     ds = stresslab.simulate(loans, scen, n_paths=4000, seed=6, tail="is", target=0.999)
     vr = _tail_check(ds, t_copula_count_pmf(n, p, rho, nu), 0.999)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import book, pd_for_monthly, scenario
+from helpers import book, scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import vasicek_count_pmf
@@ -186,7 +186,7 @@ def test_adding_capacity_never_raises_the_lenders_loss():
 def test_exhaustion_probability_matches_quadrature():
     """One month, unit losses, first miss = default: a fund of capacity c is exhausted iff N >= c."""
     n, p, rho, capacity = 100, 0.03, 0.2, 9.0
-    loans = book(n, pd_=pd_for_monthly(p))
+    loans = book(n, pd_=p)
     ds = _run(loans, 1, [_layer("fund", capacity=capacity)], n_paths=20_000, seed=31,
               factors={"global_loading": float(np.sqrt(rho))})
     exhausted = (ds.layer_capacity_left.sel(layer="fund").isel(month=0) == 0).values

@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from helpers import book, pd_for_monthly, scenario, tail_check
+from helpers import book, scenario, tail_check
 from reference import vasicek_count_pmf
 from scipy import stats
-from scipy.special import ndtr, ndtri
 
 import stresslab
 from stresslab.cli import main
@@ -105,7 +104,7 @@ def test_one_period_default_count_is_vasicek_mixture():
     # (MODEL.md §9). Fails if the pool's miss probability given the factor, or its binomial
     # draw, is wrong.
     n, p, rho = 100, 0.02, 0.2
-    loans = book(n, pd_=pd_for_monthly(p))
+    loans = book(n, pd_=p)
     scen = scenario(1, factors={"global_loading": float(np.sqrt(rho))})
     ds = stresslab.simulate(loans, scen, n_paths=20_000, seed=11, pooled=True)
     assert ds.attrs["pooled"] == 1 and ds.attrs["n_pools"] == 1
@@ -118,11 +117,10 @@ def test_one_period_default_count_is_vasicek_mixture():
 def test_one_period_roll_count_is_vasicek_mixture():
     # The same one-period check through the delinquent branch: n identical loans start in
     # M1, default_after 2, so the month-1 default count is the number rolling M1 -> D, with
-    # conditional probability Phi(Phi^-1(r1) + delta), delta = (c - sqrt(rho) Y) / sqrt(1 - rho) - c
-    # (c = Phi^-1(p), MODEL.md §2-3). That is the Vasicek mixture with
-    # Phi^-1(p') = sqrt(1 - rho) (Phi^-1(r1) - c) + c. n r1 > 16 makes binomial_draw split by
-    # order statistics (beta draws) before its inversion. Fails if the pooled roll
-    # probability, its stress shift or the binomial sampler is wrong.
+    # conditional probability Phi((Phi^-1(r1) - sqrt(rho) Y) / sqrt(1 - rho)) (MODEL.md §3,
+    # cycle sensitivity 1): the Vasicek mixture with p = r1. n r1 > 16 makes binomial_draw
+    # split by order statistics (beta draws) before its inversion. Fails if the pooled roll
+    # probability or the binomial sampler is wrong.
     n, rho, roll, cure = 150, 0.2, (0.3, 0.5, 0.75), (0.3, 0.2, 0.1)
     loans = book(n, pd_=0.05, state="M1")
     scen = scenario(
@@ -130,8 +128,7 @@ def test_one_period_roll_count_is_vasicek_mixture():
         factors={"global_loading": float(np.sqrt(rho))},
         delinquency={"default_after": 2, "roll_rates": list(roll), "cure_rates": list(cure)},
     )
-    c = float(compile_model(loans, scen).loans.probit_p[0])  # the calibrated monthly entry probit
-    p_roll = float(ndtr(np.sqrt(1 - rho) * (ndtri(roll[0]) - c) + c))
+    p_roll = roll[0]
     ds = stresslab.simulate(loans, scen, n_paths=20_000, seed=41, pooled=True)
     assert ds.attrs["pooled"] == 1 and ds.attrs["n_pools"] == 1
     assert (ds.count_by_state.sum("state") == n).all()

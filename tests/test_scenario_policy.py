@@ -370,12 +370,12 @@ cap = 0.24
 def test_collection_preset_sets_the_recovery(strategy: str) -> None:
     preset = COLLECTION_PRESETS[strategy]
     assert set(preset) == {"unsecured_mean", "lag_months", "cost"}
-    s = Scenario.from_dict({"horizon_months": 12, "recovery": {"unsecured_mean": 0.5, "lag_months": 1, "cost": 0.0,
-                                                                "dispersion": 0.1, "pledge_haircut": 0.4},
+    s = Scenario.from_dict({"horizon_months": 12, "recovery": {"unsecured_mean": 0.5, "dispersion": 0.1,
+                                                                "pledge_haircut": 0.4},
                             "policy": {"collection": {"strategy": strategy}}})
-    # the preset wins over [recovery] for its three keys; the other recovery keys stay
+    # the preset sets its keys that [recovery] of the same file leaves out; an explicit value wins
     assert (s.recovery.unsecured_mean, s.recovery.lag_months, s.recovery.cost) == (
-        preset["unsecured_mean"], preset["lag_months"], preset["cost"])
+        0.5, preset["lag_months"], preset["cost"])
     assert (s.recovery.dispersion, s.recovery.pledge_haircut) == (0.1, 0.4)
     assert isinstance(s.recovery.lag_months, int)
     assert s.policy.collection.preset == preset

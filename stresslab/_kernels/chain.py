@@ -9,21 +9,26 @@ entry threshold c is calibrated to (MODEL.md §2, docs/model.md §2).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from stresslab._kernels.special import norm_cdf
-from stresslab._numba import njit, prange
+from stresslab._numba import njit
 
 __all__ = ["chain_default_probability"]
 
+# the kernel is compiled also when jit is off (STRESSLAB_DISABLE_JIT), so it needs a compiled CDF then
+_norm_cdf = norm_cdf if hasattr(norm_cdf, "py_func") else njit(always=True)(norm_cdf)
 
-@njit(parallel=True)
+
+@njit(parallel=True, always=True)
 def chain_default_probability(
     c_grid: np.ndarray,
     scales: np.ndarray,
     season: np.ndarray,
     y: np.ndarray,
     s_w: np.ndarray,
+    weight: np.ndarray,
     thresholds: np.ndarray,
     coefficients: np.ndarray,
     default_after: int,
@@ -46,6 +51,8 @@ def chain_default_probability(
         Standardised systematic index Y_t of each node (X_t = sqrt(rho) Y_t).
     s_w : ndarray of shape (N,)
         1 / sqrt(W) of each node (1 for the Gaussian copula).
+    weight : ndarray of shape (N,)
+        Integration weight of each node (summing to 1).
     thresholds : ndarray of shape (7,)
         Roll thresholds a_1..a_3, cure thresholds b_1..b_3, prepayment threshold (inf: none).
     coefficients : ndarray of shape (6,)
@@ -56,13 +63,13 @@ def chain_default_probability(
     norm, lo, inv_step
         The tabulated normal CDF.
     out : ndarray of shape (V, G)
-        P(D by month H), averaged with equal weights over the N nodes.
+        P(D by month H), integrated with the nodes' weights.
     """
     n_grid = c_grid.shape[0]
     n_nodes, n_months = y.shape
     load, inv_idio, load_d, inv_idio_d, lam_roll, lam_cure = coefficients
     prepay_threshold = thresholds[6]
-    for cell in prange(scales.shape[0] * n_grid):
+    for cell in numba.prange(scales.shape[0] * n_grid):
         v = cell // n_grid
         c = c_grid[cell % n_grid]
         scale = scales[v]
@@ -77,10 +84,10 @@ def chain_default_probability(
                 delta = scale * season[t]
                 x = load * y[n, t]
                 miss_at = c + delta
-                miss = norm_cdf((miss_at * w - x) * inv_idio, norm, lo, inv_step)
+                miss = _norm_cdf((miss_at * w - x) * inv_idio, norm, lo, inv_step)
                 prepay = 0.0
                 if prepay_threshold < np.inf:
-                    prepay = 1.0 - norm_cdf((max(prepay_threshold, miss_at) * w - x) * inv_idio, norm, lo, inv_step)
+                    prepay = 1.0 - _norm_cdf((max(prepay_threshold, miss_at) * w - x) * inv_idio, norm, lo, inv_step)
                 current = mass[0]
                 mass[0] = current * (1.0 - miss - prepay)
                 flow = current * miss  # into M_1 (or D when default_after == 1)
@@ -88,12 +95,12 @@ def chain_default_probability(
                 for k in range(1, default_after):
                     roll_at = thresholds[k - 1] + lam_roll * delta
                     cure_at = max(thresholds[k + 2] + lam_cure * delta, roll_at)
-                    roll = norm_cdf((roll_at * w - xd) * inv_idio_d, norm, lo, inv_step)
-                    cure = 1.0 - norm_cdf((cure_at * w - xd) * inv_idio_d, norm, lo, inv_step)
+                    roll = _norm_cdf((roll_at * w - xd) * inv_idio_d, norm, lo, inv_step)
+                    cure = 1.0 - _norm_cdf((cure_at * w - xd) * inv_idio_d, norm, lo, inv_step)
                     held = mass[k]
                     mass[0] += held * cure
                     mass[k] = flow + held * (1.0 - roll - cure)
                     flow = held * roll
                 defaulted += flow
-            total += defaulted
-        out[v, cell % n_grid] = total / n_nodes
+            total += weight[n] * defaulted
+        out[v, cell % n_grid] = total
