@@ -85,7 +85,13 @@ def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
 
 def _record_origins(data: Mapping[str, Any], label: str, prefix: tuple[str, ...],
                     origins: dict[tuple[str, ...], str]) -> None:
+    """Record ``label`` as the file that set each key path of ``data``.
+
+    A path set again moves to the end, so the files appear in ``origins`` in the order they
+    were merged (root first): the collection-preset precedence relies on it.
+    """
     for key, value in data.items():
+        origins.pop(prefix + (key,), None)
         origins[prefix + (key,)] = label
         if isinstance(value, Mapping):
             _record_origins(value, label, prefix + (key,), origins)

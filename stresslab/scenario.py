@@ -256,7 +256,10 @@ class Scenario:
                 if not isinstance(node, (dict, list)):
                     raise ScenarioError(f"<overrides>: cannot set '{dotted}': "
                                         f"'{'.'.join(keys[:depth + 1])}' is not a table")
+            origins.pop(tuple(path), None)
             origins[tuple(path)] = "<overrides>"
+            if isinstance(value, Mapping):  # a table value sets every key in it
+                _record_origins(value, "<overrides>", tuple(path), origins)
         return _build(data, origins, self.text, source=self.source, default_name=self.name)
 
     def volatility(self, industries: Sequence[str]) -> np.ndarray:
@@ -398,9 +401,16 @@ def _apply_preset(recovery: RecoverySpec, strategy: str, origins: Mapping[tuple[
     """
     labels = [label for label in dict.fromkeys(origins.values()) if label != "<overrides>"] + ["<overrides>"]
     rank = {label: k for k, label in enumerate(labels)}
-    chosen = rank.get(origins.get(("policy", "collection", "strategy"), ""), 0)
+
+    def set_by(path: tuple[str, ...], *, tables: bool) -> int:  # rank of the file that set it; -1: none
+        for n in range(len(path), 0 if tables else len(path) - 1, -1):  # tables: or a table above it
+            if path[:n] in origins:
+                return rank[origins[path[:n]]]
+        return -1
+
+    chosen = set_by(("policy", "collection", "strategy"), tables=True)
     preset = {key: value for key, value in COLLECTION_PRESETS[strategy].items()
-              if rank.get(origins.get(("recovery", key), ""), -1) < chosen}
+              if set_by(("recovery", key), tables=False) < chosen}
     return dataclasses.replace(recovery, **preset)
 
 

@@ -23,7 +23,7 @@ def _book(n: int = 300, **kw):
 
 def _pair(loans, policy: dict, horizon: int = 24, n_paths: int = 300, seed: int = 4, **tables):
     base = scenario(horizon, factors=STRESS, delinquency={"default_after": 4}, **tables)
-    with_policy = stresslab.Scenario.from_dict({**base.to_dict(), "policy": policy})
+    with_policy = base.with_overrides({"policy": policy})
     return (stresslab.simulate(loans, base, n_paths=n_paths, seed=seed),
             stresslab.simulate(loans, with_policy, n_paths=n_paths, seed=seed))
 

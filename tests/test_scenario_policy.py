@@ -400,9 +400,10 @@ def test_collection_precedence_is_documented() -> None:
         assert "[policy.collection]" in doc and "precedence" in doc.lower()
 
 
-def test_overriding_the_recovery_under_a_collection_strategy_keeps_the_preset() -> None:
+def test_an_override_of_the_recovery_wins_over_the_collection_preset() -> None:
     s = Scenario.from_dict(with_policy(collection={"strategy": "reminders"}))
-    assert s.with_overrides({"recovery.cost": 0.5}).recovery.cost == COLLECTION_PRESETS["reminders"]["cost"]
+    assert s.recovery.cost == COLLECTION_PRESETS["reminders"]["cost"]
+    assert s.with_overrides({"recovery.cost": 0.5}).recovery.cost == 0.5  # a sweep of the cost moves it
     assert s.with_overrides({"recovery.dispersion": 0.5}).recovery.dispersion == 0.5
     t = s.with_overrides({"policy.collection.strategy": "legal_action"})
     assert t.recovery.lag_months == COLLECTION_PRESETS["legal_action"]["lag_months"]
