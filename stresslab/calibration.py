@@ -23,6 +23,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from pandas import factorize as pd_factorize
 from scipy.interpolate import CubicSpline
 from scipy.special import gammaln, ndtri
 from scipy.stats import chi2, qmc
@@ -39,9 +40,10 @@ T_QMC_NODES_LOG2 = 10  # 1,024 index paths per mixing node (t copula)
 MIXING_NODES = 32  # trapezoid nodes in log chi2 (t copula)
 # integration error of PD_H about 1e-3 relative or less (tests/test_calibration.py)
 _QMC_SEED = 20211  # fixed scrambling: the calibration is a deterministic function of its inputs
-_COARSE = np.concatenate([np.geomspace(1e-9, 0.02, 10), np.linspace(0.05, 0.95, 10), 1.0 - np.geomspace(0.02, 1e-6, 6)])
-_FINE = 48  # thresholds on the fine grid between the coarse brackets of a class's pds
-_SCALE_NODES = 8  # nodes of 1 / sigma when a seasonal class has more volatilities (DSCR loans)
+# monthly entry probabilities whose thresholds bracket a class's pds (PD_H rises with them)
+_COARSE = np.concatenate([np.geomspace(1e-9, 0.01, 8), [0.03, 0.1, 0.3, 0.6, 0.9], 1.0 - np.geomspace(0.01, 1e-6, 3)])
+_FINE = 32  # thresholds on the fine grid between the brackets (cubic inversion: error O(h^4))
+_SCALE_NODES = 5  # nodes of 1 / sigma when a seasonal class has more volatilities (DSCR loans)
 
 
 @dataclass(frozen=True)
@@ -212,10 +214,10 @@ def entry_thresholds(
         out[positive] = latent_quantile(pd[positive], law) - stress[positive]  # P(D by 1) = F(c + Delta_1)
         return out
     # a class shares rho and the seasonal profile: one PD_H curve (or surface, over 1 / sigma)
-    rhos, rho_code = np.unique(rho[positive], return_inverse=True)
+    rhos, rho_code = _sorted_codes(rho[positive])
     prof_code = np.where(seasonal, profile, -1)[positive]
-    classes, which = np.unique(rho_code * (season.shape[0] + 1) + prof_code + 1, return_inverse=True)
-    order = np.argsort(which, kind="stable")
+    classes, which = _sorted_codes(rho_code * (season.shape[0] + 1) + prof_code + 1)
+    order = np.argsort(which, kind="stable")  # loans grouped by class
     bounds = np.searchsorted(which[order], np.arange(classes.size + 1))
     for k, key in enumerate(classes):
         members = positive[order[bounds[k]:bounds[k + 1]]]
@@ -225,6 +227,15 @@ def entry_thresholds(
         else:
             out[members] = _solve(pd[members], inv_sigma[members], rho_k, season[int(prof)], chain, law, n_months)
     return out
+
+
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and each element's index into them (``np.unique`` by hashing: O(n))."""
+    codes, distinct = pd_factorize(values)
+    order = np.argsort(distinct)
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return np.asarray(distinct)[order], rank[codes]
 
 
 def _reachable(chain: ChainInputs, pd_max: float, top: float) -> None:
@@ -240,7 +251,8 @@ def _fine_grid(pd: np.ndarray, rho: float, season: np.ndarray, scales: np.ndarra
                chain: ChainInputs, law: FactorLaw, n_months: int) -> np.ndarray:
     """Thresholds spanning the pds of a class: bracketed on a coarse grid of entry probabilities."""
     coarse_c = latent_quantile(_COARSE, law)
-    coarse = default_probability(coarse_c, rho, chain, law, n_months, season, scales)
+    ends = scales[[0, scales.size // 2, -1]] if scales.size > 2 else scales  # PD_H is smooth across 1 / sigma
+    coarse = default_probability(coarse_c, rho, chain, law, n_months, season, ends)
     lowest, highest = coarse.min(axis=0), coarse.max(axis=0)
     _reachable(chain, float(pd.max()), float(lowest[-1]))
     first = max(int(np.searchsorted(highest, pd.min(), side="right")) - 1, 0)
@@ -274,9 +286,9 @@ def _invert(curve: np.ndarray, grid: np.ndarray, target: np.ndarray) -> np.ndarr
 def _solve(pd: np.ndarray, inv_sigma: np.ndarray, rho: float, season: np.ndarray, chain: ChainInputs,
            law: FactorLaw, n_months: int) -> np.ndarray:
     """Thresholds of one class: PD_H on a grid of c (and of 1 / sigma when the class's sigmas differ)."""
-    levels, level_code = np.unique(pd, return_inverse=True)
-    scales, scale_code = np.unique(inv_sigma, return_inverse=True)
-    pairs, inverse = np.unique(level_code * scales.size + scale_code, return_inverse=True)
+    levels, level_code = _sorted_codes(pd)
+    scales, scale_code = _sorted_codes(inv_sigma)
+    pairs, inverse = _sorted_codes(level_code * scales.size + scale_code)
     pair_pd, pair_scale = levels[pairs // scales.size], scales[pairs % scales.size]
     nodes = scales if scales.size <= _SCALE_NODES else np.linspace(scales[0], scales[-1], _SCALE_NODES)
     grid = _fine_grid(pd, rho, season, nodes, chain, law, n_months)
@@ -285,4 +297,4 @@ def _solve(pd: np.ndarray, inv_sigma: np.ndarray, rho: float, season: np.ndarray
         curves = np.broadcast_to(surface, (pairs.size, grid.size))
     else:  # several volatilities (DSCR loans): a cubic spline across 1 / sigma
         curves = CubicSpline(nodes, surface, axis=0)(pair_scale)
-    return _invert(curves, grid, ndtri(pair_pd))[inverse.ravel()]
+    return _invert(curves, grid, ndtri(pair_pd))[inverse]

@@ -68,39 +68,86 @@ def chain_default_probability(
     n_grid = c_grid.shape[0]
     n_nodes, n_months = y.shape
     load, inv_idio, load_d, inv_idio_d, lam_roll, lam_cure = coefficients
+    n_blocks = (n_nodes + _BLOCK - 1) // _BLOCK  # fixed blocks summed in order: any thread count, same bits
+    for v in range(scales.shape[0]):
+        partial = np.zeros((n_blocks, n_grid))
+        for b in numba.prange(n_blocks):
+            _block_mass(b * _BLOCK, min((b + 1) * _BLOCK, n_nodes), c_grid, scales[v], season, y, s_w, weight,
+                        thresholds, load, inv_idio, load_d, inv_idio_d, lam_roll, lam_cure, default_after,
+                        norm, lo, inv_step, partial[b])
+        for g in range(n_grid):
+            total = 0.0
+            for b in range(n_blocks):
+                total += partial[b, g]
+            out[v, g] = total
+
+
+_BLOCK = 256  # integration nodes per parallel block
+
+
+@njit(always=True)
+def _block_mass(
+    first: int,
+    stop: int,
+    c_grid: np.ndarray,
+    scale: float,
+    season: np.ndarray,
+    y: np.ndarray,
+    s_w: np.ndarray,
+    weight: np.ndarray,
+    thresholds: np.ndarray,
+    load: float,
+    inv_idio: float,
+    load_d: float,
+    inv_idio_d: float,
+    lam_roll: float,
+    lam_cure: float,
+    default_after: int,
+    norm: np.ndarray,
+    lo: float,
+    inv_step: float,
+    out: np.ndarray,
+) -> None:
+    """Add the weighted default mass by month H of nodes ``first..stop-1`` to ``out`` (one per c).
+
+    All thresholds of the grid step through a node's months together: the delinquent
+    states' rates, which do not depend on c, are computed once per node-month.
+    """
+    n_grid = c_grid.shape[0]
+    n_months = y.shape[1]
     prepay_threshold = thresholds[6]
-    for cell in numba.prange(scales.shape[0] * n_grid):
-        v = cell // n_grid
-        c = c_grid[cell % n_grid]
-        scale = scales[v]
-        mass = np.zeros(4)
-        total = 0.0
-        for n in range(n_nodes):
-            w = s_w[n]
-            mass[:] = 0.0
-            mass[0] = 1.0
-            defaulted = 0.0
-            for t in range(n_months):
-                delta = scale * season[t]
-                x = load * y[n, t]
-                miss_at = c + delta
+    mass = np.empty((n_grid, 4))
+    defaulted = np.empty(n_grid)
+    roll = np.zeros(3)
+    cure = np.zeros(3)
+    for n in range(first, stop):
+        w = s_w[n]
+        mass[:, :] = 0.0
+        mass[:, 0] = 1.0
+        defaulted[:] = 0.0
+        for t in range(n_months):
+            delta = scale * season[t]
+            x = load * y[n, t]
+            xd = load_d * y[n, t]
+            for k in range(1, default_after):
+                roll_at = thresholds[k - 1] + lam_roll * delta
+                cure_at = max(thresholds[k + 2] + lam_cure * delta, roll_at)
+                roll[k - 1] = _norm_cdf((roll_at * w - xd) * inv_idio_d, norm, lo, inv_step)
+                cure[k - 1] = 1.0 - _norm_cdf((cure_at * w - xd) * inv_idio_d, norm, lo, inv_step)
+            for g in range(n_grid):
+                miss_at = c_grid[g] + delta
                 miss = _norm_cdf((miss_at * w - x) * inv_idio, norm, lo, inv_step)
                 prepay = 0.0
                 if prepay_threshold < np.inf:
                     prepay = 1.0 - _norm_cdf((max(prepay_threshold, miss_at) * w - x) * inv_idio, norm, lo, inv_step)
-                current = mass[0]
-                mass[0] = current * (1.0 - miss - prepay)
+                current = mass[g, 0]
+                mass[g, 0] = current * (1.0 - miss - prepay)
                 flow = current * miss  # into M_1 (or D when default_after == 1)
-                xd = load_d * y[n, t]
                 for k in range(1, default_after):
-                    roll_at = thresholds[k - 1] + lam_roll * delta
-                    cure_at = max(thresholds[k + 2] + lam_cure * delta, roll_at)
-                    roll = _norm_cdf((roll_at * w - xd) * inv_idio_d, norm, lo, inv_step)
-                    cure = 1.0 - _norm_cdf((cure_at * w - xd) * inv_idio_d, norm, lo, inv_step)
-                    held = mass[k]
-                    mass[0] += held * cure
-                    mass[k] = flow + held * (1.0 - roll - cure)
-                    flow = held * roll
-                defaulted += flow
-            total += weight[n] * defaulted
-        out[v, cell % n_grid] = total
+                    held = mass[g, k]
+                    mass[g, 0] += held * cure[k - 1]
+                    mass[g, k] = flow + held * (1.0 - roll[k - 1] - cure[k - 1])
+                    flow = held * roll[k - 1]
+                defaulted[g] += flow
+        for g in range(n_grid):
+            out[g] += weight[n] * defaulted[g]
