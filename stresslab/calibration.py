@@ -244,7 +244,7 @@ def _fine_grid(pd: np.ndarray, rho: float, season: np.ndarray, scales: np.ndarra
     lowest, highest = coarse.min(axis=0), coarse.max(axis=0)
     _reachable(chain, float(pd.max()), float(lowest[-1]))
     first = max(int(np.searchsorted(highest, pd.min(), side="right")) - 1, 0)
-    last = min(int(np.searchsorted(lowest, pd.max(), side="left")), coarse_c.size - 1)
+    last = min(max(int(np.searchsorted(lowest, pd.max(), side="left")), first + 1), coarse_c.size - 1)
     return np.linspace(coarse_c[first], coarse_c[last], _FINE)
 
 
