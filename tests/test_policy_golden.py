@@ -191,3 +191,23 @@ def test_cap_gap_missed_becomes_arrears():
     assert int(counts.sel(state="M1", month=4)) == 1  # missed in month 4, when the excess fell due
     accrued = BALANCE * 0.01 * 4  # bullet interest accrues until maturity; exposure counts it
     assert float(ds.balance_by_state.isel(path=0).sel(state="M1", month=4)) == pytest.approx(BALANCE + accrued)
+
+
+def test_non_extending_deferral_past_maturity_leaves_the_balance_due():
+    """A 4-month loan deferred for 6 months without extension: the term runs out in the deferral,
+    so the whole capitalised balance falls due in month 7 (by hand: 12,000 x 1.01^6, plus 1%)."""
+    frame = pd.DataFrame({
+        "loan_id": ["L1"], "borrower_id": ["B1"], "borrower_type": "individual", "industry": "retail",
+        "region": "east", "balance": BALANCE, "annual_rate": RATE, "remaining_term": 4,
+        "amortization": "annuity", "pd": 0.0, "state": "C",
+    })
+    scen = stresslab.Scenario.from_dict({
+        "horizon_months": 10, "recovery": {"unsecured_mean": 0.0},
+        "policy": {"deferral": {"start_month": 1, "months": 6, "interest": "accrued", "extend_term": False}},
+    })
+    ds = stresslab.simulate(stresslab.Portfolio.from_frame(frame, source="<golden loan>"), scen, n_paths=1, seed=1,
+                            progress=False)
+    owed = BALANCE * 1.01**6
+    assert float(ds.balance_by_state.isel(path=0).sel(state="C", month=6)) == pytest.approx(owed)
+    assert float(ds.interest_income.isel(path=0).sel(month=7)) == pytest.approx(0.01 * owed)
+    assert int(ds.count_by_state.isel(path=0).sel(state="P", month=7)) == 1
