@@ -60,7 +60,6 @@ def simulate_numpy(model: CompiledModel, n_paths: int, seed: int) -> dict[str, n
         n_left = lo.term.astype(np.int64).copy()
         bp, ap, ai = lo.principal.copy(), lo.arrears_principal.copy(), lo.arrears_interest.copy()
         accrued = np.zeros(n)
-        draws = np.zeros(n, dtype=np.int64)
         live = np.ones(n, dtype=bool)
         for t in range(n_months):
             past = n_left == 0
@@ -79,11 +78,7 @@ def simulate_numpy(model: CompiledModel, n_paths: int, seed: int) -> dict[str, n
             stress = (tb.log_mult[lo.group, t] + tb.cell[t, lo.industry, lo.region]) * lo.inv_sigma
             cur = live & (s == 0) & has_due
             dlq = live & (s > 0)
-            u = np.empty(n)  # a loan's k-th transition draw is keyed by k (MODEL.md §7, docs/model.md §5)
-            for k in np.unique(draws):
-                at = draws == k
-                u[at] = _uniforms(stream_key(seed, path, int(k) + 1, PURPOSE_TRANSITION), lo.key[at])
-            draws += cur | dlq
+            u = _uniforms(stream_key(seed, path, t + 1, PURPOSE_TRANSITION), lo.key)
             miss_at = lo.threshold + stress
             p_miss = ndtr((miss_at * inv_sqrt_w - x_hist[t]) * lo.inv_idio)
             k = np.clip(s - 1, 0, 2)

@@ -315,7 +315,6 @@ def _simulate_path(
         levers = policy.enabled.ndim == 2 and policy.flag[j] != 0
         deferral_end = -1
         gap_open = levers and policy.gap_month[j] >= 0
-        draws = 0  # the loan's transition draws so far: its next uniform is keyed by this count
         for t in range(n_months):
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
                 rate, level = _rate_cap(t, j, kind, bp, rate, level, n, policy)
@@ -366,8 +365,7 @@ def _simulate_path(
             # MODEL.md §3: one latent per loan-month against ordered thresholds shifted by the stress
             stress = (tables.log_mult[g, t] + tables.cell[t, i, r] + log_ratio) * inv_sigma
             x_t = x[t, i, r]
-            u = uniform(month_key[draws], lkey)
-            draws += 1
+            u = uniform(month_key[t], lkey)
             if s == 0:
                 miss_at = c + stress
                 if below_norm_cdf(u, (miss_at * inv_sqrt_w - x_t) * inv_idio, norm, lo, inv_step):
