@@ -76,9 +76,9 @@ def simulate_numpy(model: CompiledModel, n_paths: int, seed: int) -> dict[str, n
             )
             n_left = np.maximum(n_left - 1, 0)
             stress = (tb.log_mult[lo.group, t] + tb.cell[t, lo.industry, lo.region]) * lo.inv_sigma
-            u = _uniforms(stream_key(seed, path, t + 1, PURPOSE_TRANSITION), lo.key)
             cur = live & (s == 0) & has_due
             dlq = live & (s > 0)
+            u = _uniforms(stream_key(seed, path, t + 1, PURPOSE_TRANSITION), lo.key)
             miss_at = lo.threshold + stress
             p_miss = ndtr((miss_at * inv_sqrt_w - x_hist[t]) * lo.inv_idio)
             k = np.clip(s - 1, 0, 2)

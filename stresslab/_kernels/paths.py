@@ -314,23 +314,18 @@ def _simulate_path(
         cls = layers.cover_class[j]
         levers = policy.enabled.ndim == 2 and policy.flag[j] != 0
         deferral_end = -1
+        gap_open = levers and policy.gap_month[j] >= 0
         for t in range(n_months):
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
-                if t == policy.deferral_start[j] and policy.deferral_states[s]:
-                    deferral_end = t + params.deferral_months
+                rate, level = _rate_cap(t, j, kind, bp, rate, level, n, policy)
+                deferral_end = _deferral_start(t, j, s, deferral_end, policy, params)
                 if t < deferral_end:  # deferred: nothing due, state frozen, no draw
-                    if params.deferral_accrue:
-                        bp += rate * (bp + ap)
-                    if not params.deferral_extend and n > 0:
-                        n -= 1
+                    bp, n = _deferred_month(bp, ap, rate, n, params)
                     out.deferred_count[row, t] += 1
                     _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
                     continue
-                if t == deferral_end and n > 0:
-                    level = _level(kind, bp, rate, n)
-                if t == policy.reprice_month[j] and n > 0:
-                    rate = policy.reprice_rate[j]
-                    level = _level(kind, bp, rate, n)
+                if t == deferral_end:
+                    n, level = _after_deferral(kind, bp, rate, n, level)
             # what falls due this month (docs/model.md §4)
             pp = 0.0
             due_interest = 0.0
@@ -348,6 +343,11 @@ def _simulate_path(
                 accrued = 0.0
                 shape = policy.shape[i, t] * policy.shape_scale[j] if levers and policy.shaped[j] else 1.0
                 pp = principal_due(kind, maturity, bp, rate, level * shape)
+            shortfall = 0.0
+            gap_now = gap_open and t >= policy.gap_month[j]  # also when a deferral covered its month
+            if gap_now:
+                gap_open = False
+                pp, has_due, shortfall = _cap_gap(policy.gap_amount[j], pp, bp, has_due, maturity or n == 0)
             if n > 0:
                 n -= 1
             if s == 0 and not has_due:
@@ -356,12 +356,6 @@ def _simulate_path(
             log_ratio = 0.0
             subsidy = 0.0
             if levers:
-                shortfall = 0.0
-                if t == policy.gap_month[j]:
-                    if has_due and not maturity:  # the excess over the cap falls due now
-                        pp += min(policy.gap_amount[j], bp - pp)
-                    else:  # at maturity: a refinancing shortfall of the borrower
-                        shortfall = policy.gap_amount[j]
                 if policy.subsidy_start[j] <= t < policy.subsidy_end[j]:
                     subsidy = policy.subsidy[j] * (bp + ap)
                 due = pp + due_interest - subsidy + shortfall
@@ -421,7 +415,7 @@ def _simulate_path(
                 absorbed_count[t, 0] += 1
                 absorbed_balance[t] += ead
                 break
-            if levers and t == policy.gap_month[j] and n > 0:
+            if gap_now and n > 0:
                 level = _level(kind, bp, rate, n)  # re-amortise after the excess fell due
             _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
 
@@ -524,6 +518,66 @@ def _record(
     count[t, s] += 1
     if cover.shape[1] > 0:
         cover[t, cls] += exposure
+
+
+@njit()
+def _rate_cap(
+    t: int, j: int, kind: int, bp: float, rate: float, level: float, n: int, policy: PolicyArrays
+) -> tuple[float, float]:
+    """Rate and level installment of loan j in month t under a rate cap.
+
+    The cap re-prices the loan from its month on, also when that month falls in a deferral
+    (the deferred interest then accrues at the capped rate): once re-priced the rate is
+    the capped one, which is how the next months know it happened.
+    """
+    month = policy.reprice_month[j]
+    if month < 0 or t < month or rate == policy.reprice_rate[j]:
+        return rate, level
+    rate = policy.reprice_rate[j]
+    return rate, _level(kind, bp, rate, n) if n > 0 else level
+
+
+@njit()
+def _deferral_start(t: int, j: int, s: int, deferral_end: int, policy: PolicyArrays, params: Params) -> int:
+    """Month after the deferral of loan j (its start month if the loan's state is eligible then)."""
+    if t == policy.deferral_start[j] and policy.deferral_states[s]:
+        return t + params.deferral_months
+    return deferral_end
+
+
+@njit()
+def _deferred_month(bp: float, ap: float, rate: float, n: int, params: Params) -> tuple[float, int]:
+    """A deferred month: interest capitalised (or waived); a non-extending deferral uses up the term."""
+    if params.deferral_accrue:
+        bp += rate * (bp + ap)
+    if not params.deferral_extend and n > 0:
+        n -= 1
+    return bp, n
+
+
+@njit()
+def _after_deferral(kind: int, bp: float, rate: float, n: int, level: float) -> tuple[int, float]:
+    """Months left and level installment when a deferral ends: re-amortised over what is left.
+
+    A non-extending deferral that outlasted the term leaves no month: the balance falls due
+    at once (the loan matures in the first month after the deferral).
+    """
+    if n == 0 and bp > 0.0:
+        n = 1
+    return n, _level(kind, bp, rate, n) if n > 0 else level
+
+
+@njit()
+def _cap_gap(gap: float, pp: float, bp: float, has_due: bool, matures: bool) -> tuple[float, bool, float]:
+    """The excess over the borrower cap falling due: principal due, whether anything is due, shortfall.
+
+    Before maturity the excess is paid as extra principal (for a bullet or interest-only
+    loan it is the month's only due amount); at maturity the balance falls due anyway and the
+    excess is the borrower's refinancing shortfall, which adds to the stress.
+    """
+    if matures:
+        return pp, has_due, gap
+    return pp + min(gap, bp - pp), True, 0.0
 
 
 @njit()
