@@ -21,6 +21,8 @@ distribution function and Φ⁻¹ its inverse (Basel's N and G).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
@@ -434,6 +436,11 @@ def irb_reference(
             f"the run was simulated on another book (digest {str(digest)[:12]}, this book {portfolio.digest[:12]}); "
             "pass the portfolio that was simulated"
         )
+    pd_months = json.loads(ds.attrs.get("scenario", "{}")).get("pd_horizon_months", 12)
+    if pd_months != 12:
+        raise StresslabError(
+            f"the run's book PDs are {pd_months}-month PDs (scenario pd_horizon_months = {pd_months}); the IRB "
+            "reference needs one-year PDs: run the scenario with pd_horizon_months = 12")
     irb = irb_capital(portfolio, **irb_kwargs)  # type: ignore[arg-type]
     w = np.asarray(ds["weight"].values, dtype=np.float64)
     loss = np.asarray(ds["loss_gross"].transpose("path", "month").values, dtype=np.float64)

@@ -9,6 +9,8 @@ and limiting cases of the formulas. docs/regulatory.md lists which is which.
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import numpy as np
@@ -318,6 +320,14 @@ def test_irb_reference_refuses_another_book(run):
     _, ds = run
     with pytest.raises(StresslabError, match="another book"):
         irb_reference(ds, stresslab.synthetic_portfolio(300, seed=9))
+
+
+def test_irb_reference_refuses_pds_of_another_horizon(run):
+    book, ds = run
+    scenario = json.loads(ds.attrs["scenario"])
+    other = ds.assign_attrs(scenario=json.dumps({**scenario, "pd_horizon_months": 6}))
+    with pytest.raises(StresslabError, match="6-month PDs .* one-year PDs"):
+        irb_reference(other, book)
 
 
 def test_irb_reference_with_a_horizon_shorter_than_a_year():
