@@ -12,11 +12,8 @@ is ``mean(w * 1{L > v})``. docs/metrics.md states the formulas.
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
+from stresslab._files import write_atomically, write_failure_reason
 from stresslab.errors import StresslabError, did_you_mean
 
 __all__ = [
@@ -692,56 +690,6 @@ def format_summary(s: xr.Dataset) -> str:
 
 
 # ----------------------------------------------------------------------------- files
-def write_failure_reason(exc: BaseException, directory: Path, nbytes: int) -> str:
-    """Why writing ``nbytes`` bytes into ``directory`` failed with ``exc``, for an error message.
-
-    "permission denied (...)" or "no space left on device (...)" when the errno says so;
-    otherwise the exception's text, with a note when the directory's file system has
-    fewer than ``nbytes`` bytes free (the likely cause).
-    """
-    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"permission denied ({exc})"
-    if getattr(exc, "errno", None) == errno.ENOSPC:
-        return f"no space left on device ({exc})"
-    try:
-        free = shutil.disk_usage(directory).free
-    except OSError:
-        return str(exc) or type(exc).__name__
-    if free < nbytes:
-        return f"{exc} (probably no space: {free / 2**20:,.1f} MiB free, the data take {nbytes / 2**20:,.1f} MiB)"
-    return str(exc) or type(exc).__name__
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Create or replace the file ``path`` so that readers see the old file or the new one, never a part.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        Target file; its directory must exist.
-    write : callable
-        ``write(tmp)`` writes the whole content to the file ``tmp``, a temporary file in
-        the target's directory (``.<name>.<pid>.<random>.tmp``).
-
-    Notes
-    -----
-    The temporary file is flushed to disk (:func:`os.fsync`) and moved onto ``path`` with
-    :func:`os.replace`. Whatever fails, the temporary file is removed and the exception
-    propagates unchanged: the caller turns it into its message (with
-    :func:`write_failure_reason`). Used by :func:`save_results`,
-    :func:`stresslab.plots.save_figure` and :func:`stresslab.report.write_report`.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_results(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
     """Write a Dataset to a netCDF-4 file atomically and losslessly.
 
