@@ -28,7 +28,7 @@ __all__ = [
     "write_durably",
     "fsync_directory",
     "remove_stale_temporaries",
-    "check_input_file",
+    "refuse_special_file",
     "check_output_file",
 ]
 
@@ -162,22 +162,23 @@ def remove_stale_temporaries(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def check_input_file(path: Path, what: str) -> None:
-    """Refuse an input path that is missing or not a regular file, before anything opens it.
+def refuse_special_file(path: Path, what: str, error: type[Exception] = StresslabError) -> None:
+    """Refuse an input path that exists but is not a regular file, before anything opens it.
 
-    A named pipe, a device or a directory would block or fail deep inside a reader.
+    A named pipe would block a reader forever; a device or a directory would fail deep
+    inside it. A missing path passes: the caller says "no such file" in its own words.
 
     Raises
     ------
     StresslabError
-        Naming the path, what it is and what is allowed.
+        (or ``error``) naming the path, what it is and what is allowed.
     """
     try:
         mode = os.stat(path).st_mode
-    except OSError as exc:
-        raise StresslabError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    except (OSError, ValueError):  # missing, or a path the OS refuses (the caller's open says why)
+        return
     if not stat.S_ISREG(mode):
-        raise StresslabError(f"{path}: the {what} must be a regular file; this is {_kind(mode)}")
+        raise error(f"{path}: the {what} must be a regular file; this is {_kind(mode)}")
 
 
 def check_output_file(path: Path, inputs: Iterable[Path] = ()) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numba
 
+from stresslab._memory import available_memory
 from stresslab.errors import StresslabError, StresslabWarning
 from stresslab.model import CompiledModel
 from stresslab.pooling import pooled_events
@@ -47,18 +47,6 @@ def memory_estimate(
     }
     result["total"] = sum(result.values())
     return result
-
-
-def available_memory() -> float:
-    """Bytes of memory available to a new allocation (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024.0
-    except OSError:
-        pass
-    return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def check_budget(

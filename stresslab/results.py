@@ -21,7 +21,8 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
-from stresslab._files import write_atomically, write_failure_reason
+from stresslab._files import refuse_special_file, write_atomically, write_failure_reason
+from stresslab._memory import available_memory
 from stresslab.errors import StresslabError, did_you_mean
 
 __all__ = [
@@ -393,6 +394,8 @@ def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
             f"results lack the variable(s) {', '.join(missing)}; a summary needs {', '.join(_REQUIRED)}"
         )
     for name, dims in _REQUIRED.items():
+        if ds[name].dtype.kind not in "iuf":
+            raise StresslabError(f"results variable {name} must hold numbers; got dtype {ds[name].dtype}")
         if set(ds[name].dims) != set(dims):
             raise StresslabError(
                 f"results variable {name} must have dims {dims}; got {ds[name].dims}"
@@ -749,13 +752,31 @@ def load_results(path: str | os.PathLike[str]) -> xr.Dataset:
     Raises
     ------
     StresslabError
-        If the file does not exist or is not a readable netCDF file.
+        If the file does not exist, is not a regular file or a readable netCDF file, or
+        its data (uncompressed) would not fit in memory several times over (a small
+        crafted file can expand to gigabytes).
     """
     path = Path(path)
+    refuse_special_file(path, "result file")
     if not path.is_file():
         raise StresslabError(f"cannot load results: no such file {path}")
     try:
         with xr.open_dataset(path, engine="netcdf4") as f:
+            _check_room(f, path)
             return f.load()
     except (OSError, ValueError, RuntimeError) as exc:
         raise StresslabError(f"cannot load results from {path}: not a readable netCDF file ({exc})") from exc
+
+
+_LOAD_FACTOR = 4  # summaries and reports of a loaded result need a few copies of its largest variables
+
+
+def _check_room(ds: xr.Dataset, path: Path) -> None:
+    """Refuse a result whose data, uncompressed, would need more memory than is available."""
+    need = _LOAD_FACTOR * float(ds.nbytes)
+    have = available_memory()
+    if need > 0.9 * have:
+        raise StresslabError(
+            f"cannot load results from {path}: its data take {ds.nbytes / 2**30:,.1f} GiB uncompressed and using "
+            f"them needs about {need / 2**30:,.1f} GiB, but {have / 2**30:.1f} GiB are available"
+        )
