@@ -10,6 +10,7 @@ written and what is allowed. The file format is described in ``docs/portfolio.md
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -292,14 +293,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _check_cells(raw: pd.DataFrame, path: Path) -> None:
-    """Refuse rows with fewer fields than the header (pandas pads them) and cells over MAX_CELL characters."""
-    short = raw.isna().any(axis=1).to_numpy()
-    if short.any():
-        row = int(np.flatnonzero(short)[0])
-        raise PortfolioError(
-            f"{path}: row {row} has {int(raw.iloc[row].notna().sum())} fields, the header has {raw.shape[1]}; "
-            "every row needs a value (possibly empty) for each column"
-        )
+    """Refuse cells over MAX_CELL characters and rows with fewer fields than the header (pandas pads them with '')."""
     lengths = raw.apply(lambda column: column.str.len()).to_numpy()
     if lengths.size and lengths.max() > MAX_CELL:
         row, col = (int(i[0]) for i in np.nonzero(lengths > MAX_CELL))
@@ -308,6 +302,14 @@ def _check_cells(raw: pd.DataFrame, path: Path) -> None:
             f"{path}: {where}, column {col + 1} has {int(lengths[row, col]):,} characters; "
             f"a cell may have at most {MAX_CELL}"
         )
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = (row for row in csv.reader(handle) if row)  # pandas skips blank lines too
+        for number, row in enumerate(rows):
+            if len(row) < raw.shape[1]:
+                raise PortfolioError(
+                    f"{path}: row {number} has {len(row)} fields, the header has {raw.shape[1]}; "
+                    "every row needs a value (possibly empty) for each column"
+                )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
