@@ -84,7 +84,8 @@ def write_failure_reason(exc: BaseException, directory: Path, nbytes: int) -> st
     except OSError:
         return str(exc) or type(exc).__name__
     if free < nbytes:
-        return f"{exc} (probably no space: {_mib(free)} MiB free, the data take {_mib(nbytes)} MiB)"
+        return (f"{exc} (probably no space: {_mib(free)} MiB free, the data take {_mib(nbytes)} MiB): "
+                f"free at least {_mib(nbytes - free)} MiB in {directory}")
     return str(exc) or type(exc).__name__
 
 
