@@ -48,7 +48,8 @@ def signals_held() -> Iterator[list[int]]:
     Notes
     -----
     Numba's threads may receive a signal that is blocked in this one, so the handlers
-    are swapped for recorders instead of masking the signals. On leaving the block the
+    are swapped for recorders instead of masking the signals; a signal the process
+    ignores stays ignored (a background job of a shell ignores SIGINT). On leaving the block the
     handlers are restored and the first signal received is sent again, so it acts with
     the handler the process had (KeyboardInterrupt for the CLI). Only in the main thread:
     elsewhere Python runs no signal handler anyway.
@@ -57,7 +58,8 @@ def signals_held() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in _HELD}
+    held = [s for s in _HELD if signal.getsignal(s) is not signal.SIG_IGN]  # an ignored signal stays ignored
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
     try:
         yield received
     finally:
@@ -106,7 +108,8 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     SIGKILL mid-write) are removed first. SIGINT and SIGTERM are held back during the
     write (a handler raising inside a library that holds a lock, e.g. xarray's netCDF
     lock, can deadlock it); if one arrives, the temporary file is removed instead of
-    renamed and the signal then acts. Otherwise the file is flushed to disk
+    renamed and the signal then acts (should its handler return, the file is written
+    after all). Otherwise the file is flushed to disk
     (:func:`os.fsync`), moved onto ``path`` with :func:`os.replace` and the directory
     entry is flushed too. Whatever fails, the temporary file is removed and the
     exception propagates unchanged: the caller turns it into its message (with
@@ -118,12 +121,19 @@ def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
         with signals_held() as received:
             write(tmp)
             if not received:
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-                fsync_directory(path.parent)
+                _commit(tmp, path)
+        if tmp.exists():  # a signal came during the write, but its handler did not stop the process
+            _commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Flush ``tmp`` to disk, rename it onto ``path`` and flush the directory entry."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
 
 
 def write_durably(path: Path, data: bytes) -> None:
