@@ -217,3 +217,21 @@ def test_a_really_full_disk(small_disk, reference, capsys):
     with pytest.raises(stresslab.StresslabError, match="could not save results"):
         stresslab.save_results(reference, out)
     assert not out.exists() and not _temporaries(small_disk)
+
+
+@pytest.mark.parametrize("handler", [signal.SIG_IGN, lambda signum, frame: None], ids=["ignored", "returning handler"])
+def test_a_signal_that_does_not_stop_the_process_does_not_lose_the_write(tmp_path, handler):
+    from stresslab._files import write_atomically
+
+    target = tmp_path / "f"
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(b"data")
+        os.kill(os.getpid(), signal.SIGINT)  # arrives mid-write
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        write_atomically(target, write)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert target.read_bytes() == b"data" and not _temporaries(tmp_path)
