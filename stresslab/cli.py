@@ -23,7 +23,7 @@ from stresslab.engine import package_versions, simulate
 from stresslab.errors import StresslabError
 from stresslab.paired import compare_summary, format_comparison
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
-from stresslab.results import format_summary, load_results, save_results, summary
+from stresslab.results import check_result_types, format_summary, load_results, save_results, summary
 from stresslab.scenario import load_scenario
 
 __all__ = ["main", "one_line"]
@@ -270,8 +270,15 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_result(path: Path) -> xr.Dataset:
+    """A run or comparison from a file, its variables checked before any summary uses them."""
+    ds = load_results(path)
+    check_result_types(ds)
+    return ds
+
+
 def _show(args: argparse.Namespace) -> int:
-    ds = load_results(args.result)
+    ds = _load_result(args.result)
     if "scenario" in ds.dims:
         _print(format_comparison(compare_summary(ds, **({"levels": args.levels} if args.levels else {}))))
     else:
@@ -284,7 +291,7 @@ def _report(args: argparse.Namespace) -> int:
 
     _check_outputs(args, args.result, args.portfolio)
     portfolio = load_portfolio(args.portfolio) if args.portfolio is not None else None
-    write_report(load_results(args.result), args.out, portfolio=portfolio, levels=args.levels)
+    write_report(_load_result(args.result), args.out, portfolio=portfolio, levels=args.levels)
     _print(f"report written to {args.out}")
     return 0
 

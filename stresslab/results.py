@@ -49,6 +49,7 @@ __all__ = [
     "format_money",
     "write_failure_reason",
     "write_atomically",
+    "check_result_types",
 ]
 
 LIVE_STATES = ("C", "M1", "M2", "M3")
@@ -378,10 +379,38 @@ def require_variables(ds: xr.Dataset, dims: dict[str, tuple[str, ...]], need: st
             )
 
 
+def check_result_types(ds: xr.Dataset) -> None:
+    """Check a run or comparison read from a file before anything reduces it.
+
+    Every data variable over paths and the ``path`` and ``month`` coordinates must hold
+    numbers (text such as ``scenario_config`` is allowed elsewhere), and
+    every dimension of a data variable must have its coordinate (a file from elsewhere
+    may lack either).
+
+    Raises
+    ------
+    StresslabError
+        Naming the variable and what it holds or lacks.
+    """
+    _check_numeric(ds)
+    for name, variable in ds.data_vars.items():
+        missing = [dim for dim in variable.dims if dim not in ds.coords]
+        if missing:
+            raise StresslabError(f"results variable {name} has the dimension {missing[0]} but no {missing[0]} coordinate")
+
+
+def _check_numeric(ds: xr.Dataset) -> None:
+    per_path = [name for name, v in ds.data_vars.items() if "path" in v.dims]
+    for name in [*per_path, *(c for c in ("path", "month") if c in ds.coords)]:
+        if ds[name].dtype.kind not in "biuf":
+            raise StresslabError(f"results variable {name} must hold numbers; got dtype {ds[name].dtype}")
+
+
 def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
     """Check a run (one scenario) before :func:`summary` reduces it; raise :class:`StresslabError` saying what is wrong.
 
-    Checks: the variables ``loss_gross``, ``loss_net``, ``balance_by_state``,
+    Checks: every data variable over paths and the ``path`` and ``month`` coordinates
+    hold numbers; the variables ``loss_gross``, ``loss_net``, ``balance_by_state``,
     ``count_by_state`` and ``weight`` exist with their dims (a ``scenario`` dim is named
     in the message); the live states C, M1, M2, M3 are on ``state``; >= 2 paths and
     >= 1 month; losses and state variables are finite; the weights pass
@@ -393,9 +422,8 @@ def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
         raise StresslabError(
             f"results lack the variable(s) {', '.join(missing)}; a summary needs {', '.join(_REQUIRED)}"
         )
+    _check_numeric(ds)
     for name, dims in _REQUIRED.items():
-        if ds[name].dtype.kind not in "iuf":
-            raise StresslabError(f"results variable {name} must hold numbers; got dtype {ds[name].dtype}")
         if set(ds[name].dims) != set(dims):
             raise StresslabError(
                 f"results variable {name} must have dims {dims}; got {ds[name].dims}"

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,25 @@ def test_an_internal_error_is_one_line_exit_1_with_the_trace_saved(files, capsys
     err = capsys.readouterr().err
     assert "Traceback" in err and "internal error" in err.splitlines()[-1]
     Path(err.splitlines()[-1].rsplit(" ", 1)[1]).unlink()
+
+
+@pytest.fixture(scope="module")
+def readonly(tmp_path_factory):
+    """A read-only folder that even root cannot write: a tmpfs mounted read-only (where mounting works)."""
+    mount = tmp_path_factory.mktemp("readonly")
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["synth", "10", "--out", "{ro}/s.csv"], "cannot write in"),
+    (["run", DOWNTURN, *SMALL, "--out", "{ro}/r.nc"], "cannot write in"),
+    (["run", DOWNTURN, *SMALL, "--checkpoint", "{ro}/ckpt"], "cannot create the checkpoint: permission denied"),
+], ids=["synth", "run --out", "run --checkpoint"])
+def test_a_read_only_folder_is_one_line_exit_2(readonly, argv, words, capsys):
+    status = main([a.replace("{ro}", str(readonly)) for a in argv])
+    line = _one_error(capsys.readouterr().err.splitlines())
+    assert status == 2 and words in line and "permission denied" in line, line
