@@ -192,7 +192,7 @@ def refuse_special_file(path: Path, what: str, error: type[Exception] = Stressla
         raise error(f"{path}: the {what} must be a regular file; this is {_kind(mode)}")
 
 
-def check_output_file(path: Path, inputs: Iterable[Path] = ()) -> None:
+def check_output_file(path: Path, inputs: Iterable[Path] = (), option: str = "--out") -> None:
     """Refuse an output path before the work starts: an input of the run, not a regular file, or an unwritable folder.
 
     Parameters
@@ -201,6 +201,8 @@ def check_output_file(path: Path, inputs: Iterable[Path] = ()) -> None:
         The file to be written (created or replaced).
     inputs : iterable of pathlib.Path
         Files the run reads (scenario, book, result being reported): never overwritten.
+    option : str
+        The option that named ``path``, for the message.
 
     Raises
     ------
@@ -209,19 +211,18 @@ def check_output_file(path: Path, inputs: Iterable[Path] = ()) -> None:
     """
     for source in inputs:
         if _same_file(path, source):
-            raise StresslabError(f"--out {path}: that is an input of this run ({source}); choose another file")
-    if path.is_symlink() or path.exists():
-        mode = os.stat(path).st_mode if path.exists() else 0
-        if not stat.S_ISREG(mode):
-            raise StresslabError(f"--out {path}: only a regular file can be written or replaced; this is {_kind(mode)}")
+            raise StresslabError(f"{option} {path}: that is an input of this run ({source}); choose another file")
+    if path.exists() and not path.is_file():
+        kind = _kind(os.stat(path).st_mode)
+        raise StresslabError(f"{option} {path}: only a regular file can be written or replaced; this is {kind}")
     folder = path.parent
     if not folder.is_dir():
-        raise StresslabError(f"--out {path}: the folder {folder} does not exist; create it first")
+        raise StresslabError(f"{option} {path}: the folder {folder} does not exist; create it first")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise StresslabError(f"--out {path}: cannot write in {folder}: {write_failure_reason(exc, folder, 0)}") from None
+        raise StresslabError(f"{option} {path}: cannot write in {folder}: {write_failure_reason(exc, folder, 0)}") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -236,18 +237,16 @@ def _kind(mode: int) -> str:
                        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return name
-    return "a broken symbolic link" if mode == 0 else "not a regular file"
+    return "not a regular file"
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, run by another user
+        pass
     return True
 
 

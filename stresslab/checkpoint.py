@@ -19,6 +19,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -234,7 +235,7 @@ class Checkpoint:
         return None
 
 
-def _lock(directory: Path, *, create: bool):
+def _lock(directory: Path, *, create: bool) -> IO[str]:
     """Open and lock ``directory/.lock`` (creating the directory for a new checkpoint)."""
     if directory.exists() and not directory.is_dir():
         raise StresslabError(f"{directory}: a checkpoint must be a directory; this is a file: choose another path")

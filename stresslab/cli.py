@@ -222,9 +222,9 @@ def _write(ds: xr.Dataset, path: Path | None) -> None:
 def _check_outputs(args: argparse.Namespace, *inputs: Path | None) -> None:
     """Refuse ``--out`` (and ``--plot``) before any work: an input of the command, not a regular file, no folder."""
     sources = [path for path in inputs if path is not None]
-    for out in (getattr(args, "out", None), getattr(args, "plot", None)):
-        if out is not None:
-            check_output_file(out, sources)
+    for option in ("out", "plot"):
+        if getattr(args, option, None) is not None:
+            check_output_file(getattr(args, option), sources, f"--{option}")
 
 
 def _run(args: argparse.Namespace) -> int:
