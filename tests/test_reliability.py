@@ -184,3 +184,13 @@ def test_a_read_only_folder_is_one_line_exit_2(readonly, argv, words, capsys):
     status = main([a.replace("{ro}", str(readonly)) for a in argv])
     line = _one_error(capsys.readouterr().err.splitlines())
     assert status == 2 and words in line and "permission denied" in line, line
+
+
+def test_the_local_dashboard_listens_on_this_machine_only():
+    pytest.importorskip("distributed")
+    from stresslab.distributed import connect
+
+    with connect(workers=1) as client:
+        sockets = client.cluster.scheduler.http_server._sockets.values()  # tornado: the bound sockets (the link would say 127.0.0.1 even when bound to 0.0.0.0)
+        hosts = {sock.getsockname()[0] for sock in sockets}
+    assert hosts == {"127.0.0.1"}, hosts
