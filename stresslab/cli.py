@@ -108,10 +108,14 @@ def _one_line_warnings() -> Iterator[None]:
 
 
 def _save_trace() -> str:
-    """Write the current exception's trace to a new file in the temporary folder; its path."""
-    fd, path = tempfile.mkstemp(prefix="stresslab-trace-", suffix=".txt")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(f"stresslab {sys.argv!r}\n{package_versions()}\n\n{traceback.format_exc()}")
+    """Write the current exception's trace to a new file in the temporary folder; its path (or why not)."""
+    text = f"stresslab {sys.argv!r}\n{package_versions()}\n\n{traceback.format_exc()}"
+    try:
+        fd, path = tempfile.mkstemp(prefix="stresslab-trace-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        return f"(none: it could not be saved: {exc}; rerun with --traceback)"
     return path
 
 
