@@ -194,3 +194,11 @@ def test_the_local_dashboard_listens_on_this_machine_only():
         sockets = client.cluster.scheduler.http_server._sockets.values()  # tornado: the bound sockets (the link would say 127.0.0.1 even when bound to 0.0.0.0)
         hosts = {sock.getsockname()[0] for sock in sockets}
     assert hosts == {"127.0.0.1"}, hosts
+
+
+def test_an_address_space_limit_counts_as_the_memory_available(monkeypatch):
+    import stresslab._memory as memory
+
+    limit = memory._virtual_size() + 2**30  # ulimit -v leaving 1 GiB
+    monkeypatch.setattr(memory.resource, "getrlimit", lambda which: (int(limit), int(limit)))
+    assert memory.available_memory() == pytest.approx(2**30, rel=0.05)
