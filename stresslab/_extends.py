@@ -14,15 +14,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stresslab._files import refuse_special_file
 from stresslab._schema import _INT64, _MAX_DEPTH, _check_plain
 from stresslab.errors import ScenarioError
 
+_MAX_FILE_BYTES = 1_000_000  # a scenario is a few KB; parsing a huge file would take minutes
 _Layer = tuple[str, Mapping[str, Any], str | None]  # (file label, data without 'extends', raw text)
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    refuse_special_file(path, "scenario file", ScenarioError)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+    except (OSError, ValueError):
+        size = 0  # missing or unreadable: read_text below says which
+    if size > _MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: the scenario file has {size:,} bytes; at most {_MAX_FILE_BYTES:,} are allowed")
+    try:
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")  # a byte-order mark is not TOML
     except FileNotFoundError:
         raise ScenarioError(f"{path}: scenario file not found") from None
     except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL character in the path

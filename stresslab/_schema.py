@@ -23,6 +23,8 @@ from stresslab.errors import ScenarioError, did_you_mean
 
 _MAX_DEPTH = 32  # tables and arrays nest at most this deep (a valid scenario needs 6 levels)
 _INT64 = (-(2**63), 2**63 - 1)  # TOML integers are 64-bit signed
+_MAX_NAMES = 10_000  # names in one table or list (industries, regions, layers): a book has far fewer
+_MAX_SHOWN = 200  # characters of a given value repeated in an error message
 
 
 def _check_plain(data: Mapping[str, Any], label: str) -> None:
@@ -97,7 +99,21 @@ class _At:
         return ScenarioError(f"{self.file}: {self.where} {message}")
 
     def invalid(self, what: str, value: object) -> ScenarioError:
-        return self.error(f"must be {what}; got {value!r}")
+        return self.error(f"must be {what}; got {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut to _MAX_SHOWN characters (a 200,000-element array must not fill the screen)."""
+    text = repr(value)
+    if len(text) <= _MAX_SHOWN:
+        return text
+    return f"{text[:_MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def _check_count(value: Any, at: _At) -> None:
+    """Refuse a table or list of more than _MAX_NAMES names, before any work per name."""
+    if len(value) > _MAX_NAMES:
+        raise at.error(f"names {len(value):,} entries; at most {_MAX_NAMES:,} are allowed")
 
 
 @dataclass(frozen=True)
@@ -269,11 +285,14 @@ def _by_name(item: _Parser) -> _Parser:
     def parse(value: Any, at: _At) -> tuple[tuple[str, Any], ...]:
         if not isinstance(value, Mapping):
             raise at.invalid(what, value)
+        _check_count(value, at)
         return tuple(sorted((str(name), item(v, at / name)) for name, v in value.items()))
     return _Parser(what, parse)
 
 
 def _names(value: Any, at: _At) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        _check_count(value, at)
     if not (isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value)
             and len(set(value)) == len(value)):
         raise at.invalid("a non-empty list of distinct names", value)

@@ -3,45 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import threading
 import tomllib
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import xarray as xr
 
+from stresslab._files import check_output_file
 from stresslab.compare import compare, sweep
-from stresslab.engine import simulate
+from stresslab.engine import package_versions, simulate
 from stresslab.errors import StresslabError
 from stresslab.paired import compare_summary, format_comparison
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
-from stresslab.results import format_summary, load_results, save_results, summary
+from stresslab.results import check_result_types, format_summary, load_results, save_results, summary
 from stresslab.scenario import load_scenario
 
-__all__ = ["main"]
+__all__ = ["main", "one_line"]
+
+_MAX_LINE = 1000  # characters of an error or warning line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input)."""
+    """Run the command line; returns the exit status.
+
+    0: done; 2: bad input (one line naming file, field, value and what is allowed);
+    1: an internal error (one line, the trace saved to a file to report); 130: interrupted;
+    141: the reader of the output went away (``| head``). ``--traceback`` also prints the
+    trace of an error.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
-        return int(args.func(args) or 0)
+        with _one_line_warnings():
+            return int(args.func(args) or 0)
     except StresslabError as exc:
-        if args.traceback:
-            traceback.print_exc()
-        print(f"stresslab: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, f"error: {exc}", 2)
+    except MemoryError:
+        return _fail(args, "error: out of memory; run fewer paths or a smaller book, or a smaller --chunk-size", 2)
     except KeyboardInterrupt:
         saved = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
         hint = f"; finished chunks are in {saved}: continue with --resume {saved}" if saved else ""
         print(f"stresslab: interrupted, no result written{hint}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _detach_stdout()
+        return 141
+    except Exception as exc:  # a defect of stresslab (InternalError or not): never a bare traceback
+        trace = _save_trace()
+        return _fail(args, f"internal error: {type(exc).__name__}: {exc}; please report it with the trace in {trace}", 1)
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
@@ -50,6 +69,62 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM stops like Ctrl-C: cleanly, between chunks, nothing half-written."""
     raise KeyboardInterrupt
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    """Print ``message`` as one bounded line on stderr (after the trace with --traceback)."""
+    if args.traceback:
+        traceback.print_exc()
+    print(f"stresslab: {one_line(message)}", file=sys.stderr)
+    return status
+
+
+def one_line(text: str, limit: int | None = _MAX_LINE) -> str:
+    """``text`` on one line with control characters escaped, cut to ``limit`` characters.
+
+    Terminal escape sequences in names (``\\x1b[...``) are shown, not obeyed; a cut line
+    says how many characters were left out.
+    """
+    line = "".join(c if c.isprintable() else (" " if c == "\n" else repr(c)[1:-1]) for c in str(text))
+    if limit is None or len(line) <= limit:
+        return line
+    return f"{line[:limit]}... ({len(line) - limit:,} more characters)"
+
+
+def _print(text: str) -> None:
+    """Print program output with control characters escaped line by line (names may hold any)."""
+    print("\n".join(one_line(line, limit=None) for line in str(text).split("\n")))
+
+
+@contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show warnings as ``stresslab: warning: <one line>`` (they stay catchable by callers)."""
+    before = warnings.formatwarning
+    warnings.formatwarning = lambda message, *rest, **kw: f"stresslab: warning: {one_line(str(message))}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = before
+
+
+def _save_trace() -> str:
+    """Write the current exception's trace to a new file in the temporary folder; its path (or why not)."""
+    text = f"stresslab {sys.argv!r}\n{package_versions()}\n\n{traceback.format_exc()}"
+    try:
+        fd, path = tempfile.mkstemp(prefix="stresslab-trace-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        return f"(none: it could not be saved: {exc}; rerun with --traceback)"
+    return path
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the flush at exit does not fail again on the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured in tests)
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,10 +220,19 @@ def _run_options(args: argparse.Namespace) -> dict[str, object]:
 def _write(ds: xr.Dataset, path: Path | None) -> None:
     if path is not None:
         save_results(ds, path)
-        print(f"\nresult written to {path}")
+        _print(f"\nresult written to {path}")
+
+
+def _check_outputs(args: argparse.Namespace, *inputs: Path | None) -> None:
+    """Refuse ``--out`` (and ``--plot``) before any work: an input of the command, not a regular file, no folder."""
+    sources = [path for path in inputs if path is not None]
+    for option in ("out", "plot"):
+        if getattr(args, option, None) is not None:
+            check_output_file(getattr(args, option), sources, f"--{option}")
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check_outputs(args, args.scenario, args.portfolio)
     scenario = load_scenario(args.scenario)
     ds = simulate(
         _book(args),
@@ -161,62 +245,73 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume is not None,
         **_run_options(args),
     )
-    print(format_summary(summary(ds, levels=args.levels)))
+    _print(format_summary(summary(ds, levels=args.levels)))
     _write(ds, args.out)
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
+    _check_outputs(args, *args.scenarios, args.portfolio)
     scenarios = [load_scenario(path) for path in args.scenarios]
     ds = compare(_book(args), scenarios, args.paths, args.seed, **_run_options(args))
-    print(format_comparison(compare_summary(ds, levels=args.levels)))
+    _print(format_comparison(compare_summary(ds, levels=args.levels)))
     _write(ds, args.out)
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    _check_outputs(args, args.scenario, args.portfolio)
     key, values = args.grid
     ds = sweep(_book(args), load_scenario(args.scenario), key, values, args.paths, args.seed, **_run_options(args))
     result = compare_summary(ds, levels=args.levels)
-    print(format_comparison(result))
+    _print(format_comparison(result))
     if args.plot is not None:
         from stresslab import plots  # matplotlib only when a plot is asked for
 
         plots.save_figure(plots.sweep_curve(ds), args.plot)
-        print(f"\nresponse curve written to {args.plot}")
+        _print(f"\nresponse curve written to {args.plot}")
     _write(ds, args.out)
     return 0
 
 
+def _load_result(path: Path) -> xr.Dataset:
+    """A run or comparison from a file, its variables checked before any summary uses them."""
+    ds = load_results(path)
+    check_result_types(ds)
+    return ds
+
+
 def _show(args: argparse.Namespace) -> int:
-    ds = load_results(args.result)
+    ds = _load_result(args.result)
     if "scenario" in ds.dims:
-        print(format_comparison(compare_summary(ds, **({"levels": args.levels} if args.levels else {}))))
+        _print(format_comparison(compare_summary(ds, **({"levels": args.levels} if args.levels else {}))))
     else:
-        print(format_summary(summary(ds, **({"levels": args.levels} if args.levels else {}))))
+        _print(format_summary(summary(ds, **({"levels": args.levels} if args.levels else {}))))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from stresslab.report import write_report  # matplotlib only when a report is asked for
 
+    _check_outputs(args, args.result, args.portfolio)
     portfolio = load_portfolio(args.portfolio) if args.portfolio is not None else None
-    write_report(load_results(args.result), args.out, portfolio=portfolio, levels=args.levels)
-    print(f"report written to {args.out}")
+    write_report(_load_result(args.result), args.out, portfolio=portfolio, levels=args.levels)
+    _print(f"report written to {args.out}")
     return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     book = synthetic_portfolio(args.n_loans, seed=args.seed)
     book.save(args.out)
-    print(f"wrote {book.n_loans} loans to {args.out} (digest {book.digest[:12]})")
+    _print(f"wrote {book.n_loans} loans to {args.out} (digest {book.digest[:12]})")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
     for path in args.files:
         scenario = load_scenario(path)
-        print(f"{path}: ok ({scenario.name}, {scenario.horizon_months} months)")
+        _print(f"{path}: ok ({scenario.name}, {scenario.horizon_months} months)")
     return 0
 
 
@@ -270,7 +365,7 @@ def _levels(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"must be comma-separated numbers in (0, 1); got {text!r}") from None
     if not all(0.0 < x < 1.0 for x in levels):
         raise argparse.ArgumentTypeError(f"levels must be in (0, 1); got {text!r}")
-    return levels
+    return tuple(dict.fromkeys(levels))  # a level named twice is reported once
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ __all__ = ["run_paths_dask", "connect", "warm_up", "worker_threads"]
 _INSTALL_HINT = "pip install stresslab[distributed]"
 _KEY_PREFIX = "stresslab-chunk"
 _CHUNKS_PER_THREAD = 4  # enough tasks per worker thread to balance uneven workers
+_LOCAL_DASHBOARD = "127.0.0.1:0"  # the dashboard of a local cluster: this machine only, any free port
 
 
 def run_paths_dask(
@@ -141,8 +142,9 @@ def connect(
         ``NUMBA_NUM_THREADS = threads_per_worker`` so that workers x threads never
         exceeds the cores asked for.
     **cluster_kwargs
-        Passed to :class:`distributed.LocalCluster` (e.g. ``dashboard_address=":8787"``,
-        ``memory_limit``).
+        Passed to :class:`distributed.LocalCluster` (e.g. ``memory_limit``). The dashboard
+        listens on this machine only (``127.0.0.1``, a free port) unless
+        ``dashboard_address`` says otherwise (``":8787"``: every interface).
 
     Returns
     -------
@@ -174,6 +176,7 @@ def connect(
     workers = check_int("workers", workers, 1, None)
     n_threads = str(threads_per_worker)
     env = {**cluster_kwargs.pop("env", {}), "NUMBA_NUM_THREADS": n_threads}
+    cluster_kwargs.setdefault("dashboard_address", _LOCAL_DASHBOARD)
     import dask
 
     with _environ(NUMBA_NUM_THREADS=n_threads), dask.config.set({"distributed.nanny.pre-spawn-environ.NUMBA_NUM_THREADS": n_threads}):
@@ -291,6 +294,10 @@ def _client_to(scheduler: str) -> distributed.Client:
         return Client(scheduler)
     except (OSError, TimeoutError) as exc:
         raise StresslabError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
+    except ValueError as exc:  # e.g. no port, unknown protocol, a scheduler file that is not JSON
+        raise StresslabError(
+            f"--scheduler {scheduler}: not a scheduler address (tcp://host:port) or scheduler file (.json): {exc}"
+        ) from exc
 
 
 @contextmanager

@@ -133,6 +133,8 @@ def simulate(
             raise StresslabError(f"tail must be None or 'is' (importance sampling); got {tail!r}")
         model = tune_importance_sampling(model, seed, target, pilot_paths=pilot_paths, threads=threads)
     store = None
+    if checkpoint is not None and (scheduler is not None or workers is not None):
+        raise StresslabError("checkpoints are written by local runs; run without scheduler/workers to use them")
     if checkpoint is not None:
         identity = {
             "scenario": scenario.to_json(),
@@ -150,8 +152,6 @@ def simulate(
     elif resume:
         raise StresslabError("resume needs the checkpoint directory of the run to continue")
     if scheduler is not None or workers is not None:
-        if store is not None:
-            raise StresslabError("checkpoints are written by local runs; run without scheduler/workers to use them")
         out = _run_on_dask(model, seed, n_paths, chunk_size, scheduler, workers, bool(progress))
     else:
         out = run_paths(

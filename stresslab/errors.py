@@ -1,7 +1,9 @@
 """Exception and warning hierarchy of stresslab.
 
 Every error a user can cause by bad input is a :class:`StresslabError`; the CLI prints its
-message on one line and exits with status 2.
+message on one line and exits with status 2. A defect of stresslab is an
+:class:`InternalError` (or any other exception): the CLI prints one line, saves the trace
+to a file and exits with status 1.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ __all__ = [
     "ScenarioError",
     "PortfolioError",
     "StresslabWarning",
+    "InternalError",
     "did_you_mean",
 ]
 
@@ -38,3 +41,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""`` if none is close."""
     match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+class InternalError(Exception):
+    """A defect of stresslab itself, not of its input: the CLI exits 1, saves the trace and asks for a report.
+
+    Not a :class:`StresslabError`: a user cannot fix it by changing the input. Any other
+    unexpected exception reaching the CLI is treated the same way.
+    """

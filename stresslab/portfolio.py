@@ -10,6 +10,7 @@ written and what is allowed. The file format is described in ``docs/portfolio.md
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ import pyarrow.parquet as pq
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import ndtr
 
+from stresslab._files import refuse_special_file
+from stresslab._memory import available_memory
 from stresslab.errors import PortfolioError, did_you_mean
 
 __all__ = [
@@ -47,6 +50,9 @@ OPTIONAL_COLUMNS: Mapping[str, str | float] = {
 COLUMNS = REQUIRED_COLUMNS + tuple(OPTIONAL_COLUMNS)
 SUFFIXES = (".csv", ".parquet")
 MAX_TERM = 360
+MAX_BALANCE = 1e12  # CNY a loan: far beyond any micro-loan, and sums over books and paths stay finite with room to spare (1e300 did not)
+MAX_CELL = 256  # characters of a CSV cell: ids and names are short, and a long cell costs memory per row
+_SYNTHETIC_BYTES_PER_LOAN = 1_200  # peak memory of synthetic_portfolio (measured: ~1 KB a loan)
 _TEXT_COLUMNS = ("loan_id", "borrower_id", "borrower_type", "industry", "region", "amortization", "state")
 
 
@@ -265,6 +271,7 @@ def load_portfolio(path: str | os.PathLike[str]) -> Portfolio:
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise PortfolioError(_unsupported_suffix(path))
+    refuse_special_file(path, "loan book", PortfolioError)
     if not path.is_file():
         raise PortfolioError(f"{path}: no such file")
     return Portfolio.from_frame(reader(path), source=str(path))
@@ -280,9 +287,30 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise PortfolioError(f"{path}: the file is empty; expected a header row naming the columns") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise PortfolioError(f"{path}: cannot read as CSV: {str(exc).strip()}") from exc
+    _check_cells(raw, path)
     frame = raw.iloc[1:].reset_index(drop=True)
     frame.columns = raw.iloc[0].tolist()  # taken as text so duplicate names are seen, not renamed
     return frame
+
+
+def _check_cells(raw: pd.DataFrame, path: Path) -> None:
+    """Refuse cells over MAX_CELL characters and rows with fewer fields than the header (pandas pads them with '')."""
+    lengths = raw.apply(lambda column: column.str.len()).to_numpy()
+    if lengths.size and lengths.max() > MAX_CELL:
+        row, col = (int(i[0]) for i in np.nonzero(lengths > MAX_CELL))
+        where = "the header" if row == 0 else f"row {row}"
+        raise PortfolioError(
+            f"{path}: {where}, column {col + 1} has {int(lengths[row, col]):,} characters; "
+            f"a cell may have at most {MAX_CELL}"
+        )
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = (row for row in csv.reader(handle) if row)  # pandas skips blank lines too
+        for number, row in enumerate(rows):
+            if len(row) < raw.shape[1]:
+                raise PortfolioError(
+                    f"{path}: row {number} has {len(row)} fields, the header has {raw.shape[1]}; "
+                    "every row needs a value (possibly empty) for each column"
+                )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -371,7 +399,9 @@ def _validate(raw: Mapping[str, ArrayLike], source: str) -> dict[str, np.ndarray
     out["borrower_type"] = check.text("borrower_type", arrays["borrower_type"], allowed=BORROWER_TYPES)
     out["industry"] = check.text("industry", arrays["industry"])
     out["region"] = check.text("region", arrays["region"])
-    out["balance"] = check.number("balance", arrays["balance"], lambda x: x >= 0, "[0, inf)")
+    out["balance"] = check.number(
+        "balance", arrays["balance"], lambda x: (x >= 0) & (x <= MAX_BALANCE), "[0, 1e12] CNY"
+    )
     out["annual_rate"] = check.number(
         "annual_rate", arrays["annual_rate"], lambda x: (x >= 0) & (x <= 1), "[0, 1]",
         hint=lambda x: "; rates are fractions a year: write 0.18 for 18%" if x > 1 else "",
@@ -644,6 +674,12 @@ def synthetic_portfolio(n_loans: int, seed: int = 0) -> Portfolio:
     if isinstance(n_loans, bool) or not isinstance(n_loans, int | np.integer) or n_loans < 1:
         raise PortfolioError(f"synthetic_portfolio: n_loans must be an integer >= 1; got {n_loans!r}")
     n = int(n_loans)
+    room = 0.9 * available_memory()
+    if n * _SYNTHETIC_BYTES_PER_LOAN > room:
+        raise PortfolioError(
+            f"synthetic_portfolio: {n:,} loans need about {n * _SYNTHETIC_BYTES_PER_LOAN / 2**30:,.1f} GiB of memory; "
+            f"about {int(room // _SYNTHETIC_BYTES_PER_LOAN):,} loans fit in what is available"
+        )
     rng = np.random.default_rng(seed)
 
     # Borrowers and their attributes; owner[j] is the borrower of loan j.

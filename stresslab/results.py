@@ -12,11 +12,8 @@ is ``mean(w * 1{L > v})``. docs/metrics.md states the formulas.
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,8 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
+from stresslab._files import refuse_special_file, write_atomically, write_failure_reason
+from stresslab._memory import available_memory
 from stresslab.errors import StresslabError, did_you_mean
 
 __all__ = [
@@ -50,6 +49,7 @@ __all__ = [
     "format_money",
     "write_failure_reason",
     "write_atomically",
+    "check_result_types",
 ]
 
 LIVE_STATES = ("C", "M1", "M2", "M3")
@@ -379,10 +379,38 @@ def require_variables(ds: xr.Dataset, dims: dict[str, tuple[str, ...]], need: st
             )
 
 
+def check_result_types(ds: xr.Dataset) -> None:
+    """Check a run or comparison read from a file before anything reduces it.
+
+    Every data variable over paths and the ``path`` and ``month`` coordinates must hold
+    numbers (text such as ``scenario_config`` is allowed elsewhere), and
+    every dimension of a data variable must have its coordinate (a file from elsewhere
+    may lack either).
+
+    Raises
+    ------
+    StresslabError
+        Naming the variable and what it holds or lacks.
+    """
+    _check_numeric(ds)
+    for name, variable in ds.data_vars.items():
+        missing = [dim for dim in variable.dims if dim not in ds.coords]
+        if missing:
+            raise StresslabError(f"results variable {name} has the dimension {missing[0]} but no {missing[0]} coordinate")
+
+
+def _check_numeric(ds: xr.Dataset) -> None:
+    per_path = [name for name, v in ds.data_vars.items() if "path" in v.dims]
+    for name in [*per_path, *(c for c in ("path", "month") if c in ds.coords)]:
+        if ds[name].dtype.kind not in "biuf":
+            raise StresslabError(f"results variable {name} must hold numbers; got dtype {ds[name].dtype}")
+
+
 def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
     """Check a run (one scenario) before :func:`summary` reduces it; raise :class:`StresslabError` saying what is wrong.
 
-    Checks: the variables ``loss_gross``, ``loss_net``, ``balance_by_state``,
+    Checks: every data variable over paths and the ``path`` and ``month`` coordinates
+    hold numbers; the variables ``loss_gross``, ``loss_net``, ``balance_by_state``,
     ``count_by_state`` and ``weight`` exist with their dims (a ``scenario`` dim is named
     in the message); the live states C, M1, M2, M3 are on ``state``; >= 2 paths and
     >= 1 month; losses and state variables are finite; the weights pass
@@ -394,6 +422,7 @@ def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
         raise StresslabError(
             f"results lack the variable(s) {', '.join(missing)}; a summary needs {', '.join(_REQUIRED)}"
         )
+    _check_numeric(ds)
     for name, dims in _REQUIRED.items():
         if set(ds[name].dims) != set(dims):
             raise StresslabError(
@@ -692,56 +721,6 @@ def format_summary(s: xr.Dataset) -> str:
 
 
 # ----------------------------------------------------------------------------- files
-def write_failure_reason(exc: BaseException, directory: Path, nbytes: int) -> str:
-    """Why writing ``nbytes`` bytes into ``directory`` failed with ``exc``, for an error message.
-
-    "permission denied (...)" or "no space left on device (...)" when the errno says so;
-    otherwise the exception's text, with a note when the directory's file system has
-    fewer than ``nbytes`` bytes free (the likely cause).
-    """
-    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"permission denied ({exc})"
-    if getattr(exc, "errno", None) == errno.ENOSPC:
-        return f"no space left on device ({exc})"
-    try:
-        free = shutil.disk_usage(directory).free
-    except OSError:
-        return str(exc) or type(exc).__name__
-    if free < nbytes:
-        return f"{exc} (probably no space: {free / 2**20:,.1f} MiB free, the data take {nbytes / 2**20:,.1f} MiB)"
-    return str(exc) or type(exc).__name__
-
-
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Create or replace the file ``path`` so that readers see the old file or the new one, never a part.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        Target file; its directory must exist.
-    write : callable
-        ``write(tmp)`` writes the whole content to the file ``tmp``, a temporary file in
-        the target's directory (``.<name>.<pid>.<random>.tmp``).
-
-    Notes
-    -----
-    The temporary file is flushed to disk (:func:`os.fsync`) and moved onto ``path`` with
-    :func:`os.replace`. Whatever fails, the temporary file is removed and the exception
-    propagates unchanged: the caller turns it into its message (with
-    :func:`write_failure_reason`). Used by :func:`save_results`,
-    :func:`stresslab.plots.save_figure` and :func:`stresslab.report.write_report`.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_results(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
     """Write a Dataset to a netCDF-4 file atomically and losslessly.
 
@@ -801,13 +780,31 @@ def load_results(path: str | os.PathLike[str]) -> xr.Dataset:
     Raises
     ------
     StresslabError
-        If the file does not exist or is not a readable netCDF file.
+        If the file does not exist, is not a regular file or a readable netCDF file, or
+        its data (uncompressed) would not fit in memory several times over (a small
+        crafted file can expand to gigabytes).
     """
     path = Path(path)
+    refuse_special_file(path, "result file")
     if not path.is_file():
         raise StresslabError(f"cannot load results: no such file {path}")
     try:
         with xr.open_dataset(path, engine="netcdf4") as f:
+            _check_room(f, path)
             return f.load()
     except (OSError, ValueError, RuntimeError) as exc:
         raise StresslabError(f"cannot load results from {path}: not a readable netCDF file ({exc})") from exc
+
+
+_LOAD_FACTOR = 4  # summaries and reports of a loaded result need a few copies of its largest variables
+
+
+def _check_room(ds: xr.Dataset, path: Path) -> None:
+    """Refuse a result whose data, uncompressed, would need more memory than is available."""
+    need = _LOAD_FACTOR * float(ds.nbytes)
+    have = available_memory()
+    if need > 0.9 * have:
+        raise StresslabError(
+            f"cannot load results from {path}: its data take {ds.nbytes / 2**30:,.1f} GiB uncompressed and using "
+            f"them needs about {need / 2**30:,.1f} GiB, but {have / 2**30:.1f} GiB are available"
+        )

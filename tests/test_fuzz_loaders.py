@@ -847,7 +847,7 @@ def test_load_portfolio_fuzzed_parquet(raw: bytes, workdir: Path) -> None:
 @pytest.mark.parametrize("name", ["book.csv", "book.parquet"])
 def test_load_portfolio_directory_and_garbage_suffix(tmp_path: Path, name: str) -> None:
     (tmp_path / name).mkdir()
-    with pytest.raises(PortfolioError, match="no such file"):
+    with pytest.raises(PortfolioError, match="must be a regular file; this is a directory"):
         load_portfolio(tmp_path / name)
     with pytest.raises(PortfolioError, match="unsupported file type"):
         load_portfolio(tmp_path / "book.xlsx")
