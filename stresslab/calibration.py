@@ -33,7 +33,7 @@ from stresslab._kernels.chain import chain_default_probability
 from stresslab._kernels.special import normal_table
 from stresslab.errors import ScenarioError
 
-__all__ = ["FactorLaw", "ChainInputs", "latent_quantile", "default_probability", "entry_thresholds"]
+__all__ = ["FactorLaw", "ChainInputs", "UnreachablePD", "latent_quantile", "default_probability", "entry_thresholds"]
 
 QMC_NODES_LOG2 = 12  # 4,096 Sobol index paths (Gaussian copula)
 T_QMC_NODES_LOG2 = 10  # 1,024 index paths per mixing node (t copula)
@@ -238,13 +238,21 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(distinct)[order], rank[codes]
 
 
+class UnreachablePD(ScenarioError):
+    """A pd above what the reference chain can reach even when every installment is missed."""
+
+    def __init__(self, message: str, limit: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 def _reachable(chain: ChainInputs, pd_max: float, top: float) -> None:
     if pd_max >= top:
-        raise ScenarioError(
+        raise UnreachablePD(
             f"[delinquency] roll_rates {list(chain.roll_rates)} and cure_rates {list(chain.cure_rates)} with "
             f"default_after = {chain.default_after} allow a default probability of at most {top:.4f} over "
             f"pd_horizon_months, but the book has pd = {pd_max:.4f}; raise the roll rates or lower the cure "
-            f"rates of the calibration reference")
+            f"rates of the calibration reference", top)
 
 
 def _fine_grid(pd: np.ndarray, rho: float, season: np.ndarray, scales: np.ndarray,

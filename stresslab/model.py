@@ -16,7 +16,7 @@ from stresslab._kernels.allocation import LayerArrays
 from stresslab._kernels.paths import ANNUITY, BULLET, EQUAL_PRINCIPAL, INTEREST_ONLY, LoanArrays, Params, Tables
 from stresslab._kernels.special import normal_table
 from stresslab._rng import name_keys
-from stresslab.calibration import ChainInputs, FactorLaw, entry_thresholds, latent_quantile
+from stresslab.calibration import ChainInputs, FactorLaw, UnreachablePD, entry_thresholds, latent_quantile
 from stresslab.errors import PortfolioError, ScenarioError, did_you_mean
 from stresslab.factors import correlation_sqrt, factor_names
 from stresslab.layers import compile_layers
@@ -95,7 +95,15 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
     rho = (loadings**2).sum(axis=1)[industry]
     _check_cycle_sensitivity(scenario, rho, industries, industry)
     law = FactorLaw(fac.copula, fac.dof, fac.ar1)
-    threshold, sigma = _entry_thresholds(portfolio, scenario, industries, industry, rho, law)
+    try:
+        threshold, sigma = _entry_thresholds(portfolio, scenario, industries, industry, rho, law)
+    except UnreachablePD as exc:
+        rows = np.flatnonzero(portfolio.pd >= exc.limit)
+        j = rows[0]
+        raise ScenarioError(
+            f"{portfolio.source}: row {j + 1} (loan_id '{portfolio.loan_id[j]}'), column 'pd': {portfolio.pd[j]:g} "
+            f"cannot be reached under {scenario.source}" + (f" (and {rows.size - 1} more rows)" if rows.size > 1 else "")
+            + f": {exc}") from None
     rate = portfolio.annual_rate / 12.0
     kind = np.array([_AMORTIZATION_CODES[a] for a in portfolio.amortization], dtype=np.int8)
     term = portfolio.remaining_term.astype(np.int32)

@@ -123,3 +123,12 @@ def test_stress_on_top_of_the_reference_is_not_absorbed(tmp_path):
     absorbed = compile_model(loans, Scenario.from_dict(own)).loans.threshold
     positive = loans.pd > 0
     assert np.all(absorbed[positive] < base_c[positive])  # faster rolls: fewer misses give the same pd
+
+
+def test_an_unreachable_pd_names_the_book_row():
+    loans = book(5, pd_=0.3, term=24, amortization="annuity")
+    scen = Scenario.from_dict({"horizon_months": 3, "delinquency": {"roll_rates": [0.1, 0.1, 0.1],
+                                                                    "cure_rates": [0.5, 0.4, 0.4]}})
+    with pytest.raises(ScenarioError, match=r"<test book>: row 1 \(loan_id 'L000000'\), column 'pd': 0\.3 cannot be "
+                                            r"reached .* \(and 4 more rows\).* at most 0\.\d+ over pd_horizon_months"):
+        compile_model(loans, scen)
