@@ -12,7 +12,7 @@ Load a book and a scenario, simulate, summarise::
 from stresslab.compare import compare, scenario_run, sweep
 from stresslab.contributions import es_contributions, expected_loss_contributions
 from stresslab.engine import simulate
-from stresslab.errors import PortfolioError, ScenarioError, StresslabError, StresslabWarning
+from stresslab.errors import InternalError, PortfolioError, ScenarioError, StresslabError, StresslabWarning
 from stresslab.paired import compare_summary, format_comparison
 from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
 from stresslab.regulatory import irb_capital, irb_reference
@@ -23,6 +23,7 @@ from stresslab.scenario import Scenario, load_scenario
 __version__ = "0.1.0"
 
 __all__ = [
+    "InternalError",
     "Portfolio",
     "PortfolioError",
     "Scenario",

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from stresslab._kernels.paths import STATES, Outputs
-from stresslab.errors import StresslabError
+from stresslab.errors import InternalError, StresslabError
 from stresslab.importance import tune_importance_sampling
 from stresslab.model import CompiledModel, compile_model
 from stresslab.pooling import pool_model
@@ -122,6 +122,8 @@ def simulate(
     StresslabError
         On invalid arguments; ScenarioError / PortfolioError when book and scenario
         do not fit together.
+    InternalError
+        If a result holds a NaN or an infinity (a defect: valid inputs give finite results).
     """
     n_paths = check_int("n_paths", n_paths, 1, None)
     seed = check_int("seed", seed, 0, _MAX_SEED)
@@ -206,10 +208,9 @@ def _check_finite(out: Outputs, portfolio: Portfolio, scenario: Scenario) -> Non
         bad = ~np.isfinite(value)
         if bad.any():
             where = tuple(int(i[0]) for i in np.nonzero(bad))
-            raise StresslabError(
+            raise InternalError(
                 f"non-finite {name} at (path, ...) index {where} in scenario {scenario.source} on book "
-                f"{portfolio.source}: an input is out of range for the model; please report it with the book and "
-                f"scenario (digest {portfolio.digest[:12]})"
+                f"{portfolio.source} (digest {portfolio.digest[:12]}): valid inputs must give finite results"
             )
 
 
