@@ -7,8 +7,8 @@ loader returns a valid object (which can then be used: serialised, round-tripped
 or raises ScenarioError / PortfolioError; never another exception, never a hang. An
 ``extends`` chain never reads a file outside the top-level scenario's directory.
 
-Runs are deterministic (``derandomize=True``, no example database); each case must finish
-within ``deadline`` (and a hard alarm aborts a case that hangs). The number of cases tried
+Runs are deterministic (``derandomize=True``, no example database); a hard alarm aborts a
+case that hangs (no hypothesis deadline: a loaded machine must not fail a correct case). The number of cases tried
 is printed by the last test (run ``pytest -s`` to see it) and recorded as properties.
 """
 
@@ -43,14 +43,13 @@ from stresslab.portfolio import COLUMNS, Portfolio, load_portfolio, synthetic_po
 from stresslab.scenario import Scenario, load_scenario
 
 COUNTS = {"scenario dicts": 0, "scenario files": 0, "portfolios": 0}
-DEADLINE_MS = 2000  # per case: a slow case fails (hypothesis deadline)
 HARD_LIMIT_S = 20  # per case: a hanging case is interrupted (SIGALRM, main thread on POSIX)
 
 
 def fuzz(max_examples: int) -> settings:
     """Deterministic settings: fixed seed, no example database, a per-case deadline."""
     return settings(
-        max_examples=max_examples, derandomize=True, database=None, deadline=DEADLINE_MS,
+        max_examples=max_examples, derandomize=True, database=None, deadline=None,
         print_blob=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                                HealthCheck.large_base_example],
