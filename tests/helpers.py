@@ -44,10 +44,10 @@ def book(
     return Portfolio.from_frame(frame, source="<test book>")
 
 
-def scenario(horizon: int = 1, **tables: dict[str, Any]) -> Scenario:
+def scenario(horizon: int = 1, name: str = "test", **tables: dict[str, Any]) -> Scenario:
     """A scenario with the given horizon and tables (merged over a no-recovery default)."""
     data: dict[str, Any] = {
-        "name": "test",
+        "name": name,
         "horizon_months": horizon,
         "factors": {"global_loading": 0.0, "industry_loading": 0.0, "region_loading": 0.0},
         "delinquency": {"default_after": 1},
