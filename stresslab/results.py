@@ -608,7 +608,14 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         ``expected_shortfall_ci(measure, window, level, bound)``,
         ``dpd30_ratio_mean(month)``, ``dpd30_ratio_quantile(month, quantile)``,
         ``dpd30_count_ratio_mean(month)``, scalars ``n_paths`` and
-        ``effective_sample_size``. Attrs: the run's attrs plus ``ci``. Metric names are spelt out
+        ``effective_sample_size``; per metric the effective sample size
+        (:func:`effective_paths`) ``expected_loss_ess(measure, window)``,
+        ``tail_probability_ess(measure, window, level)`` (of P(L > VaR)) and
+        ``expected_shortfall_ess(measure, window, level)``;
+        ``value_at_risk_paths_needed(measure, window, level)`` (:func:`paths_needed`: 0 when
+        the VaR and ES intervals are bounded); the mean-weight check
+        (:func:`mean_weight_check`) ``mean_weight``, ``mean_weight_ci(bound)`` and
+        ``weight_check``. Attrs: the run's attrs plus ``ci``. Metric names are spelt out
         (``value_at_risk``, not ``var``) so that attribute access works.
         With layers, also dims ``party`` (the layers, then "lender") and ``layer``, and
         ``party_expected(party)``, ``party_expected_ci(party, bound)``,
