@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stresslab._kernels.allocation import LayerArrays, allocate_losses
-from stresslab._kernels.special import below_norm_cdf, beta_draw, gamma_draw, ndtri, norm_cdf
+from stresslab._kernels.special import below_norm_cdf, beta_draw, log_gamma_draw, ndtri, norm_cdf
 from stresslab._numba import njit, prange
 from stresslab._rng import (
     PURPOSE_COMPONENT,
@@ -103,7 +103,6 @@ class Params(NamedTuple):
     pledge_haircut: float
     pledge_lag: int
     lgd_sensitivity: float
-    chi2_scale: float  # chi2 of the t mixing drawn as Gamma(dof / 2) * scale; 2 = plain MC
     deferral_months: int
     deferral_accrue: bool  # capitalise the interest of deferred months (else waived)
     deferral_extend: bool  # maturity moves by the deferral (else the term is compressed)
@@ -113,6 +112,8 @@ class Params(NamedTuple):
     # importance sampling: share of paths drawn from the nominal law (defensive mixture,
     # docs/importance_sampling.md); 1 = plain MC, and every weight is <= 1 / defensive_share
     defensive_share: float = 1.0
+    # importance sampling: a tilted path draws the t mixing chi2 as 2 Gamma(dof / 2 + chi2_shape_shift)
+    chi2_shape_shift: float = 0.0
 
 
 class PolicyArrays(NamedTuple):
@@ -251,16 +252,20 @@ def path_weight(log_lr: float, share: float) -> float:
 def _mixing(path: int, seed: np.uint64, params: Params) -> tuple[float, float, float]:
     """1 / sqrt(W) with W = nu / chi2_nu for the t copula (1 for the Gaussian), chi2 and log LR.
 
-    chi2 is drawn as Gamma(nu / 2) * s with s = 2 (the target law), or s = ``chi2_scale``
-    on a path :func:`from_tilted`; the log likelihood ratio of the nominal to the tilted
-    law at chi2 is (nu / 2) log(s / 2) + chi2 (1 / s - 1 / 2), whichever law drew it.
+    chi2 = 2 G with G ~ Gamma(k), k = nu / 2 (the target law), or k' = k +
+    ``chi2_shape_shift`` on a path :func:`from_tilted` (k' < k: more small chi2, heavier
+    latents). The log likelihood ratio of the nominal to the tilted law at G is
+    (k - k') log G + log Gamma(k') - log Gamma(k), whichever law drew it; exactly 0 for
+    plain Monte Carlo (shift 0). G is drawn as its logarithm (no underflow for small k').
     """
     if not params.t_copula:
         return 1.0, 0.0, 0.0
-    half, _ = gamma_draw(0.5 * params.dof, stream_key(seed, path, 0, PURPOSE_MIXING))
-    s = params.chi2_scale
-    chi2 = (s if from_tilted(path, seed, params) else 2.0) * half
-    log_lr = 0.0 if s == 2.0 else 0.5 * params.dof * math.log(0.5 * s) + chi2 * (1.0 / s - 0.5)
+    k = 0.5 * params.dof
+    shift = params.chi2_shape_shift
+    tilted = k + shift
+    log_g, _ = log_gamma_draw(tilted if from_tilted(path, seed, params) else k, stream_key(seed, path, 0, PURPOSE_MIXING))
+    chi2 = 2.0 * math.exp(log_g)
+    log_lr = 0.0 if shift == 0.0 else -shift * log_g + math.lgamma(tilted) - math.lgamma(k)
     return math.sqrt(chi2 / params.dof), chi2, log_lr
 
 

@@ -9,7 +9,7 @@
   NaN in gives NaN out (``below_norm_cdf``: False, as ``u < NaN``), never a table read out of range.
 - ``ndtri``: the inverse normal CDF by Wichura's algorithm AS 241 (PPND16), relative
   accuracy about 1e-16 (Wichura 1988, Applied Statistics 37(3), 477-484).
-- ``log_gamma_draw`` (Marsaglia & Tsang 2000, in log space for shapes below 1), ``gamma_draw``,
+- ``log_gamma_draw`` (Marsaglia & Tsang 2000, in log space for shapes below 1),
   ``beta_draw`` (ratio of gammas, formed from their logarithms: exact for tiny shapes) and
   ``binomial_draw`` (order-statistic splitting, then inversion), for pooled books.
 """
@@ -25,7 +25,7 @@ from scipy.special import ndtr
 from stresslab._numba import njit
 from stresslab._rng import next_uniform
 
-__all__ = ["NormalTable", "normal_table", "norm_cdf", "below_norm_cdf", "ndtri", "log_gamma_draw", "gamma_draw", "beta_draw", "binomial_draw"]
+__all__ = ["NormalTable", "normal_table", "norm_cdf", "below_norm_cdf", "ndtri", "log_gamma_draw", "beta_draw", "binomial_draw"]
 
 _TABLE_LO = -10.0
 _TABLE_STEPS_PER_UNIT = 1024
@@ -152,14 +152,6 @@ def log_gamma_draw(shape: float, state: np.uint64) -> tuple[float, np.uint64]:
         u, state = next_uniform(state)
         if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
             return math.log(d * v) + log_boost, state
-
-
-@njit()
-def gamma_draw(shape: float, state: np.uint64) -> tuple[float, np.uint64]:
-    """Gamma(shape, 1) draw from the SplitMix64 sequence at ``state``, and the advanced state
-    (``exp`` of :func:`log_gamma_draw`; 0 where the draw is below the smallest float)."""
-    log_g, state = log_gamma_draw(shape, state)
-    return math.exp(log_g), state
 
 
 @njit()
