@@ -412,3 +412,14 @@ def test_control_variate_terms():
     assert r.var() < (w * h).var()
     two = controlled_terms(np.column_stack([h, 2 * h]), w)
     np.testing.assert_allclose(two, np.column_stack([r, 2 * r]), rtol=1e-12, atol=1e-12 * np.abs(r).max())
+
+
+def test_cli_prints_na_not_inf_for_a_bound_the_paths_cannot_give(capsys):
+    from pathlib import Path
+
+    from stresslab.cli import main
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "services_downturn.toml"
+    assert main(["run", str(scenario), "--synthetic", "100", "--paths", "200", "--seed", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "n/a (too few paths: " in out and "inf" not in out
