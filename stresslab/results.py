@@ -491,7 +491,7 @@ def _es_ci(
 def _body_mean(values: np.ndarray, w: np.ndarray, importance: bool) -> np.ndarray:
     """Column means of ``values`` (path, m): mean(w v), or under importance sampling the
     regression estimator of :func:`controlled_terms`."""
-    return (controlled_terms(values, w) if importance else w[:, None] * values).mean(axis=0)
+    return controlled_terms(values, w).mean(axis=0) if importance else w @ values / w.size
 
 
 def _std(x: np.ndarray, w: np.ndarray) -> float:
