@@ -100,7 +100,8 @@ def _elite_shape(log_half: np.ndarray, elite: np.ndarray, bounds: tuple[float, f
     Solves digamma(k') = sum w log(chi2 / 2) / sum w (the score of the shape, scale fixed at 1);
     digamma is increasing, so the root lies in ``bounds`` unless the clip applies.
     """
-    target = float(elite @ log_half / elite.sum())
+    keep = elite > 0.0  # only the elite: outside it a chi2 that underflowed to 0 would give 0 * -inf
+    target = float(elite[keep] @ log_half[keep] / elite[keep].sum())
     lo, hi = bounds
     if digamma(lo) >= target:
         return lo
@@ -169,7 +170,9 @@ def tune_importance_sampling(
         mean = np.tensordot(elite, out.eta, axes=1) / mass
         u, sv, vt = np.linalg.svd(mean, full_matrices=False)
         shift = sv[0] * np.outer(u[:, 0], vt[0])
-        shape_shift = _elite_shape(np.log(0.5 * out.chi2), elite, bounds) - 0.5 * model.params.dof if t_copula else 0.0
+        with np.errstate(divide="ignore"):
+            log_half = np.log(0.5 * out.chi2)
+        shape_shift = _elite_shape(log_half, elite, bounds) - 0.5 * model.params.dof if t_copula else 0.0
         current = replace(
             current,
             tables=current.tables._replace(factor_shift=shift),
