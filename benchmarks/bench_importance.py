@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def one_factor_case() -> tuple[stresslab.Portfolio, stresslab.Scenario]:
-    from helpers import book, pd_for_monthly, scenario
+    from helpers import book, scenario
 
-    return book(1000, pd_=pd_for_monthly(0.01)), scenario(1, factors={"global_loading": float(np.sqrt(0.2))})
+    return book(1000, pd_=0.01), scenario(1, factors={"global_loading": float(np.sqrt(0.2))})
 
 
 def measure(book, scenario, n_plain: int, n_paths: int, seed: int = 3) -> list[dict[str, float]]:

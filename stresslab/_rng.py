@@ -25,25 +25,33 @@ import numpy as np
 from stresslab._numba import njit
 
 __all__ = [
+    "STREAMS_VERSION",
     "PURPOSE_TRANSITION",
     "PURPOSE_FACTOR",
     "PURPOSE_MIXING",
     "PURPOSE_RECOVERY",
     "PURPOSE_COUNTERPARTY",
+    "PURPOSE_COMPONENT",
     "mix64",
     "mix64_array",
     "stream_key",
+    "to_unit",
     "uniform",
     "next_uniform",
     "name_keys",
 ]
+
+# Version of the streams: a change of how words become numbers changes every draw. 2: uniforms
+# from 52 bits plus half a step (version 1 used 53 bits and could return exactly 1.0).
+STREAMS_VERSION = 2
 
 # Purposes: one stream family each, so adding a new kind of draw never moves old ones.
 PURPOSE_TRANSITION = 0  # one uniform per live loan-month (MODEL.md §3)
 PURPOSE_FACTOR = 1  # systematic factor innovations eta_t (month 0 = stationary start)
 PURPOSE_MIXING = 2  # Student-t mixing variable W of the path
 PURPOSE_RECOVERY = 3  # unsecured recovery rate of a defaulted loan
-PURPOSE_COUNTERPARTY = 4  # reserved: credit-enhancement provider failure
+PURPOSE_COUNTERPARTY = 4  # credit-enhancement provider failure
+PURPOSE_COMPONENT = 5  # importance sampling: does the path come from the nominal law (defensive mixture)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -51,8 +59,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_TWO_M53 = 2.0**-53
+_S12 = np.uint64(12)
+_TWO_M52 = 2.0**-52
 
 
 @njit()
@@ -81,16 +89,26 @@ def stream_key(seed: np.uint64, path: np.int64, month: np.int64, purpose: np.int
 
 
 @njit()
+def to_unit(word: np.uint64) -> float:
+    """The uniform of a 64-bit word: its top 52 bits plus half a step, (k + 1/2) 2^-52.
+
+    The values run from 2^-53 to 1 - 2^-53, all exact in float64, so a uniform is never
+    0 or 1. (With 53 bits, (2^53 - 1/2) 2^-53 rounds to 1.0: Φ^-1 of it is infinite.)
+    """
+    return (float(np.uint64(word) >> _S12) + 0.5) * _TWO_M52
+
+
+@njit()
 def uniform(key: np.uint64, item: np.uint64) -> float:
-    """A uniform in (0, 1) (never 0 or 1) for ``item`` of the stream ``key``."""
-    return (float(mix64(np.uint64(key) + np.uint64(item)) >> _S11) + 0.5) * _TWO_M53
+    """A uniform in [2^-53, 1 - 2^-53] (never 0 or 1) for ``item`` of the stream ``key``."""
+    return to_unit(mix64(np.uint64(key) + np.uint64(item)))
 
 
 @njit()
 def next_uniform(state: np.uint64) -> tuple[float, np.uint64]:
     """Next uniform of a SplitMix64 sequence and the advanced state (for rejection samplers)."""
     state = np.uint64(state) + _GOLDEN
-    return (float(mix64(state) >> _S11) + 0.5) * _TWO_M53, state
+    return to_unit(mix64(state)), state
 
 
 def name_keys(names: Sequence[str]) -> np.ndarray:

@@ -12,8 +12,9 @@ import numpy as np
 import xarray as xr
 
 from stresslab._kernels.paths import STATES, Outputs
+from stresslab._rng import STREAMS_VERSION
 from stresslab.errors import InternalError, StresslabError
-from stresslab.importance import tune_importance_sampling
+from stresslab.importance import DEFAULT_DEFENSIVE_SHARE, tune_importance_sampling
 from stresslab.model import CompiledModel, compile_model
 from stresslab.pooling import pool_model
 from stresslab.portfolio import Portfolio
@@ -36,6 +37,7 @@ def simulate(
     tail: str | None = None,
     target: float = 0.999,
     pilot_paths: int | None = None,
+    defensive_share: float = DEFAULT_DEFENSIVE_SHARE,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
     track_loans: Sequence[str] = (),
@@ -75,6 +77,9 @@ def simulate(
     pilot_paths : int, optional
         Paths per pilot run of the tuning (default: see
         :func:`stresslab.importance.tune_importance_sampling`).
+    defensive_share : float
+        With ``tail="is"``: share a of the paths drawn from the nominal law (a defensive
+        mixture), in (0, 1); every weight is then at most 1 / a (default 0.1: 10).
     checkpoint : path, optional
         Directory where each finished chunk is saved as it completes (atomic writes).
     scheduler : distributed.Client or str, optional
@@ -133,7 +138,11 @@ def simulate(
     if tail is not None:
         if tail != "is":
             raise StresslabError(f"tail must be None or 'is' (importance sampling); got {tail!r}")
-        model = tune_importance_sampling(model, seed, target, pilot_paths=pilot_paths, threads=threads)
+        if not 0.0 < defensive_share < 1.0:
+            raise StresslabError(f"defensive_share must be strictly between 0 and 1; got {defensive_share}")
+        model = tune_importance_sampling(
+            model, seed, target, pilot_paths=pilot_paths, threads=threads, defensive_share=float(defensive_share)
+        )
     store = None
     if checkpoint is not None and (scheduler is not None or workers is not None):
         raise StresslabError("checkpoints are written by local runs; run without scheduler/workers to use them")
@@ -146,6 +155,8 @@ def simulate(
             "tail": tail,
             "target": target if tail else None,
             "pilot_paths": pilot_paths if tail else None,
+            "defensive_share": defensive_share if tail else None,
+            "random_streams": STREAMS_VERSION,
             "track_loans": list(track_loans),
             "pooled": bool(pooled),
             "stresslab": version("stresslab"),
@@ -288,9 +299,12 @@ def _dataset(
         "n_paths": n_paths,
         "versions": package_versions(),
         "currency": "CNY",
-        "sampling": "importance" if np.any(model.tables.factor_shift) or model.params.chi2_scale != 2.0 else "plain",
+        "sampling": "importance" if model.params.defensive_share < 1.0 else "plain",
         "factor_shift": json.dumps(model.tables.factor_shift.tolist()),
-        "chi2_scale": model.params.chi2_scale,
+        "chi2_shape": 0.5 * model.params.dof + model.params.chi2_shape_shift if model.params.t_copula else 0.0,
+        "defensive_share": model.params.defensive_share,
+        "weight_bound": 1.0 / model.params.defensive_share,
+        "random_streams": STREAMS_VERSION,
         "pooled": int(model.pool_size is not None),
         "n_pools": model.n_loans if model.pool_size is not None else 0,
     }

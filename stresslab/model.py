@@ -176,7 +176,6 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
         pledge_haircut=float(rec.pledge_haircut),
         pledge_lag=int(rec.pledge_lag_months),
         lgd_sensitivity=float(rec.lgd_sensitivity),
-        chi2_scale=2.0,
         deferral_months=policy.deferral_months,
         deferral_accrue=policy.deferral_accrue,
         deferral_extend=policy.deferral_extend,

@@ -19,7 +19,7 @@ and ``TAIL_TOL``;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import xarray as xr
@@ -35,9 +35,13 @@ from stresslab.results import (
     mean_ci,
     validate_run,
     var_es,
+    z_value,
 )
 
-__all__ = ["compare_summary", "format_comparison"]
+__all__ = ["compare_summary", "format_comparison", "tail_replicates", "paired_intervals", "DEFAULT_N_BOOT", "DEFAULT_BOOT_SEED"]
+
+DEFAULT_N_BOOT = 400  # bootstrap replicates of compare_summary and of the comparison plots
+DEFAULT_BOOT_SEED = 0
 
 BOUNDS = ("low", "high")
 _BASE_VARS = ("loss_gross", "loss_net", "balance_by_state", "count_by_state", "subsidy_cost", "weight")
@@ -103,23 +107,92 @@ def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str]) -> np
 
 
 # ----------------------------------------------------------------------------- bootstrap
-def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) multiplicities of the paths in each bootstrap replicate.
+def _count_blocks(n: int, n_boot: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The multiplicities of the paths in each bootstrap replicate, a block of replicates at a time.
 
-    Replicate r draws n path indices uniformly with replacement (``rng.integers``, one call
-    per replicate, so the draws do not depend on the block size) and counts them.
+    Yields ``(start, counts)``: ``counts`` of shape (b, n) for replicates start..start + b - 1,
+    with b n <= ``_BLOCK_ELEMENTS`` (at least one replicate), so that no replicates x paths
+    matrix is ever built. Replicate r draws n path indices uniformly with replacement
+    (``rng.integers``, one call per replicate) and counts them: every call with the same
+    arguments yields the same counts, which is how each scenario sees the same replicates.
     """
     rng = np.random.default_rng(seed)
-    counts = np.empty((n_boot, n), dtype=np.uint8 if n < 255 else np.uint16 if n < 65_535 else np.uint32)
-    for r in range(n_boot):
-        counts[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-    return counts
+    dtype = np.uint8 if n < 255 else np.uint16 if n < 65_535 else np.uint32
+    block = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, n_boot, block):
+        counts = np.empty((min(block, n_boot - start), n), dtype=dtype)
+        for r in range(counts.shape[0]):
+            counts[r] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+        yield start, counts
+
+
+def tail_replicates(
+    x: np.ndarray, w: np.ndarray, levels: tuple[float, ...], n_boot: int = DEFAULT_N_BOOT,
+    boot_seed: int = DEFAULT_BOOT_SEED, ratio: np.ndarray | None = None,
+) -> np.ndarray:
+    """Bootstrap replicates of VaR and ES (and the peak DPD30+ ratio) of one scenario.
+
+    Parameters
+    ----------
+    x, w : ndarray of shape (n_paths,)
+        Gross horizon losses (CNY) and path weights.
+    levels : tuple of float
+        Levels of VaR and ES.
+    n_boot, boot_seed : int
+        Replicates and the seed of the resampling: the same in every scenario of a
+        comparison, so that the replicates are paired.
+    ratio : ndarray of shape (n_paths, n_months), optional
+        The DPD30+ ratio; with it, a last column holds the replicates' peak mean ratio.
+
+    Returns
+    -------
+    ndarray of shape (n_boot, 2 * n_levels (+ 1))
+        VaR and ES interleaved per level (then the peak DPD30+ ratio). The VaR and ES
+        columns do not depend on ``ratio`` nor on the other levels.
+    """
+    out = np.empty((n_boot, 2 * len(levels) + (ratio is not None)))
+    for start, counts in _count_blocks(x.size, n_boot, boot_seed):
+        rows = slice(start, start + counts.shape[0])
+        out[rows, : 2 * len(levels)] = _tail_replicates(x, w, counts, levels)
+        if ratio is not None:
+            out[rows, -1] = _peak_replicates(ratio, w, counts)
+    return out
+
+
+def paired_intervals(value: np.ndarray, reps: np.ndarray, base: int, ci: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paired differences from the baseline, their bootstrap standard errors and intervals.
+
+    Parameters
+    ----------
+    value : ndarray of shape (n_scenarios, n_metrics)
+        Point estimates.
+    reps : ndarray of shape (n_scenarios, n_boot, n_metrics)
+        Replicates of the same metrics on the same resampled paths in every scenario.
+    base : int
+        Row of the baseline.
+    ci : float
+        Coverage.
+
+    Returns
+    -------
+    (ndarray, ndarray, ndarray)
+        ``difference`` and ``difference_se`` (n_scenarios, n_metrics) and ``difference_ci``
+        (n_scenarios, n_metrics, 2): d +- z se with se the sd of the replicate differences.
+        The interval is centred on the estimate, so the estimate is never on a bound
+        unless every replicate difference is the same (se = 0). (The percentile interval
+        put it on a bound when 2.5% of the replicates repeated the estimate: VaR
+        replicates are sample values, and often the same one.)
+    """
+    diff = value - value[base]
+    diff_se = np.std(reps - reps[base], axis=1, ddof=1)
+    half = z_value(ci) * diff_se
+    return diff, diff_se, np.stack([diff - half, diff + half], axis=-1)
 
 
 def _tail_replicates(
     x: np.ndarray, w: np.ndarray, counts: np.ndarray, levels: tuple[float, ...]
 ) -> np.ndarray:
-    """(n_boot, 2 * n_levels) VaR and ES (interleaved per level) of each bootstrap replicate.
+    """(b, 2 * n_levels) VaR and ES (interleaved per level) of each replicate of a block of counts.
 
     A replicate with multiplicities c_i holds path i c_i times, with weight w_i each, so its
     tail probability estimate is T*(v) = (1/n) sum_i c_i w_i 1{x_i > v}. With the paths
@@ -188,15 +261,8 @@ def _peak_dpd(ratio: np.ndarray, w: np.ndarray) -> tuple[float, int]:
 
 
 def _peak_replicates(ratio: np.ndarray, w: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """(n_boot,) peak DPD30+ ratio of each replicate: max_t (1/n) sum_i c_i w_i r_it."""
-    n, n_boot = w.size, counts.shape[0]
-    wr = w[:, None] * ratio
-    out = np.empty(n_boot)
-    block = max(1, _BLOCK_ELEMENTS // n)
-    for start in range(0, n_boot, block):
-        stop = min(start + block, n_boot)
-        out[start:stop] = (counts[start:stop].astype(np.float64) @ wr / n).max(axis=1)
-    return out
+    """(b,) peak DPD30+ ratio of each replicate of a block: max_t (1/n) sum_i c_i w_i r_it."""
+    return (counts.astype(np.float64) @ (w[:, None] * ratio) / w.size).max(axis=1)
 
 
 _LIVE_FLOOR = 0.01
@@ -278,8 +344,8 @@ def compare_summary(
     baseline: str | None = None,
     levels: Sequence[float] = (0.99, 0.999),
     ci: float = 0.95,
-    n_boot: int = 400,
-    boot_seed: int = 0,
+    n_boot: int = DEFAULT_N_BOOT,
+    boot_seed: int = DEFAULT_BOOT_SEED,
 ) -> xr.Dataset:
     """Metrics per scenario and paired differences against a baseline scenario.
 
@@ -314,8 +380,9 @@ def compare_summary(
         - ``difference(scenario, metric)``: value minus the baseline's value (paired);
         - ``difference_se(scenario, metric)``: its standard error, exact for means
           (sd(w (x_s - x_base)) / sqrt(n)), the paired-bootstrap sd otherwise;
-        - ``difference_ci(scenario, metric, bound)``: normal interval for means, bootstrap
-          percentile interval for the others;
+        - ``difference_ci(scenario, metric, bound)``: normal interval d +- z se, with the
+          exact se for means and the paired-bootstrap se for the others
+          (:func:`paired_intervals`, which the comparison plots use too);
         - ``independent_se(scenario, metric)``: the standard error two independent runs
           would have had, sqrt(value_se_s^2 + value_se_base^2);
         - ``crn_se_ratio(scenario, metric)``: difference_se / independent_se, the gain of
@@ -351,8 +418,10 @@ def compare_summary(
     The paired bootstrap draws n path indices with replacement per replicate and uses the
     same indices in every scenario; each replicate recomputes the metric of every scenario
     with the weights of the drawn paths (the estimators of :mod:`stresslab.results`), and
-    the difference's interval is the ((1 - ci)/2, (1 + ci)/2) percentiles of the replicate
-    differences. Losses are sorted once per scenario; a replicate is then O(n).
+    the difference's interval is d +- z sd(replicate differences), centred on the estimate.
+    The replicates' path counts are drawn a block at a time and drawn again, identically,
+    for each scenario (:func:`tail_replicates`): memory is a block, not replicates x paths.
+    Losses are sorted once per block; a replicate is then O(n).
     """
     levels = tuple(float(a) for a in levels)
     labels, base = _check_input(ds, baseline, levels, ci, n_boot)
@@ -381,7 +450,6 @@ def compare_summary(
 
     run, present, w = run_of(base)
     n = w.size
-    counts = _resample_counts(n, n_boot, boot_seed)
     base_samples = _mean_samples(run, present, layers)
     base_ratio = _live_ratio(run)
     month = ds["month"].values
@@ -410,18 +478,13 @@ def compare_summary(
             value[i, boot_rows[2 * k]], value[i, boot_rows[2 * k + 1]] = var_es(gross, w, a)
         value[i, boot_rows[-1]], t = _peak_dpd(ratio, w)
         peak_month[i] = month[t]
-        reps = np.column_stack([_tail_replicates(gross, w, counts, levels), _peak_replicates(ratio, w, counts)])
+        reps = tail_replicates(gross, w, levels, n_boot, boot_seed, ratio)
         if boot is None:
             boot = np.empty((n_s,) + reps.shape)
         boot[i] = reps
         value_se[i, boot_rows] = np.std(reps, axis=0, ddof=1)
 
-    lo, hi = (1.0 - ci) / 2.0, (1.0 + ci) / 2.0
-    for i in range(n_s):
-        d_reps = boot[i] - boot[base]
-        diff[i, boot_rows] = value[i, boot_rows] - value[base, boot_rows]
-        diff_se[i, boot_rows] = np.std(d_reps, axis=0, ddof=1)
-        diff_ci[i, boot_rows] = np.quantile(d_reps, [lo, hi], axis=0).T
+    diff[:, boot_rows], diff_se[:, boot_rows], diff_ci[:, boot_rows] = paired_intervals(value[:, boot_rows], boot, base, ci)
     # the baseline against itself: exactly 0
     known = np.isfinite(value[base])
     diff[base, known], diff_se[base, known], diff_ci[base, known] = 0.0, 0.0, 0.0

@@ -458,7 +458,7 @@ def _provenance(ds: xr.Dataset, s: xr.Dataset) -> str:
     if int(a.get("pooled", 0)):
         rows.append(("pooled book", pooled_text(a)))
     if a.get("sampling") == "importance":
-        rows += [("factor shift", _shift_text(a.get("factor_shift"))), ("chi-square scale", a.get("chi2_scale", "?"))]
+        rows += [("factor shift", _shift_text(a.get("factor_shift"))), ("chi-square shape (tilted paths)", a.get("chi2_shape", "?"))]
     rows += [
         ("currency", a.get("currency", "CNY")),
         ("versions of the run", a.get("versions", "?")),

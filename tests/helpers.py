@@ -44,14 +44,14 @@ def book(
     return Portfolio.from_frame(frame, source="<test book>")
 
 
-def scenario(horizon: int = 1, **tables: dict[str, Any]) -> Scenario:
+def scenario(horizon: int = 1, name: str = "test", **tables: dict[str, Any]) -> Scenario:
     """A scenario with the given horizon and tables (merged over a no-recovery default).
 
     With default_after = 1 (the default here) the book's pd is a one-month PD
     (pd_horizon_months = 1), so a loan's monthly miss probability is its pd exactly.
     """
     data: dict[str, Any] = {
-        "name": "test",
+        "name": name,
         "horizon_months": horizon,
         "factors": {"global_loading": 0.0, "industry_loading": 0.0, "region_loading": 0.0},
         "delinquency": {"default_after": 1},

@@ -21,10 +21,14 @@ from scipy import stats
 
 from stresslab.errors import StresslabError
 from stresslab.results import (
+    controlled_terms,
+    effective_paths,
     es_ci,
     format_summary,
     load_results,
     mean_ci,
+    mean_weight_check,
+    paths_needed,
     save_results,
     summary,
     var_ci,
@@ -344,3 +348,78 @@ def test_loading_a_missing_or_broken_file_is_a_clear_error(tmp_path):
     (tmp_path / "broken.nc").write_bytes(b"not netCDF")
     with pytest.raises(StresslabError, match="not a readable netCDF file"):
         load_results(tmp_path / "broken.nc")
+
+
+# ----------------------------------------------------------------------------- what a summary can and cannot say
+def test_paths_needed_for_an_unbounded_var_interval():
+    """The upper bound exists once z s / sqrt(n) < 1 - a: N = floor((z s / (1 - a))^2) + 1, s the
+    per-path sd of the tail indicator (here 1{x >= VaR}: 1 path of 100)."""
+    x, w = np.arange(100.0), np.ones(100)
+    s = np.std(x >= 99.0, ddof=1)
+    assert paths_needed(x, w, 0.999) == int((Z95 * s / 0.001) ** 2) + 1
+    assert paths_needed(x, w, 0.9) == 0  # bounded
+    y = np.random.default_rng(4).exponential(1.0, paths_needed(x, w, 0.999))
+    assert np.isfinite(var_ci(y, np.ones(y.size), 0.999)[1])
+
+
+def test_effective_paths_per_metric():
+    rng = np.random.default_rng(6)
+    x = rng.exponential(1.0, 4000)
+    assert effective_paths(x, np.ones_like(x)) == pytest.approx(x.size, rel=1e-12)  # plain: n
+    # P(X > 5) sampled from the exponential shifted by 3 (likelihood ratio e^-3 on the support)
+    y = rng.exponential(1.0, 4000) + 3.0
+    assert effective_paths((y > 5.0).astype(float), np.full(y.size, np.exp(-3.0))) > 10 * y.size
+
+
+def test_mean_weight_check_and_the_warning_that_withholds_the_body():
+    assert mean_weight_check(np.ones(10)) == (1.0, 1.0, 1.0, True)
+    ds = full_run(200)
+    ds["loss_gross"][0, 2] = ds["loss_net"][0, 2] = 0.0
+    ds["weight"][:] = 0.5  # mean weight 0.5 with zero spread: 1 is outside any interval
+    ds.attrs |= {"sampling": "importance", "defensive_share": 0.1}
+    s = summary(ds)
+    assert not bool(s.weight_check) and float(s.mean_weight) == 0.5
+    text = format_summary(s)
+    warning = [line for line in text.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "EL, Std and DPD30+" in warning[0] and "more paths" in warning[0]
+    assert "withheld" in text.split("  EL")[1].splitlines()[0]
+    assert "10% of paths from the nominal law, every weight <= 10" in text
+    assert "effective sample size per metric" in text
+
+
+def test_format_summary_says_how_many_paths_an_unbounded_bound_needs():
+    ds = full_run(100)
+    ds["loss_gross"][0, 2] = ds["loss_net"][0, 2] = 0.0
+    ds["weight"][:] = 1.0
+    s = summary(ds, levels=(0.999,))
+    needed = int(s.value_at_risk_paths_needed.sel(measure="gross", window="horizon", level=0.999))
+    assert needed > 100
+    text = format_summary(s)
+    assert f"n/a (too few paths: {needed:,} needed)" in text and "inf" not in text
+
+
+def test_control_variate_terms():
+    """Plain weights leave the terms w h; likelihood ratios of a shifted normal (mean 1) give an
+    estimate of E[h] within 4 standard errors, with a smaller variance than w h."""
+    x = np.arange(5.0)
+    assert np.array_equal(controlled_terms(x, np.ones(5)), x)
+    rng = np.random.default_rng(12)
+    y = rng.normal(1.0, 1.0, 20_000)  # sampled from N(1, 1); target N(0, 1)
+    w = np.exp(0.5 - y)
+    h = np.exp(y / 2)  # E_p[h] = e^(1/8)
+    r = controlled_terms(h, w)
+    assert abs(r.mean() - np.exp(0.125)) < 4 * r.std(ddof=1) / np.sqrt(r.size)
+    assert r.var() < (w * h).var()
+    two = controlled_terms(np.column_stack([h, 2 * h]), w)
+    np.testing.assert_allclose(two, np.column_stack([r, 2 * r]), rtol=1e-12, atol=1e-12 * np.abs(r).max())
+
+
+def test_cli_prints_na_not_inf_for_a_bound_the_paths_cannot_give(capsys):
+    from pathlib import Path
+
+    from stresslab.cli import main
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "services_downturn.toml"
+    assert main(["run", str(scenario), "--synthetic", "100", "--paths", "200", "--seed", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "n/a (too few paths: " in out and "inf" not in out

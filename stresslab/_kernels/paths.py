@@ -17,9 +17,10 @@ from typing import NamedTuple
 import numpy as np
 
 from stresslab._kernels.allocation import LayerArrays, allocate_losses
-from stresslab._kernels.special import below_norm_cdf, beta_draw, gamma_draw, ndtri, norm_cdf
+from stresslab._kernels.special import below_norm_cdf, beta_draw, log_gamma_draw, ndtri, norm_cdf
 from stresslab._numba import njit, prange
 from stresslab._rng import (
+    PURPOSE_COMPONENT,
     PURPOSE_COUNTERPARTY,
     PURPOSE_FACTOR,
     PURPOSE_MIXING,
@@ -33,7 +34,7 @@ from stresslab._rng import (
 
 __all__ = [
     "STATES", "LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "simulate_paths", "factor_index",
-    "path_start", "path_buffers", "path_finish", "principal_due", "default_loss", "write_event",
+    "from_tilted", "path_weight", "path_start", "path_buffers", "path_finish", "principal_due", "default_loss", "write_event",
 ]
 
 STATES = ("C", "M1", "M2", "M3", "D", "P")
@@ -104,13 +105,17 @@ class Params(NamedTuple):
     pledge_haircut: float
     pledge_lag: int
     lgd_sensitivity: float
-    chi2_scale: float  # chi2 of the t mixing drawn as Gamma(dof / 2) * scale; 2 = plain MC
     deferral_months: int
     deferral_accrue: bool  # capitalise the interest of deferred months (else waived)
     deferral_extend: bool  # maturity moves by the deferral (else the term is compressed)
     track_cover: bool  # accumulate covered balances (some layer charges a fee)
     norm_lo: float
     norm_inv_step: float
+    # importance sampling: share of paths drawn from the nominal law (defensive mixture,
+    # docs/importance_sampling.md); 1 = plain MC, and every weight is <= 1 / defensive_share
+    defensive_share: float = 1.0
+    # importance sampling: a tilted path draws the t mixing chi2 as 2 Gamma(dof / 2 + chi2_shape_shift)
+    chi2_shape_shift: float = 0.0
 
 
 class PolicyArrays(NamedTuple):
@@ -180,8 +185,9 @@ def factor_index(
     """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1.
 
     Z_0 = A eta_0; Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1). Under
-    importance sampling eta_t ~ N(mu_t, I) with mu_t = ``tables.factor_shift[t]``; the log
-    likelihood ratio of the path is sum_t (|mu_t|^2 / 2 - mu_t . eta_t), exactly 0 for
+    importance sampling a path :func:`from_tilted` has eta_t ~ N(mu_t, I) with
+    mu_t = ``tables.factor_shift[t]`` (the others N(0, I)); the returned log likelihood
+    ratio of nominal to tilted law, sum_t (|mu_t|^2 / 2 - mu_t . eta_t), is exactly 0 for
     plain Monte Carlo (mu = 0).
     Returns X, the global factor G_t (shape (n_months,)) and the log likelihood ratio;
     writes the innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty.
@@ -196,11 +202,12 @@ def factor_index(
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
     keep_eta = eta_out.shape[0] > 0
     log_lr = 0.0
+    tilted = from_tilted(path, seed, params)
     for t in range(n_months + 1):
         key = stream_key(seed, path, t, PURPOSE_FACTOR)
         shift = tables.factor_shift[t]
         for k in range(k_all):
-            eta[k] = ndtri(uniform(key, tables.factor_key[k])) + shift[k]
+            eta[k] = ndtri(uniform(key, tables.factor_key[k])) + (shift[k] if tilted else 0.0)
             log_lr += shift[k] * (0.5 * shift[k] - eta[k])
             if keep_eta:
                 eta_out[t, k] = eta[k]
@@ -222,18 +229,45 @@ def factor_index(
 
 
 @njit()
+def from_tilted(path: int, seed: np.uint64, params: Params) -> bool:
+    """Whether the path comes from the tilted law of the defensive mixture (else the nominal).
+
+    One uniform of its own stream (PURPOSE_COMPONENT) per path: the path is nominal with
+    probability ``params.defensive_share``, so the paths are iid from the mixture
+    a p + (1 - a) q. Always False for plain Monte Carlo (share 1).
+    """
+    return uniform(stream_key(seed, path, 0, PURPOSE_COMPONENT), np.uint64(0)) >= params.defensive_share
+
+
+@njit()
+def path_weight(log_lr: float, share: float) -> float:
+    """Likelihood ratio of the nominal law to the defensive mixture at a path.
+
+    ``log_lr`` is log(p / q), nominal over tilted, at the path's draws; the weight is
+    p / (a p + (1 - a) q) = 1 / (a + (1 - a) exp(-log_lr)) <= 1 / a, with a = ``share``.
+    With a = 0 it is exp(log_lr), the plain likelihood ratio; with a = 1, exactly 1.
+    """
+    return 1.0 / (share + (1.0 - share) * math.exp(-log_lr))
+
+
+@njit()
 def _mixing(path: int, seed: np.uint64, params: Params) -> tuple[float, float, float]:
     """1 / sqrt(W) with W = nu / chi2_nu for the t copula (1 for the Gaussian), chi2 and log LR.
 
-    chi2 is drawn as Gamma(nu / 2) * s; s = 2 is the target law, another s tilts it for
-    importance sampling with likelihood ratio (s / 2)^(nu / 2) exp(chi2 (1 / s - 1 / 2)).
+    chi2 = 2 G with G ~ Gamma(k), k = nu / 2 (the target law), or k' = k +
+    ``chi2_shape_shift`` on a path :func:`from_tilted` (k' < k: more small chi2, heavier
+    latents). The log likelihood ratio of the nominal to the tilted law at G is
+    (k - k') log G + log Gamma(k') - log Gamma(k), whichever law drew it; exactly 0 for
+    plain Monte Carlo (shift 0). G is drawn as its logarithm (no underflow for small k').
     """
     if not params.t_copula:
         return 1.0, 0.0, 0.0
-    half, _ = gamma_draw(0.5 * params.dof, stream_key(seed, path, 0, PURPOSE_MIXING))
-    s = params.chi2_scale
-    chi2 = s * half
-    log_lr = 0.0 if s == 2.0 else 0.5 * params.dof * math.log(0.5 * s) + chi2 * (1.0 / s - 0.5)
+    k = 0.5 * params.dof
+    shift = params.chi2_shape_shift
+    tilted = k + shift
+    log_g, _ = log_gamma_draw(tilted if from_tilted(path, seed, params) else k, stream_key(seed, path, 0, PURPOSE_MIXING))
+    chi2 = 2.0 * math.exp(log_g)
+    log_lr = 0.0 if shift == 0.0 else -shift * log_g + math.lgamma(tilted) - math.lgamma(k)
     return math.sqrt(chi2 / params.dof), chi2, log_lr
 
 
@@ -429,12 +463,12 @@ def path_start(
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """The path's systematic index X, global factor, 1 / sqrt(W) and transition stream keys.
 
-    Records the path's likelihood ratio, mixing chi-square and (if asked) innovations.
+    Records the path's weight (:func:`path_weight`), mixing chi-square and (if asked) innovations.
     """
     n_months = out.loss_gross.shape[1]
     x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta[row])
     inv_sqrt_w, out.chi2[row], log_lr_mixing = _mixing(path, seed, params)
-    out.weight[row] = math.exp(log_lr_factors + log_lr_mixing)
+    out.weight[row] = path_weight(log_lr_factors + log_lr_mixing, params.defensive_share)
     month_key = np.empty(n_months, dtype=np.uint64)
     for t in range(n_months):
         month_key[t] = stream_key(seed, path, t + 1, PURPOSE_TRANSITION)

@@ -5,10 +5,12 @@
   (DESIGN.md). The table spans [-10, 10] with step 1/1024: the interpolation error is at
   most h^2/8 * max|phi'| < 3e-8 absolutely (measured in tests/test_special.py), far below
   any Monte Carlo error. Beyond the table the tail mass is below 8e-24, less than the
-  smallest uniform the generator returns (2^-54), so no draw can tell the difference.
+  smallest uniform the generator returns (2^-53), so no draw can tell the difference.
+  NaN in gives NaN out (``below_norm_cdf``: False, as ``u < NaN``), never a table read out of range.
 - ``ndtri``: the inverse normal CDF by Wichura's algorithm AS 241 (PPND16), relative
   accuracy about 1e-16 (Wichura 1988, Applied Statistics 37(3), 477-484).
-- ``gamma_draw`` (Marsaglia & Tsang 2000), ``beta_draw`` (ratio of gammas) and
+- ``log_gamma_draw`` (Marsaglia & Tsang 2000, in log space for shapes below 1),
+  ``beta_draw`` (ratio of gammas, formed from their logarithms: exact for tiny shapes) and
   ``binomial_draw`` (order-statistic splitting, then inversion), for pooled books.
 """
 
@@ -23,7 +25,7 @@ from scipy.special import ndtr
 from stresslab._numba import njit
 from stresslab._rng import next_uniform
 
-__all__ = ["NormalTable", "normal_table", "norm_cdf", "below_norm_cdf", "ndtri", "gamma_draw", "beta_draw", "binomial_draw"]
+__all__ = ["NormalTable", "normal_table", "norm_cdf", "below_norm_cdf", "ndtri", "log_gamma_draw", "beta_draw", "binomial_draw"]
 
 _TABLE_LO = -10.0
 _TABLE_STEPS_PER_UNIT = 1024
@@ -46,13 +48,13 @@ def normal_table() -> NormalTable:
 
 @njit()
 def norm_cdf(z: float, values: np.ndarray, lo: float, inv_step: float) -> float:
-    """Standard normal CDF at ``z`` from the table (±inf and beyond-table values clamp)."""
+    """Standard normal CDF at ``z`` from the table (±inf and beyond-table values clamp; NaN gives NaN)."""
     x = (z - lo) * inv_step
-    if x <= 0.0:
-        return 0.0
     last = values.shape[0] - 1
-    if x >= last:
-        return 1.0
+    if not 0.0 < x < last:  # NaN fails every comparison: it must not reach the index
+        if x <= 0.0:
+            return 0.0
+        return 1.0 if x >= last else math.nan
     k = np.uint64(x)  # unsigned: no negative-index wraparound in the lookups (a measurable cost)
     below = values[k]
     return below + (x - np.float64(k)) * (values[k + np.uint64(1)] - below)
@@ -64,14 +66,12 @@ def below_norm_cdf(u: float, z: float, values: np.ndarray, lo: float, inv_step: 
 
     The interpolant is monotone and equals the table at grid points, so ``u`` outside the
     two table values around ``z`` settles the answer without interpolating. The answer is
-    always exactly ``u < norm_cdf(z, ...)``.
+    always exactly ``u < norm_cdf(z, ...)``: False for NaN ``z``.
     """
     x = (z - lo) * inv_step
-    if x <= 0.0:
-        return False
     last = values.shape[0] - 1
-    if x >= last:
-        return u < 1.0
+    if not 0.0 < x < last:  # NaN fails every comparison: it must not reach the index
+        return x >= last and u < 1.0
     k = np.uint64(x)
     above = values[k + np.uint64(1)]
     if u >= above:
@@ -84,7 +84,7 @@ def below_norm_cdf(u: float, z: float, values: np.ndarray, lo: float, inv_step: 
 
 @njit()
 def ndtri(p: float) -> float:
-    """Inverse standard normal CDF (AS 241); ``p`` in (0, 1)."""
+    """Inverse standard normal CDF (AS 241); ``p`` in (0, 1), -inf at 0, +inf at 1, NaN for NaN."""
     q = p - 0.5
     if abs(q) <= 0.425:
         r = 0.180625 - q * q
@@ -98,6 +98,8 @@ def ndtri(p: float) -> float:
                 + 4.2313330701600911252e1) * r + 1.0)
         return q * num / den
     r = p if q < 0.0 else 1.0 - p
+    if r == 0.0:  # the limits, instead of inf / inf
+        return -math.inf if q < 0.0 else math.inf
     r = math.sqrt(-math.log(r))
     if r <= 5.0:
         r -= 1.6
@@ -124,17 +126,19 @@ def ndtri(p: float) -> float:
 
 
 @njit()
-def gamma_draw(shape: float, state: np.uint64) -> tuple[float, np.uint64]:
-    """Gamma(shape, 1) draw from the SplitMix64 sequence at ``state`` (Marsaglia-Tsang).
+def log_gamma_draw(shape: float, state: np.uint64) -> tuple[float, np.uint64]:
+    """Logarithm of a Gamma(shape, 1) draw from the SplitMix64 sequence at ``state``.
 
-    Returns the draw and the advanced state. For ``shape < 1`` it uses
-    Gamma(a) = Gamma(a + 1) * U^(1/a).
+    Returns log G and the advanced state. Marsaglia-Tsang for the shape a >= 1; for a < 1
+    Gamma(a) = Gamma(a + 1) U^(1/a), taken in log space: log G = log G_{a+1} + log(U) / a.
+    U^(1/a) itself underflows to 0 for small a (a = 0.005: every U < 0.024), which made a
+    ratio of gammas 0 / 0; its logarithm is always finite.
     """
-    boost = 1.0
+    log_boost = 0.0
     a = shape
     if a < 1.0:
         u, state = next_uniform(state)
-        boost = u ** (1.0 / a)
+        log_boost = math.log(u) / a
         a += 1.0
     d = a - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
@@ -147,15 +151,20 @@ def gamma_draw(shape: float, state: np.uint64) -> tuple[float, np.uint64]:
         v = v * v * v
         u, state = next_uniform(state)
         if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
-            return d * v * boost, state
+            return math.log(d * v) + log_boost, state
 
 
 @njit()
 def beta_draw(a: float, b: float, state: np.uint64) -> tuple[float, np.uint64]:
-    """Beta(a, b) draw as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b); and the advanced state."""
-    x, state = gamma_draw(a, state)
-    y, state = gamma_draw(b, state)
-    return x / (x + y), state
+    """Beta(a, b) draw and the advanced state, for any shapes a, b > 0.
+
+    X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b), computed as 1 / (1 + exp(log Y - log X))
+    from the logarithms: never 0 / 0 however small the shapes (the recovery rate of a
+    ``[recovery] dispersion`` near 1 has shapes near 0).
+    """
+    log_x, state = log_gamma_draw(a, state)
+    log_y, state = log_gamma_draw(b, state)
+    return 1.0 / (1.0 + math.exp(log_y - log_x)), state
 
 
 _INVERSION_MEAN = 16.0  # below this mean the binomial is drawn by inversion

@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter
 
 from stresslab.errors import StresslabError, did_you_mean
 from stresslab.plots._common import add_legend, figure_of, money_axis, money_unit, pct
+from stresslab.paired import paired_intervals, tail_replicates
 from stresslab.results import check_level, check_weights, es_ci, mean_ci, var_ci, var_es, z_value
 
 # Metrics of scenario_comparison and sweep_curve: the horizon loss of every path, reduced by
@@ -92,17 +93,6 @@ def _scenario_losses(cmp: xr.Dataset, names: Sequence[str], plot: str) -> tuple[
     return labels, totals, w
 
 
-def _var_se(x: np.ndarray, w: np.ndarray, level: float, ci: float) -> tuple[float, np.ndarray]:
-    """Standard error of the VaR implied by :func:`stresslab.results.var_ci` (its width / 2z; inf when
-    unbounded) and the tail indicator ``w 1{x > VaR}`` (or ``>=``, the one var_ci takes the sd of)."""
-    z = z_value(ci)
-    var = var_es(x, w, level)[0]
-    low, high = var_ci(x, w, level, ci)
-    over, at_or_over = w * (x > var), w * (x >= var)
-    tail = over if np.std(over, ddof=1) >= np.std(at_or_over, ddof=1) else at_or_over
-    return (high - low) / (2.0 * z), tail
-
-
 def _point_estimates(kind: str, level: float | None, x: np.ndarray, w: np.ndarray, ci: float) -> tuple[float, float, float]:
     """Estimate and pointwise interval of one scenario: mean_ci, var_es + var_ci or var_es + es_ci."""
     if kind == "mean":
@@ -113,40 +103,23 @@ def _point_estimates(kind: str, level: float | None, x: np.ndarray, w: np.ndarra
     return (es, *es_ci(x, w, level, ci))  # type: ignore[arg-type]
 
 
-def _paired_difference(
-    kind: str, level: float | None, x: np.ndarray, base: np.ndarray, w: np.ndarray, ci: float
-) -> tuple[float, float, float, float]:
-    """Paired difference (metric of x minus metric of base, same paths and weights): estimate, se, low, high.
+def _paired_differences(kind: str, level: float | None, x: np.ndarray, w: np.ndarray, ci: float) -> np.ndarray:
+    """(scenario, 2) intervals of the paired differences from the first scenario, by the functions
+    of :func:`stresslab.paired.compare_summary`: the same numbers as its ``difference_ci``.
 
-    - mean: ``mean(w (x - base))``, se ``sd(w (x - base)) / sqrt(n)`` (:func:`mean_ci` of the difference);
-    - es: difference of the :func:`var_es` ES, se ``sd(w [(x - v)^+ - (base - v0)^+]) / (sqrt(n) (1 - a))``
-      (the influence function of :func:`stresslab.results.es_ci`, taken path by path);
-    - var: difference of the VaRs, se ``sqrt(s^2 + s0^2 - 2 rho s s0)`` with s, s0 the standard errors implied
-      by :func:`stresslab.results.var_ci` (interval width / 2z) and rho the correlation of the tail indicators
-      ``w 1{x > v}``, ``w 1{base > v0}`` (Bahadur: the VaR error is the tail-probability error over the density).
+    Means: :func:`stresslab.results.mean_ci` of the path-wise difference. VaR and ES: the paired
+    bootstrap (:func:`stresslab.paired.tail_replicates` with compare_summary's default
+    replicates and seed) and :func:`stresslab.paired.paired_intervals`.
     """
-    n = x.size
-    z = z_value(ci)
     if kind == "mean":
-        d, low, high = mean_ci(x - base, w, ci)
-        return d, float(np.std(w * (x - base), ddof=1)) / np.sqrt(n), low, high
-    a = float(level)  # type: ignore[arg-type]
-    if kind == "es":
-        v, es = var_es(x, w, a)
-        v0, es0 = var_es(base, w, a)
-        psi = w * (np.maximum(x - v, 0.0) - np.maximum(base - v0, 0.0))
-        se = float(np.std(psi, ddof=1)) / (np.sqrt(n) * (1.0 - a))
-        d = es - es0
+        out = np.array([mean_ci(x[i] - x[0], w, ci)[1:] for i in range(x.shape[0])])
     else:
-        d = var_es(x, w, a)[0] - var_es(base, w, a)[0]
-        s, tail = _var_se(x, w, a, ci)
-        s0, tail0 = _var_se(base, w, a, ci)
-        if not (np.isfinite(s) and np.isfinite(s0)):
-            return d, float("inf"), float("-inf"), float("inf")
-        sd, sd0 = float(np.std(tail, ddof=1)), float(np.std(tail0, ddof=1))
-        rho = float(np.mean((tail - tail.mean()) * (tail0 - tail0.mean())) * n / (n - 1) / (sd * sd0)) if sd > 0 and sd0 > 0 else 0.0
-        se = float(np.sqrt(max(s * s + s0 * s0 - 2.0 * rho * s * s0, 0.0)))
-    return d, se, d - z * se, d + z * se
+        col = 0 if kind == "var" else 1
+        value = np.array([[var_es(row, w, level)[col]] for row in x])  # type: ignore[arg-type]
+        reps = np.stack([tail_replicates(row, w, (level,))[:, col : col + 1] for row in x])  # type: ignore[arg-type]
+        out = paired_intervals(value, reps, 0, ci)[2][:, 0]
+    out[0] = 0.0
+    return out
 
 
 def _comparison_numbers(
@@ -178,12 +151,10 @@ def _comparison_numbers(
         return labels, value, pointwise, paired, base, n_paths
     labels, totals, w = _scenario_losses(cmp, [name], plot)
     x = totals[name]
-    value, pointwise, paired = np.empty(len(labels)), np.empty((len(labels), 2)), np.empty((len(labels), 2))
+    value, pointwise = np.empty(len(labels)), np.empty((len(labels), 2))
     for i in range(len(labels)):
         value[i], pointwise[i, 0], pointwise[i, 1] = _point_estimates(kind, level, x[i], w, ci)
-        d, _, low, high = _paired_difference(kind, level, x[i], x[0], w, ci)
-        paired[i] = (low, high) if i else (0.0, 0.0)
-    return labels, value, pointwise, paired, labels[0], w.size
+    return labels, value, pointwise, _paired_differences(kind, level, x, w, ci), labels[0], w.size
 
 
 def _signed(v: float, scale: float) -> str:
@@ -247,11 +218,10 @@ def scenario_comparison(
     losses L_a, L_b of the same paths and weights w, n paths, z = Φ⁻¹((1 + ci)/2):
 
     - expected / retained loss: ``mean(w (L_b - L_a))`` ± z sd(w (L_b - L_a)) / √n;
-    - ES a: ± z sd(w [(L_b - v_b)^+ - (L_a - v_a)^+]) / (√n (1 - a)) (the influence function
-      behind :func:`stresslab.results.es_ci`, paired path by path);
-    - VaR a: ± z sqrt(s_a² + s_b² - 2 ρ s_a s_b), s the standard error implied by
-      :func:`stresslab.results.var_ci` (its width / 2z) and ρ the correlation of the tail
-      indicators ``w 1{L > v}`` of the two scenarios; unbounded when var_ci is.
+    - VaR a, ES a: d ± z se with se the sd of the paired-bootstrap replicate differences
+      (:func:`stresslab.paired.tail_replicates`, :func:`stresslab.paired.paired_intervals`),
+      with compare_summary's default replicates and seed: the plot of a comparison shows
+      the interval that ``compare_summary`` of the same comparison prints.
 
     ``ax.containers`` holds the bars (one container, scenario order) and the error bars
     (baseline excluded); ``bar.get_height()`` is the value in CNY. Tail intervals rest on
