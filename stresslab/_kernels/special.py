@@ -164,7 +164,11 @@ def beta_draw(a: float, b: float, state: np.uint64) -> tuple[float, np.uint64]:
     """
     log_x, state = log_gamma_draw(a, state)
     log_y, state = log_gamma_draw(b, state)
-    return 1.0 / (1.0 + math.exp(log_y - log_x)), state
+    d = log_y - log_x
+    if d > 0.0:  # exp of a non-positive number only: no overflow (plain Python raises on it)
+        e = math.exp(-d)
+        return e / (1.0 + e), state
+    return 1.0 / (1.0 + math.exp(d)), state
 
 
 _INVERSION_MEAN = 16.0  # below this mean the binomial is drawn by inversion
