@@ -234,6 +234,7 @@ def _check_outputs(args: argparse.Namespace, *inputs: Path | None) -> None:
 def _run(args: argparse.Namespace) -> int:
     _check_outputs(args, args.scenario, args.portfolio)
     scenario = load_scenario(args.scenario)
+    _check_outputs(args, *map(Path, scenario.files))  # its parents and calibration reference too
     ds = simulate(
         _book(args),
         scenario,
@@ -253,6 +254,7 @@ def _run(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     _check_outputs(args, *args.scenarios, args.portfolio)
     scenarios = [load_scenario(path) for path in args.scenarios]
+    _check_outputs(args, *(Path(f) for scen in scenarios for f in scen.files))
     ds = compare(_book(args), scenarios, args.paths, args.seed, **_run_options(args))
     _print(format_comparison(compare_summary(ds, levels=args.levels)))
     _write(ds, args.out)
@@ -262,7 +264,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     _check_outputs(args, args.scenario, args.portfolio)
     key, values = args.grid
-    ds = sweep(_book(args), load_scenario(args.scenario), key, values, args.paths, args.seed, **_run_options(args))
+    scenario = load_scenario(args.scenario)
+    _check_outputs(args, *map(Path, scenario.files))
+    ds = sweep(_book(args), scenario, key, values, args.paths, args.seed, **_run_options(args))
     result = compare_summary(ds, levels=args.levels)
     _print(format_comparison(result))
     if args.plot is not None:

@@ -126,6 +126,9 @@ class Scenario:
     text : str
         Raw text of the files read (parents first), each after a ``# --- file: path``
         line; "" for a dict without ``extends``. Not compared.
+    files : tuple of str
+        Every file the scenario was read from: itself, its ``extends`` chain and its
+        calibration reference (so that no output overwrites one). Not compared.
     """
 
     name: str
@@ -145,6 +148,7 @@ class Scenario:
     calibration_reference: CalibrationReference | None = None
     source: str = field(default="<dict>", compare=False)
     text: str = field(default="", compare=False, repr=False)
+    files: tuple[str, ...] = field(default=(), compare=False, repr=False)
     _warned: set[tuple[str, str]] = field(default_factory=set, init=False, compare=False, repr=False)
 
     @classmethod
@@ -389,7 +393,8 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
         industry_shocks=cfg["shocks"]["industry"], region_shocks=cfg["shocks"]["region"],
         seasonal_factors=cfg["seasonality"], delinquency=cfg["delinquency"],
         recovery=recovery, layers=cfg["layers"], policy=policy, pd_horizon_months=cfg["pd_horizon_months"],
-        calibration_reference=cfg["calibration_reference"], source=source, text=text)
+        calibration_reference=cfg["calibration_reference"], source=source, text=text,
+        files=tuple(sorted({label for label in origins.values() if Path(label).is_file()})))
 
 
 def _apply_preset(recovery: RecoverySpec, strategy: str, origins: Mapping[tuple[str, ...], str]) -> RecoverySpec:

@@ -61,6 +61,8 @@ def files(tmp_path_factory) -> Path:
     (d / "escape.toml").write_text('name = "evil\\u001b[2Jred"\nhorizon_months = 12\n')
     (d / "rolls.toml").write_text("horizon_months = 12\n[delinquency]\nroll_rates = [" + ", ".join(["0.5"] * 100_000) + "]\n")
     (d / "names.toml").write_text("horizon_months = 12\n[shocks.industry]\n" + "".join(f"i{i} = 1\n" for i in range(10_001)))
+    (d / "parent.toml").write_text("horizon_months = 3\n")
+    (d / "child.toml").write_text('extends = "parent.toml"\n')
     (d / "out").mkdir()
     return d
 
@@ -68,6 +70,7 @@ def files(tmp_path_factory) -> Path:
 # (argv with {d} for the folder of inputs, exit status, words of the one error line)
 REFUSED = {
     "--out onto the scenario": (["run", "{d}/victim.toml", *SMALL, "--out", "{d}/victim.toml"], "input of this run"),
+    "--out onto a parent scenario": (["run", "{d}/child.toml", *SMALL, "--out", "{d}/parent.toml"], "input of this run"),
     "--out onto the book": (["run", DOWNTURN, "--portfolio", "{d}/book.csv", "--paths", "8", "--seed", "1", "--quiet",
                              "--out", "{d}/book.csv"], "input of this run"),
     "report --out onto the result": (["report", "{d}/good.nc", "--out", "{d}/good.nc"], "input of this run"),
