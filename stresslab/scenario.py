@@ -309,7 +309,9 @@ class Scenario:
     def reference_seasonality(self, industries: Sequence[str]) -> np.ndarray:
         """The calibration reference's seasonal factors over the PD horizon, shape (n_industries, H)."""
         factors = self.reference.seasonal_factors
-        _check_names(self, "industries", industries, [("calibration_reference [seasonality]", n) for n, _ in factors])
+        own = {n for n, _ in self.seasonal_factors}  # names the scenario's own [seasonality] already warns about
+        _check_names(self, "industries", industries,
+                     [("calibration_reference [seasonality]", n) for n, _ in factors if n not in own])
         return seasonal_profile(factors, industries, self.start_month, self.pd_horizon_months)
 
 
