@@ -19,11 +19,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
+from timing import best_of  # noqa: E402
 
 import stresslab  # noqa: E402
-from stresslab.calibration import FactorLaw  # noqa: E402
-from stresslab.model import _entry_thresholds, compile_model  # noqa: E402
-from timing import best_of  # noqa: E402
+from stresslab.compile.calibration import FactorLaw  # noqa: E402
+from stresslab.compile.model import _entry_thresholds, compile_model  # noqa: E402
 
 
 def measure(n_loans: int = 1_000_000, repeat: int = 3) -> dict[str, float]:

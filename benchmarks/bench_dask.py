@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 import stresslab
-from stresslab.distributed import connect, run_paths_dask, warm_up, worker_threads
-from stresslab.model import compile_model
-from stresslab.runner import run_paths
-from timing import best_of
+from stresslab.compile.model import compile_model
+from stresslab.run.distributed import connect, run_paths_dask, warm_up, worker_threads
+from stresslab.run.runner import run_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 

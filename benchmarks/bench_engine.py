@@ -32,12 +32,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import stresslab  # noqa: E402
 from numpy_model import simulate_numpy  # noqa: E402
 from timing import best_of  # noqa: E402
+
+import stresslab  # noqa: E402
 from stresslab._numba import njit, prange  # noqa: E402
 from stresslab._rng import PURPOSE_TRANSITION, stream_key, uniform  # noqa: E402
-from stresslab.model import compile_model  # noqa: E402
+from stresslab.compile.model import compile_model  # noqa: E402
 
 
 @njit(parallel=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import stresslab
-from stresslab.results import var_es
+from stresslab.estimators import var_es
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

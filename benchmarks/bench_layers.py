@@ -13,9 +13,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 import stresslab
-from timing import best_of
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from stresslab._kernels.paths import ANNUITY, BULLET, EQUAL_PRINCIPAL, STATE_D, STATE_P, STATES
-from stresslab._rng import PURPOSE_FACTOR, PURPOSE_MIXING, PURPOSE_TRANSITION, stream_key
-from stresslab.model import CompiledModel
+from stresslab._kernels.arrays import ANNUITY, BULLET, EQUAL_PRINCIPAL, STATE_D, STATE_P
+from stresslab._rng import (
+    PURPOSE_FACTOR,
+    PURPOSE_MIXING,
+    PURPOSE_TRANSITION,
+    stream_key,
+)
+from stresslab.compile.model import CompiledModel
+from stresslab.vocabulary import STATES
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)

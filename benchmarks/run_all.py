@@ -23,6 +23,7 @@ import bench_layers  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_one_period  # noqa: E402
 import bench_pooled  # noqa: E402
+
 import stresslab  # noqa: E402
 
 

@@ -9,16 +9,28 @@ Load a book and a scenario, simulate, summarise::
     print(stresslab.format_summary(stresslab.summary(ds)))
 """
 
-from stresslab.compare import compare, scenario_run, sweep
-from stresslab.contributions import es_contributions, expected_loss_contributions
-from stresslab.engine import simulate
-from stresslab.errors import InternalError, PortfolioError, ScenarioError, StresslabError, StresslabWarning
-from stresslab.paired import compare_summary, format_comparison
-from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
-from stresslab.regulatory import irb_capital, irb_reference
+from stresslab.book.portfolio import Portfolio, load_portfolio
+from stresslab.book.synthetic import synthetic_portfolio
+from stresslab.errors import (
+    InternalError,
+    PortfolioError,
+    ScenarioError,
+    StresslabError,
+    StresslabWarning,
+)
+from stresslab.io import load_results, save_results
+from stresslab.metrics.contributions import (
+    es_contributions,
+    expected_loss_contributions,
+)
+from stresslab.metrics.paired import compare_summary
+from stresslab.metrics.regulatory import irb_capital, irb_reference
+from stresslab.metrics.summary import summary
 from stresslab.report import write_report
-from stresslab.results import format_summary, load_results, save_results, summary
-from stresslab.scenario import Scenario, load_scenario
+from stresslab.run.compare import compare, scenario_run, sweep
+from stresslab.run.simulate import simulate
+from stresslab.scenario.scenario import Scenario, load_scenario
+from stresslab.text import format_comparison, format_summary
 
 __version__ = "0.1.0"
 

@@ -18,13 +18,17 @@ from pathlib import Path
 import xarray as xr
 
 from stresslab._files import check_output_file
-from stresslab.compare import compare, sweep
-from stresslab.engine import package_versions, simulate
+from stresslab.book.portfolio import Portfolio, load_portfolio
+from stresslab.book.synthetic import synthetic_portfolio
 from stresslab.errors import StresslabError
-from stresslab.paired import compare_summary, format_comparison
-from stresslab.portfolio import Portfolio, load_portfolio, synthetic_portfolio
-from stresslab.results import check_result_types, format_summary, load_results, save_results, summary
-from stresslab.scenario import load_scenario
+from stresslab.io import load_results, save_results
+from stresslab.metrics.paired import compare_summary
+from stresslab.metrics.summary import summary
+from stresslab.run.compare import compare, sweep
+from stresslab.run.schema import check_result_types, package_versions
+from stresslab.run.simulate import simulate
+from stresslab.scenario.scenario import load_scenario
+from stresslab.text import format_comparison, format_summary
 
 __all__ = ["main", "one_line"]
 
@@ -295,7 +299,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from stresslab.report import write_report  # matplotlib only when a report is asked for
+    from stresslab.report.html import (
+        write_report,  # matplotlib only when a report is asked for
+    )
 
     _check_outputs(args, args.result, args.portfolio)
     portfolio = load_portfolio(args.portfolio) if args.portfolio is not None else None

@@ -30,8 +30,8 @@ RUNS["services_downturn:is"] = ("services_downturn.toml", {"tail": "is", "pilot_
 RUNS["baseline:pooled"] = ("baseline.toml", {"pooled": True})
 
 
-# attributes that name this machine's files or package versions, not the numbers
-_MACHINE_ATTRS = ("versions", "scenario_source")
+# attributes that name this machine's files or package versions (the resolved scenario is in "scenario")
+_MACHINE_ATTRS = ("versions", "scenario_source", "scenario_text")  # scenario_text names the files read
 
 
 def dataset_digest(ds) -> str:

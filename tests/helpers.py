@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stresslab.portfolio import Portfolio
-from stresslab.scenario import Scenario
+from stresslab.book.portfolio import Portfolio
+from stresslab.scenario.scenario import Scenario
 
 
 def book(

@@ -16,8 +16,14 @@ from scipy import integrate
 from scipy.special import ndtr, roots_hermitenorm
 from scipy.stats import chi2
 
-import stresslab.calibration as cal
-from stresslab.calibration import ChainInputs, FactorLaw, default_probability, entry_thresholds, latent_quantile
+import stresslab.compile.calibration as cal
+from stresslab.compile.calibration import (
+    ChainInputs,
+    FactorLaw,
+    default_probability,
+    entry_thresholds,
+    latent_quantile,
+)
 from stresslab.errors import ScenarioError
 
 ROLL = (0.35, 0.55, 0.75)

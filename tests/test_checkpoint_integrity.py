@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import stresslab
-from stresslab.checkpoint import Checkpoint
+from stresslab.run.checkpoint import Checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 DOWNTURN = ROOT / "scenarios" / "services_downturn.toml"

@@ -1,4 +1,4 @@
-"""Tests of stresslab.contributions: Euler (ES) allocation and EL contributions by segment.
+"""Tests of stresslab.metrics.contributions: Euler (ES) allocation and EL contributions by segment.
 
 Additivity is checked to float rounding on a real run and on hand-built samples with ties
 and weights; the estimator is checked against an independent "fill the tail mass" reference
@@ -15,9 +15,12 @@ import xarray as xr
 from scipy import stats
 
 import stresslab
-from stresslab.contributions import es_contributions, expected_loss_contributions
 from stresslab.errors import StresslabError
-from stresslab.results import es_ci, var_es
+from stresslab.estimators import es_ci, var_es
+from stresslab.metrics.contributions import (
+    es_contributions,
+    expected_loss_contributions,
+)
 
 
 def _dataset(seg: np.ndarray, w: np.ndarray | None = None, by: str = "industry", months: int = 1) -> xr.Dataset:

@@ -22,8 +22,8 @@ from helpers import book, scenario
 from reference import t_copula_count_pmf, vasicek_count_pmf
 
 import stresslab
-from stresslab.paired import compare_summary
-from stresslab.results import controlled_terms, es_ci, mean_ci, var_ci
+from stresslab.estimators import controlled_terms, es_ci, mean_ci, var_ci
+from stresslab.metrics.paired import compare_summary
 
 N_LOANS, P, RHO, NU = 200, 0.02, 0.2, 5.0
 LEVEL = 0.99
@@ -83,7 +83,7 @@ def test_paired_difference_intervals_cover_the_exact_difference() -> None:
     runs, paths, rhos = 200, 5000, (0.1, 0.3)
     loans = book(N_LOANS, pd_=P)
     scens = [scenario(1, name=f"rho{r}", factors={"global_loading": float(np.sqrt(r))}) for r in rhos]
-    ds = stresslab.compare(loans, scens, n_paths=runs * paths, seed=43)
+    ds = stresslab.run.compare(loans, scens, n_paths=runs * paths, seed=43)
     exact = [_exact(vasicek_count_pmf(N_LOANS, P, r), LEVEL) for r in rhos]
     d_es = exact[1]["es"] - exact[0]["es"]
     hits = np.zeros(2)

@@ -24,11 +24,17 @@ import pytest
 pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install stresslab[distributed])")
 
 import stresslab  # noqa: E402
-from stresslab.distributed import _chunk, connect, run_paths_dask, warm_up, worker_threads  # noqa: E402
+from stresslab.compile.model import compile_model  # noqa: E402
+from stresslab.compile.pooling import pool_model  # noqa: E402
 from stresslab.errors import StresslabError  # noqa: E402
-from stresslab.model import compile_model  # noqa: E402
-from stresslab.pooling import pool_model  # noqa: E402
-from stresslab.runner import run_paths  # noqa: E402
+from stresslab.run.distributed import (  # noqa: E402
+    _chunk,
+    connect,
+    run_paths_dask,
+    warm_up,
+    worker_threads,
+)
+from stresslab.run.runner import run_paths  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 120  # seconds for processes to start and workers to connect (cold imports, 2 cores)
@@ -334,7 +340,7 @@ def test_local_cluster_threads_when_main_script_imports_numba(tmp_path):
             import json, os, sys
             import numba  # before any Dask worker starts: re-imported by every spawned worker
             import stresslab
-            from stresslab.distributed import connect, worker_threads
+            from stresslab.run.distributed import connect, worker_threads
 
             if __name__ == "__main__":
                 with connect(workers=2, threads_per_worker=1, dashboard_address=":0") as client:
@@ -396,7 +402,7 @@ def test_missing_dask_says_how_to_install(monkeypatch, services):
 
 
 def test_import_stresslab_does_not_import_dask():
-    code = "import sys, stresslab, stresslab.distributed; print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    code = "import sys, stresslab, stresslab.run.distributed; print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
 

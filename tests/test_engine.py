@@ -19,7 +19,7 @@ from scipy import integrate, stats
 from scipy.special import ndtr, ndtri
 
 import stresslab
-from stresslab.model import compile_model
+from stresslab.compile.model import compile_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -265,7 +265,7 @@ def test_every_shipped_scenario_runs_and_conserves_loss(path):
 
 
 def test_runs_beyond_the_machine_are_refused_up_front(monkeypatch):
-    import stresslab.budget as budget
+    import stresslab.run.budget as budget
 
     loans = book(10)
     monkeypatch.setattr(budget, "available_memory", lambda: 50e6)

@@ -165,7 +165,7 @@ def _enospc(*args, **kwargs):
 
 
 def test_no_space_for_a_chunk_keeps_the_finished_ones_and_says_what_to_free(tmp_path, reference, monkeypatch):
-    import stresslab.checkpoint as checkpoint
+    import stresslab.run.checkpoint as checkpoint
 
     ckpt = tmp_path / "ckpt"
     real, calls = checkpoint.write_durably, []

@@ -38,9 +38,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from stresslab.book.portfolio import COLUMNS, Portfolio, load_portfolio
+from stresslab.book.synthetic import synthetic_portfolio
 from stresslab.errors import PortfolioError, ScenarioError
-from stresslab.portfolio import COLUMNS, Portfolio, load_portfolio, synthetic_portfolio
-from stresslab.scenario import Scenario, load_scenario
+from stresslab.scenario.scenario import Scenario, load_scenario
 
 COUNTS = {"scenario dicts": 0, "scenario files": 0, "portfolios": 0}
 HARD_LIMIT_S = 20  # per case: a hanging case is interrupted (SIGALRM, main thread on POSIX)

@@ -14,7 +14,7 @@ from helpers import book, scenario
 from reference import t_copula_count_pmf, vasicek_count_pmf
 
 import stresslab
-from stresslab.results import var_es
+from stresslab.estimators import var_es
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def test_t_copula_weights_are_bounded_and_the_body_is_unbiased():
     intervals excluding the truth. Now the tilt (of the chi-square's shape) stays in the
     finite-variance region (chi2_shape_bounds), every weight is <= 1 / defensive_share, and the mean weight and the
     EL (exactly n p = 2) agree with the truth within 4 standard errors."""
-    from stresslab.importance import DEFAULT_DEFENSIVE_SHARE, chi2_shape_bounds
+    from stresslab.run.importance import DEFAULT_DEFENSIVE_SHARE, chi2_shape_bounds
 
     n, p, rho, nu = 200, 0.01, 0.2, 5.0
     loans = book(n, pd_=p)

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from reference import vasicek_count_pmf
 
 import stresslab
-from stresslab._kernels.allocation import BASIS_EAD, BASIS_PRINCIPAL, EXCESS_OF_LOSS, QUOTA_SHARE, LayerArrays, allocate_losses
+from stresslab._kernels.allocation import allocate_losses
+from stresslab._kernels.arrays import (
+    BASIS_EAD,
+    BASIS_PRINCIPAL,
+    EXCESS_OF_LOSS,
+    QUOTA_SHARE,
+    LayerArrays,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

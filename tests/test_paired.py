@@ -1,4 +1,4 @@
-"""Tests of stresslab.paired: paired scenario comparisons on common random numbers.
+"""Tests of stresslab.metrics.paired: paired scenario comparisons on common random numbers.
 
 Hand-built comparisons with exactly known metrics, paired differences and standard errors;
 the paired bootstrap (VaR, ES, peak DPD30+) against a naive resampling, its determinism and
@@ -15,11 +15,14 @@ import xarray as xr
 from scipy.stats import norm
 
 import stresslab
-from stresslab import paired
-from stresslab.compare import compare
+from stresslab.metrics import paired
 from stresslab.errors import StresslabError
-from stresslab.paired import _count_blocks, _tail_replicates, compare_summary, format_comparison
-from stresslab.results import save_results, load_results, summary, var_es
+from stresslab.estimators import var_es
+from stresslab.io import load_results, save_results
+from stresslab.metrics.paired import _count_blocks, _tail_replicates, compare_summary
+from stresslab.metrics.summary import summary
+from stresslab.run.compare import compare
+from stresslab.text import format_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +77,7 @@ def run(
 
 
 def stack(runs: list[xr.Dataset], labels: list[str]) -> xr.Dataset:
-    """Runs along ``scenario`` (as stresslab.compare does): layer union, NaN where absent."""
+    """Runs along ``scenario`` (as stresslab.run.compare does): layer union, NaN where absent."""
     return xr.concat(
         [r.expand_dims(scenario=[label]) for r, label in zip(runs, labels)],
         dim="scenario", join="outer", combine_attrs="drop_conflicts", data_vars="all",
@@ -500,7 +503,7 @@ def test_real_comparison_crn_gain_baseline_vs_downturn(real):
           f"path correlation {np.corrcoef(x[0], x[1])[0, 1]:.3f})")
     # < 0.5 cannot hold for this pair: the downturn's loss sd is 2.2-2.4 times the baseline's, so
     # even perfectly correlated paths give a ratio >= 0.5 (0.53 here). Measured: 0.60 with the
-    # symmetric root of stresslab.factors.correlation_sqrt (0.96 with the eigenvector root before).
+    # symmetric root of stresslab.compile.factors.correlation_sqrt (0.96 with the eigenvector root before).
     assert ratio < 0.75
 
 

@@ -1,4 +1,4 @@
-"""Plots (stresslab.plots): what is drawn equals what stresslab.results estimates."""
+"""Plots (stresslab.plots): what is drawn equals what stresslab.estimators estimates."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from matplotlib.image import AxesImage
 import stresslab
 from stresslab import plots
 from stresslab.errors import StresslabError
-from stresslab.results import mean_ci, var_es, weighted_quantile
+from stresslab.estimators import mean_ci, var_es, weighted_quantile
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every warning (from matplotlib, numpy or xarray) fails a test here: figures must draw and save cleanly.

@@ -1,7 +1,7 @@
 """Comparison plots (stresslab.plots.scenario_comparison, sweep_curve) and save_figure.
 
-What is drawn must equal what the estimators of stresslab.results give, on real runs of
-stresslab.compare / stresslab.sweep (common random numbers).
+What is drawn must equal what the estimators of stresslab.estimators give, on real runs of
+stresslab.run.compare / stresslab.sweep (common random numbers).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from matplotlib.container import BarContainer, ErrorbarContainer
 from scipy.stats import norm
 
 import stresslab
-from stresslab import paired, plots
+from stresslab import plots
+from stresslab.metrics import paired
 from stresslab.errors import StresslabError
-from stresslab.results import es_ci, mean_ci, var_es
-
-from stresslab.compare import compare, sweep
+from stresslab.estimators import es_ci, mean_ci, var_es
+from stresslab.run.compare import compare, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("error")
@@ -159,7 +159,7 @@ def test_scenario_comparison_of_identical_scenarios_has_zero_width_intervals(cmp
 
 
 def test_scenario_comparison_of_a_compare_summary_draws_its_numbers(cmp: xr.Dataset) -> None:
-    paired = pytest.importorskip("stresslab.paired")
+    paired = pytest.importorskip("stresslab.metrics.paired")
     s = paired.compare_summary(cmp, n_boot=50)
     for metric, label in (("expected_loss", "expected_gross_loss"), ("var99", "var_99"), ("es99", "es_99")):
         ax = plots.scenario_comparison(s, metric=metric).axes[0]
@@ -234,7 +234,7 @@ def test_sweep_curve_sorts_by_sweep_value(swept: xr.Dataset) -> None:
 
 
 def test_sweep_curve_of_a_compare_summary(swept: xr.Dataset) -> None:
-    paired = pytest.importorskip("stresslab.paired")
+    paired = pytest.importorskip("stresslab.metrics.paired")
     s = paired.compare_summary(swept, n_boot=50)
     ax = plots.sweep_curve(s, metrics=("expected_loss", "var99")).axes[0]
     for line, label in zip(ax.get_lines(), ("expected_gross_loss", "var_99")):

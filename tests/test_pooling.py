@@ -26,9 +26,9 @@ from scipy import stats
 
 import stresslab
 from stresslab.cli import main
+from stresslab.compile.model import compile_model
+from stresslab.compile.pooling import pool_model
 from stresslab.errors import StresslabError, StresslabWarning
-from stresslab.model import compile_model
-from stresslab.pooling import pool_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -459,7 +459,7 @@ def test_cli_compare_pooled(tmp_path, capsys):
     ds = stresslab.load_results(out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StresslabWarning)
-        direct = stresslab.compare(stresslab.synthetic_portfolio(300, seed=0), [stresslab.load_scenario(f) for f in files],
+        direct = stresslab.run.compare(stresslab.synthetic_portfolio(300, seed=0), [stresslab.load_scenario(f) for f in files],
                                    12, 2, pooled=True)
     for name in ("loss_gross", "loss_net", "count_by_state"):
         np.testing.assert_array_equal(ds[name].values, direct[name].values)

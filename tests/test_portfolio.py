@@ -1,4 +1,4 @@
-"""Tests of stresslab.portfolio: file round trips, digest, validation messages, synthetic books."""
+"""Tests of stresslab.book.portfolio: file round trips, digest, validation messages, synthetic books."""
 
 from __future__ import annotations
 
@@ -12,16 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stresslab.book.portfolio import COLUMNS, Portfolio, load_portfolio
+from stresslab.book.synthetic import synthetic_portfolio
 from stresslab.errors import PortfolioError
-from stresslab.portfolio import (
-    AMORTIZATIONS,
-    BORROWER_TYPES,
-    COLUMNS,
-    STATES,
-    Portfolio,
-    load_portfolio,
-    synthetic_portfolio,
-)
+from stresslab.vocabulary import AMORTIZATIONS, BORROWER_TYPES
+from stresslab.vocabulary import LIVE_STATES as STATES
 
 HEADER = list(COLUMNS)
 ROWS = [

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate, special, stats
-
 from reference import (
     multifactor_count_pmf,
     multiperiod_default_fraction_cdf,
@@ -20,6 +18,7 @@ from reference import (
     vasicek_count_pmf,
     vasicek_large_pool_cdf,
 )
+from scipy import integrate, special, stats
 
 CASES = [
     ("vasicek", lambda: vasicek_count_pmf(50, 0.02, 0.2), 50, 0.02),

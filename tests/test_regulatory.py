@@ -1,4 +1,4 @@
-"""Tests of stresslab.regulatory: the Basel II IRB risk-weight functions, the classification
+"""Tests of stresslab.metrics.regulatory: the Basel II IRB risk-weight functions, the classification
 of a book and the IRB reference beside a run's simulated capital.
 
 Published figures: Annex 5 of BCBS, "International Convergence of Capital Measurement and
@@ -10,7 +10,6 @@ and limiting cases of the formulas. docs/regulatory.md lists which is which.
 from __future__ import annotations
 
 import json
-
 import math
 
 import numpy as np
@@ -20,9 +19,10 @@ import xarray as xr
 from scipy import stats
 
 import stresslab
+from stresslab.book.portfolio import Portfolio
 from stresslab.errors import StresslabError
-from stresslab.portfolio import Portfolio
-from stresslab.regulatory import (
+from stresslab.estimators import mean_ci, var_ci, var_es
+from stresslab.metrics.regulatory import (
     ASSET_CLASSES,
     CNY_PER_EUR,
     DEFAULT_EUR_PER_CNY,
@@ -37,7 +37,6 @@ from stresslab.regulatory import (
     residential_mortgage_k,
     sme_adjustment,
 )
-from stresslab.results import mean_ci, var_ci, var_es
 
 # ----------------------------------------------------------------------------- Annex 5
 # Basel II (June 2006) Annex 5, "Illustrative IRB Risk Weights for UL", risk weights in %.

@@ -191,7 +191,7 @@ def test_a_read_only_folder_is_one_line_exit_2(readonly, argv, words, capsys):
 
 def test_the_local_dashboard_listens_on_this_machine_only():
     pytest.importorskip("distributed")
-    from stresslab.distributed import connect
+    from stresslab.run.distributed import connect
 
     with connect(workers=1) as client:
         sockets = client.cluster.scheduler.http_server._sockets.values()  # tornado: the bound sockets (the link would say 127.0.0.1 even when bound to 0.0.0.0)

@@ -1,4 +1,4 @@
-"""The HTML report (stresslab.report.write_report): sections, embedded images, escaping, atomic
+"""The HTML report (stresslab.report.html.write_report): sections, embedded images, escaping, atomic
 writes, and the page as headless Chromium renders it."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from PIL import Image
 
 import stresslab
 from stresslab.errors import StresslabError
-from stresslab.report import write_report
-from stresslab.results import mean_ci
+from stresslab.estimators import mean_ci
+from stresslab.report.html import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -1,4 +1,4 @@
-"""Tests of stresslab.results: weighted VaR/ES and their confidence intervals, the summary,
+"""Tests of stresslab.estimators: weighted VaR/ES and their confidence intervals, the summary,
 its text table, and lossless atomic result files.
 
 Statistical checks use |estimate - truth| < 4 se, or a 95% interval's coverage within 4
@@ -20,21 +20,20 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from stresslab.errors import StresslabError
-from stresslab.results import (
+from stresslab.estimators import (
     controlled_terms,
     effective_paths,
     es_ci,
-    format_summary,
-    load_results,
     mean_ci,
     mean_weight_check,
     paths_needed,
-    save_results,
-    summary,
     var_ci,
     var_es,
     weighted_quantile,
 )
+from stresslab.io import load_results, save_results
+from stresslab.metrics.summary import summary
+from stresslab.text import format_summary
 
 Z95 = stats.norm.ppf(0.975)
 STATES = ["C", "M1", "M2", "M3", "D", "P"]

@@ -1,4 +1,4 @@
-"""Tests of the credit-enhancement part of stresslab.results.summary (stresslab.loss_sharing):
+"""Tests of the credit-enhancement part of stresslab.metrics.summary.summary (stresslab.metrics.layers):
 who bears the loss (expected and ES-type tail allocation), layer exhaustion, provider
 failure, fees and payout quantiles, on hand-built runs with exactly known answers.
 """
@@ -12,7 +12,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from stresslab.errors import StresslabError
-from stresslab.results import format_summary, summary, var_es, weighted_quantile
+from stresslab.estimators import var_es, weighted_quantile
+from stresslab.metrics.summary import summary
+from stresslab.text import format_summary
 
 STATES = ["C", "M1", "M2", "M3", "D", "P"]
 LAYERS = ["insurer", "fund", "state"]
@@ -204,7 +206,7 @@ def test_every_new_variable_has_units_and_long_name():
 
 
 def test_summary_with_layers_round_trips(tmp_path):
-    from stresslab.results import load_results, save_results
+    from stresslab.io import load_results, save_results
 
     s = summary(layered_run())
     save_results(s, tmp_path / "s.nc")

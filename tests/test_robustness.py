@@ -99,7 +99,7 @@ def test_invariants_on_random_books(n, pd_, rate, term, amortization, state, hor
 
 
 def test_non_finite_results_are_caught(monkeypatch):
-    import stresslab.engine as engine
+    import stresslab.run.simulate as engine
 
     real = engine.run_paths
 

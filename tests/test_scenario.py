@@ -1,4 +1,4 @@
-"""Tests of stresslab.scenario: loading, defaults, validation messages, inheritance, arrays."""
+"""Tests of stresslab.scenario.scenario: loading, defaults, validation messages, inheritance, arrays."""
 
 from __future__ import annotations
 
@@ -14,13 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stresslab.errors import ScenarioError, StresslabWarning
-from stresslab.scenario import (
-    CorrelationMatrix,
-    PerIndustry,
-    Scenario,
-    ShockRamp,
-    load_scenario,
-)
+from stresslab.scenario.scenario import Scenario, load_scenario
+from stresslab.scenario.specs import CorrelationMatrix, PerIndustry, ShockRamp
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from stresslab.errors import ScenarioError
-from stresslab.scenario import LayerSpec, Scenario, load_scenario
+from stresslab.scenario.scenario import Scenario, load_scenario
+from stresslab.scenario.specs import LayerSpec
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 LIBRARY = ["guarantee_insurance", "compensation_fund", "risk_sharing", "pledged_receivables"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from stresslab.errors import ScenarioError
-from stresslab.scenario import (
+from stresslab.scenario.scenario import Scenario, load_scenario
+from stresslab.scenario.specs import (
     COLLECTION_PRESETS,
     POLICY_LEVERS,
     CollectionSpec,
@@ -19,11 +20,9 @@ from stresslab.scenario import (
     PolicySpec,
     RateCapSpec,
     RevenueSupportSpec,
-    Scenario,
     SeasonalScheduleSpec,
     ShockRamp,
     SubsidySpec,
-    load_scenario,
     shock_path,
 )
 

@@ -9,9 +9,9 @@ import pytest
 from helpers import book
 
 import stresslab
+from stresslab.compile.model import compile_model
 from stresslab.errors import ScenarioError
-from stresslab.model import compile_model
-from stresslab.scenario import Scenario, load_scenario
+from stresslab.scenario.scenario import Scenario, load_scenario
 
 BASE = """
 horizon_months = 12

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import special, stats
 
-import pytest
-
-from stresslab._kernels.special import below_norm_cdf, beta_draw, binomial_draw, log_gamma_draw, ndtri, norm_cdf, normal_table
+from stresslab._kernels.special import (
+    below_norm_cdf,
+    beta_draw,
+    binomial_draw,
+    log_gamma_draw,
+    ndtri,
+    norm_cdf,
+    normal_table,
+)
 from stresslab._numba import njit
-from stresslab._rng import PURPOSE_TRANSITION, mix64, mix64_array, name_keys, next_uniform, stream_key, uniform
+from stresslab._rng import (
+    PURPOSE_TRANSITION,
+    mix64,
+    mix64_array,
+    name_keys,
+    next_uniform,
+    stream_key,
+    uniform,
+)
 
 TABLE = normal_table()
 
@@ -192,8 +207,9 @@ def test_beta_draw_small_shapes(dispersion: float, mean: float) -> None:
 
 def test_a_run_with_recovery_dispersion_near_1_has_finite_losses():
     """Before: at dispersion 0.99 about 0.08% of the recovery draws were NaN and the run aborted."""
-    import stresslab
     from helpers import book, scenario
+
+    import stresslab
 
     loans = book(400, pd_=0.5, term=1)
     scen = scenario(1, recovery={"unsecured_mean": 0.4, "dispersion": 0.99})

@@ -10,38 +10,12 @@ lender's retained loss, so per event: gross = sum of layer payouts + retained.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
+from stresslab._kernels.arrays import BASIS_PRINCIPAL, QUOTA_SHARE, LayerArrays
 from stresslab._numba import njit
 
-__all__ = ["LayerArrays", "QUOTA_SHARE", "EXCESS_OF_LOSS", "BASIS_EAD", "BASIS_PRINCIPAL", "allocate_losses"]
-
-QUOTA_SHARE, EXCESS_OF_LOSS = 0, 1
-BASIS_EAD, BASIS_PRINCIPAL = 0, 1
-
-
-class LayerArrays(NamedTuple):
-    """Layers in order, shape (n_layers,) unless said; ``inf`` means unlimited."""
-
-    kind: np.ndarray  # int8 QUOTA_SHARE | EXCESS_OF_LOSS
-    share: np.ndarray
-    attachment: np.ndarray
-    limit: np.ndarray
-    basis: np.ndarray  # int8 BASIS_EAD | BASIS_PRINCIPAL
-    per_loan_limit: np.ndarray
-    capacity: np.ndarray
-    topup_every: np.ndarray  # int64, 0 = never
-    annual_cap: np.ndarray
-    lag: np.ndarray  # int64 months from default to payout cash
-    monthly_fee: np.ndarray  # fee rate / 12 on the covered balance
-    eligible: np.ndarray  # (n_layers, n_loans) uint8
-    failure_threshold: np.ndarray  # probit of the monthly failure hazard, -inf = never fails
-    failure_loading: np.ndarray  # loading of the provider's latent on the global factor
-    key: np.ndarray  # uint64 random-stream keys of the layers
-    cover_class: np.ndarray  # (n_loans,) int32 eligibility class of each loan
-    class_mask: np.ndarray  # (n_classes, n_layers) uint8: which layers cover a class
+__all__ = ["allocate_losses"]
 
 
 @njit()

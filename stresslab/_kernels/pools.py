@@ -1,6 +1,6 @@
 """The pooled path kernel: groups of identical loans moved between states as counts.
 
-A pool is a set of loans identical in every model input (stresslab.pooling): in every
+A pool is a set of loans identical in every model input (stresslab.compile.pooling): in every
 month they face the same systematic index, the same conditional miss, roll, cure and
 prepayment probabilities and the same schedule. Given the path, their transitions are
 independent, so the number of a state's loans that miss, roll or cure is binomial
@@ -18,20 +18,22 @@ or defers the same principal part), so it is one number.
 
 Defaults of a cohort in a month are one event of N loans, or N events of one loan each
 (with a recovery rate each) when some layer's payout is not linear in the loan's loss
-(excess of loss, per-loan limit): see stresslab.pooling.pooled_events.
+(excess of loss, per-loan limit): see stresslab.compile.pooling.pooled_events.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from stresslab._kernels.allocation import LayerArrays
-from stresslab._kernels.paths import (
+from stresslab._kernels.arrays import (
     BULLET,
+    LayerArrays,
     LoanArrays,
     Outputs,
     Params,
     Tables,
+)
+from stresslab._kernels.settlement import (
     default_loss,
     path_buffers,
     path_finish,
@@ -68,7 +70,7 @@ def simulate_pools(
     ``pools`` holds one row per pool (its first loan) and ``size`` (int64) its number of
     loans. Defaults become one event per loan if ``per_loan_events``, else one per cohort
     and month; ``max_events`` bounds their number in a path. Pooled books carry no policy
-    levers (stresslab.pooling refuses them).
+    levers (stresslab.compile.pooling refuses them).
     """
     for row in prange(out.loss_gross.shape[0]):
         _simulate_pooled_path(

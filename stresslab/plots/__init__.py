@@ -8,8 +8,8 @@ Legends sit outside the axes, to the right: when you pass your own ``ax``, give 
 
 Money axes hold CNY and are labelled in readable units (CNY, CNY k, CNY m or CNY bn): the
 plotted data stay in CNY, only the tick labels are scaled. Every estimate honours the
-per-path likelihood ratio ``weight`` like :mod:`stresslab.results`: E[h] is estimated by
-``mean(w h)`` and quantiles by :func:`stresslab.results.weighted_quantile`.
+per-path likelihood ratio ``weight`` like :mod:`stresslab.estimators`: E[h] is estimated by
+``mean(w h)`` and quantiles by :func:`stresslab.estimators.weighted_quantile`.
 docs/plots.md shows each plot.
 
 The plots live in modules named after what they draw: :mod:`~stresslab.plots.distribution`
@@ -24,7 +24,11 @@ from __future__ import annotations
 
 from stresslab.plots.comparison import scenario_comparison, sweep_curve
 from stresslab.plots.delinquency import dpd30_fan, state_stack
-from stresslab.plots.distribution import exceedance_curve, loss_distribution, loss_heatmap
+from stresslab.plots.distribution import (
+    exceedance_curve,
+    loss_distribution,
+    loss_heatmap,
+)
 from stresslab.plots.files import save_figure
 from stresslab.plots.layers import capacity_fan, exhaustion_curve, loss_allocation
 

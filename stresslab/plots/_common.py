@@ -1,7 +1,7 @@
 """What the plots of :mod:`stresslab.plots` share: figure and axes, input checks, money axes, legends.
 
 The functions here are the building blocks of the plot modules of this package (and of the
-policy fans of :mod:`stresslab.report`); they are not part of the public plotting API
+policy fans of :mod:`stresslab.report.html`); they are not part of the public plotting API
 (``stresslab.plots.__all__``). Money is in CNY: :func:`money_unit` picks a readable unit
 (CNY, CNY k, CNY m or CNY bn) and :func:`money_axis` scales only the tick labels, never the
 data.
@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from stresslab.errors import StresslabError, did_you_mean
-from stresslab.loss_sharing import has_layers
-from stresslab.results import check_level, check_weights
+from stresslab.estimators import check_level, check_weights
+from stresslab.run.schema import has_layers
 
 #: Quantile levels of the fan charts (dpd30_fan, capacity_fan) by default.
 FAN_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -165,7 +165,7 @@ def fan(ax: Axes, months: np.ndarray, qs: tuple[float, ...], values: np.ndarray,
     """Bands between the i-th lowest and the i-th highest quantile; the middle one as a line.
 
     ``values`` has shape (month, quantile), the quantiles ``qs`` sorted
-    (:func:`stresslab.results.quantiles_by_month`).
+    (:func:`stresslab.estimators.quantiles_by_month`).
     """
     n = len(qs)
     for i in range(n // 2):

@@ -15,13 +15,21 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from stresslab.errors import StresslabError, did_you_mean
+from stresslab.estimators import (
+    check_level,
+    check_weights,
+    es_ci,
+    mean_ci,
+    var_ci,
+    var_es,
+    z_value,
+)
+from stresslab.metrics.paired import paired_intervals, tail_replicates
 from stresslab.plots._common import add_legend, figure_of, money_axis, money_unit, pct
-from stresslab.paired import paired_intervals, tail_replicates
-from stresslab.results import check_level, check_weights, es_ci, mean_ci, var_ci, var_es, z_value
 
 # Metrics of scenario_comparison and sweep_curve: the horizon loss of every path, reduced by
-# the estimators of stresslab.results. "var<p>" / "es<p>" are VaR / ES at level p % of the
-# gross loss (var99, es99.9), as in stresslab.paired.compare_summary.
+# the estimators of stresslab.estimators. "var<p>" / "es<p>" are VaR / ES at level p % of the
+# gross loss (var99, es99.9), as in stresslab.metrics.paired.compare_summary.
 _COMPARE_MEANS = {
     "expected_loss": ("loss_gross", "expected gross loss"),
     "retained_loss": ("loss_net", "expected retained loss (net)"),
@@ -57,7 +65,7 @@ def _scenario_losses(cmp: xr.Dataset, names: Sequence[str], plot: str) -> tuple[
     """Scenario labels, horizon loss per (scenario, path) of each variable, and the common path weights."""
     if "scenario" not in cmp.dims:
         raise StresslabError(
-            f"{plot} needs runs stacked along a 'scenario' dimension (stresslab.compare.compare or sweep); "
+            f"{plot} needs runs stacked along a 'scenario' dimension (stresslab.run.compare.compare or sweep); "
             "this Dataset has none: it is a single run"
         )
     labels = [str(v) for v in cmp["scenario"].values.tolist()]
@@ -105,11 +113,11 @@ def _point_estimates(kind: str, level: float | None, x: np.ndarray, w: np.ndarra
 
 def _paired_differences(kind: str, level: float | None, x: np.ndarray, w: np.ndarray, ci: float) -> np.ndarray:
     """(scenario, 2) intervals of the paired differences from the first scenario, by the functions
-    of :func:`stresslab.paired.compare_summary`: the same numbers as its ``difference_ci``.
+    of :func:`stresslab.metrics.paired.compare_summary`: the same numbers as its ``difference_ci``.
 
-    Means: :func:`stresslab.results.mean_ci` of the path-wise difference. VaR and ES: the paired
-    bootstrap (:func:`stresslab.paired.tail_replicates` with compare_summary's default
-    replicates and seed) and :func:`stresslab.paired.paired_intervals`.
+    Means: :func:`stresslab.estimators.mean_ci` of the path-wise difference. VaR and ES: the paired
+    bootstrap (:func:`stresslab.metrics.paired.tail_replicates` with compare_summary's default
+    replicates and seed) and :func:`stresslab.metrics.paired.paired_intervals`.
     """
     if kind == "mean":
         out = np.array([mean_ci(x[i] - x[0], w, ci)[1:] for i in range(x.shape[0])])
@@ -185,9 +193,9 @@ def scenario_comparison(
     ----------
     cmp : xarray.Dataset
         Scenarios run on common random numbers, stacked along ``scenario``
-        (:func:`stresslab.compare.compare` or :func:`stresslab.compare.sweep`):
+        (:func:`stresslab.run.compare.compare` or :func:`stresslab.run.compare.sweep`):
         ``loss_gross`` / ``loss_net`` (scenario, path, month) and ``weight`` (the same in
-        every scenario) are used. Or the output of :func:`stresslab.paired.compare_summary`
+        every scenario) are used. Or the output of :func:`stresslab.metrics.paired.compare_summary`
         (``value``, ``difference_ci`` along ``metric``): its numbers are drawn as they are.
     metric : str, default "expected_loss"
         ``"expected_loss"`` (gross), ``"retained_loss"`` (``loss_net``, the lender's
@@ -210,8 +218,8 @@ def scenario_comparison(
 
     Notes
     -----
-    Bar heights are the scenario's estimate (:func:`stresslab.results.mean_ci`,
-    :func:`~stresslab.results.var_es`), in CNY; the dashed line is the baseline (the first
+    Bar heights are the scenario's estimate (:func:`stresslab.estimators.mean_ci`,
+    :func:`~stresslab.estimators.var_es`), in CNY; the dashed line is the baseline (the first
     scenario). The error bar of scenario b spans baseline value + the paired interval of
     the difference ``m_b - m_a``, so it excludes the dashed line when the difference is
     significant; the text above the bar gives the difference and its interval. With path
@@ -219,7 +227,7 @@ def scenario_comparison(
 
     - expected / retained loss: ``mean(w (L_b - L_a))`` ± z sd(w (L_b - L_a)) / √n;
     - VaR a, ES a: d ± z se with se the sd of the paired-bootstrap replicate differences
-      (:func:`stresslab.paired.tail_replicates`, :func:`stresslab.paired.paired_intervals`),
+      (:func:`stresslab.metrics.paired.tail_replicates`, :func:`stresslab.metrics.paired.paired_intervals`),
       with compare_summary's default replicates and seed: the plot of a comparison shows
       the interval that ``compare_summary`` of the same comparison prints.
 
@@ -286,10 +294,10 @@ def sweep_curve(
     Parameters
     ----------
     cmp : xarray.Dataset
-        A sweep (:func:`stresslab.compare.sweep` with numeric values): a ``scenario``
+        A sweep (:func:`stresslab.run.compare.sweep` with numeric values): a ``scenario``
         dimension with a ``sweep_value(scenario)`` coordinate and the ``sweep_key`` attr
         (the x-axis label), ``loss_gross`` / ``loss_net`` (scenario, path, month) and
-        ``weight``. Or its :func:`stresslab.paired.compare_summary` (``value``,
+        ``weight``. Or its :func:`stresslab.metrics.paired.compare_summary` (``value``,
         ``value_se`` along ``metric``, ``sweep_value`` kept).
     metrics : sequence of str, default ("expected_loss", "var99")
         Metrics as in :func:`scenario_comparison`: ``"expected_loss"``,
@@ -312,9 +320,9 @@ def sweep_curve(
     Notes
     -----
     Points are sorted by ``sweep_value``. Each line's y-data are the estimates in CNY
-    (:func:`stresslab.results.mean_ci`, :func:`~stresslab.results.var_es`); its band is the
-    pointwise interval of each scenario on its own: :func:`~stresslab.results.mean_ci`,
-    :func:`~stresslab.results.var_ci` or :func:`~stresslab.results.es_ci` (an unbounded end
+    (:func:`stresslab.estimators.mean_ci`, :func:`~stresslab.estimators.var_es`); its band is the
+    pointwise interval of each scenario on its own: :func:`~stresslab.estimators.mean_ci`,
+    :func:`~stresslab.estimators.var_ci` or :func:`~stresslab.estimators.es_ci` (an unbounded end
     leaves a gap). From a ``compare_summary`` the band is value ± z ``value_se``. The bands
     say how well each point is known; differences between points are known better (common
     random numbers): see :func:`scenario_comparison`.
@@ -325,10 +333,10 @@ def sweep_curve(
     for m in metrics:
         _compare_metric(m)
     if "scenario" not in cmp.dims:
-        raise StresslabError("sweep_curve needs a sweep (stresslab.compare.sweep): a Dataset with a 'scenario' dimension")
+        raise StresslabError("sweep_curve needs a sweep (stresslab.run.compare.sweep): a Dataset with a 'scenario' dimension")
     if "sweep_value" not in cmp.coords and "sweep_value" not in cmp.data_vars:
         raise StresslabError(
-            "sweep_curve needs a numeric sweep_value(scenario) coordinate, which stresslab.compare.sweep adds when every "
+            "sweep_curve needs a numeric sweep_value(scenario) coordinate, which stresslab.run.compare.sweep adds when every "
             "value is a number; for scenarios without one use scenario_comparison"
         )
     sweep = np.asarray(cmp["sweep_value"].values)

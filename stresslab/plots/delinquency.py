@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from stresslab.errors import StresslabError
+from stresslab.estimators import quantiles_by_month
+from stresslab.metrics.summary import dpd30_ratio
 from stresslab.plots._common import (
     FAN_QUANTILES,
     add_legend,
@@ -28,7 +30,6 @@ from stresslab.plots._common import (
     require_vars,
     var_values,
 )
-from stresslab.results import dpd30_ratio, quantiles_by_month
 
 _STACK_STATES = ("C", "M1", "M2", "M3", "D")
 _STATE_COLORS = {"C": "#4daf4a", "M1": "#ffd92f", "M2": "#ff7f00", "M3": "#e41a1c", "D": "#4d4d4d", "P": "#80b1d3"}
@@ -47,7 +48,7 @@ def dpd30_fan(
     ----------
     ds : xarray.Dataset
         A run (``balance_by_state(path, month, state)``, ``weight``), or its
-        :func:`stresslab.results.summary` (``dpd30_ratio_quantile``, ``dpd30_ratio_mean``;
+        :func:`stresslab.metrics.summary.summary` (``dpd30_ratio_quantile``, ``dpd30_ratio_mean``;
         then each of ``quantiles`` must be one the summary holds, by default 0.05, 0.5,
         0.95 and 0.99).
     quantiles : sequence of float, default (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -69,9 +70,9 @@ def dpd30_fan(
     Notes
     -----
     The ratio of a path and month is (M2 + M3 balance) / (C + M1 + M2 + M3 balance), 0 when
-    nothing is live: :func:`stresslab.results.dpd30_ratio`, as in
-    :func:`stresslab.results.summary`. Quantiles per month are
-    :func:`stresslab.results.weighted_quantile`, the mean is ``mean(w r)``. The y-data of
+    nothing is live: :func:`stresslab.metrics.summary.dpd30_ratio`, as in
+    :func:`stresslab.metrics.summary.summary`. Quantiles per month are
+    :func:`stresslab.estimators.weighted_quantile`, the mean is ``mean(w r)``. The y-data of
     the lines are ratios (0.05 = 5%); the axis shows percent.
     """
     qs = check_quantiles(quantiles)

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from stresslab.errors import StresslabError
+from stresslab.estimators import check_level, mean_ci, var_es, z_value
 from stresslab.plots._common import (
     add_legend,
     add_title,
@@ -25,7 +26,6 @@ from stresslab.plots._common import (
     require_vars,
     var_values,
 )
-from stresslab.results import check_level, mean_ci, var_es, z_value
 
 _MEASURES = {"gross": "loss_gross", "net": "loss_net"}
 _WINDOWS = {"horizon": "whole horizon", "12m": "first 12 months"}
@@ -46,7 +46,6 @@ def _path_loss(ds: xr.Dataset, measure: str, window: str, plot: str) -> tuple[np
     if not np.all(np.isfinite(x)):
         raise StresslabError(f"results variable {name} holds NaN or infinite values")
     return x, path_weights(ds)
-
 
 
 def loss_distribution(
@@ -91,8 +90,8 @@ def loss_distribution(
     -----
     Bar heights are probabilities: each path adds ``w / n`` to its bin. The vertical lines
     (their legend entries give the values) are the expected loss ``mean(w L)``
-    (:func:`stresslab.results.mean_ci`) and VaR and ES from
-    :func:`stresslab.results.var_es`: the numbers of :func:`stresslab.results.summary`.
+    (:func:`stresslab.estimators.mean_ci`) and VaR and ES from
+    :func:`stresslab.estimators.var_es`: the numbers of :func:`stresslab.metrics.summary.summary`.
     The lines hold the values in CNY (``line.get_xdata()``); a non-finite VaR (possible
     only with importance weights) is listed in the legend but not drawn.
 
@@ -165,7 +164,7 @@ def exceedance_curve(
     Notes
     -----
     The curve is the step function :math:`\\hat T(v) = \\overline{w 1\\{L > v\\}}` (the
-    tail-probability estimator of :mod:`stresslab.results`), drawn at each distinct path
+    tail-probability estimator of :mod:`stresslab.estimators`), drawn at each distinct path
     loss v where it is positive (the line's data are exactly those v and
     :math:`\\hat T(v)`). The band is :math:`\\hat T(v) \\pm z\\,
     \\mathrm{sd}(w 1\\{L > v\\}) / \\sqrt n` (ddof 1; with w = 1 the binomial standard

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from stresslab._files import write_atomically, write_failure_reason
 from stresslab.errors import StresslabError
-from stresslab.results import write_atomically, write_failure_reason
+
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None) -> None:
     """Write a figure to a PNG file atomically.
@@ -33,7 +34,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None 
     Notes
     -----
     The PNG is written to a temporary file in the target's directory, flushed to disk and
-    moved onto ``path`` with :func:`os.replace` (:func:`stresslab.results.write_atomically`):
+    moved onto ``path`` with :func:`os.replace` (:func:`stresslab._files.write_atomically`):
     readers see the old file or the new one, never a part.
     """
     path = Path(path)

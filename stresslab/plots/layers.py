@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from stresslab.errors import StresslabError, did_you_mean
-from stresslab.loss_sharing import LENDER, has_layers, tail_weights
+from stresslab.estimators import check_level, quantiles_by_month, var_es
+from stresslab.metrics.layers import tail_weights
 from stresslab.plots._common import (
     FAN_QUANTILES,
     add_legend,
@@ -31,7 +32,7 @@ from stresslab.plots._common import (
     require_vars,
     var_values,
 )
-from stresslab.results import check_level, quantiles_by_month, var_es
+from stresslab.run.schema import LENDER, has_layers
 
 _LENDER_COLOR = "#4d4d4d"
 
@@ -39,8 +40,8 @@ _LENDER_COLOR = "#4d4d4d"
 def _allocation_from_run(ds: xr.Dataset, levels: tuple[float, ...]) -> tuple[list[str], list[str], np.ndarray]:
     """Parties, bar labels and the loss each party bears at each bar, shape (bar, party).
 
-    The ES split is the one of ``party_tail`` in :func:`stresslab.results.summary`: the
-    tail weights of :func:`stresslab.loss_sharing.tail_weights`.
+    The ES split is the one of ``party_tail`` in :func:`stresslab.metrics.summary.summary`: the
+    tail weights of :func:`stresslab.metrics.layers.tail_weights`.
     """
     require_vars(ds, ["loss_gross", "loss_net"], "loss_allocation")
     w = path_weights(ds)
@@ -93,7 +94,7 @@ def loss_allocation(
         A run: ``loss_gross``, ``loss_net`` (the lender's retained loss), ``weight`` and,
         with credit-enhancement layers, ``layer_paid(path, month, layer)``. Without a
         ``layer`` dimension the lender is the only party. Or a
-        :func:`stresslab.results.summary` of a run with layers (``party_expected``,
+        :func:`stresslab.metrics.summary.summary` of a run with layers (``party_expected``,
         ``party_tail``): then only the EL and ES bars are drawn.
     levels : sequence of float, default (0.99,)
         Tail levels a, each in (0, 1); a pair of bars ("VaR a", "ES a") per level.
@@ -114,7 +115,7 @@ def loss_allocation(
     -----
     With L the gross loss over the horizon and X_k the loss party k bears over it (a
     layer's ``layer_paid`` summed over months, the lender's ``loss_net``), v_a the VaR of
-    L (:func:`stresslab.results.var_es`):
+    L (:func:`stresslab.estimators.var_es`):
 
     - EL: ``mean(w X_k)``; the bar adds up to the expected gross loss;
     - VaR a: ``E[X_k | L = v_a]``, the weighted mean over the paths whose loss is the VaR
@@ -124,9 +125,9 @@ def loss_allocation(
       ``sum(h X_k) / sum(h)`` with tail weights ``h = w (1{L > v_a} + beta 1{L == v_a})``,
       ``beta`` in [0, 1] chosen so that ``sum(h) = n (1 - a)``: the paths beyond the VaR
       and a fraction of those at it, as in the ES estimator
-      (:func:`stresslab.loss_sharing.tail_weights`). The bar adds up to
+      (:func:`stresslab.metrics.layers.tail_weights`). The bar adds up to
       ``expected_shortfall`` (Acerbi-Tasche ES split into parties) and equals
-      ``party_tail`` of :func:`stresslab.results.summary`.
+      ``party_tail`` of :func:`stresslab.metrics.summary.summary`.
 
     Each bar's total is written above it. ``ax.containers`` holds one bar container per
     party, in stacking order (layers, then the lender at the top).
@@ -199,7 +200,7 @@ def capacity_fan(
 
     Notes
     -----
-    Quantiles per month are :func:`stresslab.results.weighted_quantile`, the mean is
+    Quantiles per month are :func:`stresslab.estimators.weighted_quantile`, the mean is
     ``mean(w c)``. The layer's initial capacity (coordinate ``layer_capacity``, when
     present) is drawn as a dotted line.
     """

@@ -1,0 +1,167 @@
+"""Compile a scenario's policy levers into per-loan kernel arrays (MODEL.md §6, docs/policy.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from stresslab._kernels.arrays import ANNUITY, EQUAL_PRINCIPAL, PolicyArrays
+from stresslab.book.portfolio import Portfolio
+from stresslab.compile.binding import eligible_loans
+from stresslab.scenario.scenario import Scenario
+from stresslab.scenario.specs import shock_path
+
+__all__ = ["CompiledPolicy", "compile_policy"]
+
+_STATE_INDEX = {"C": 0, "M1": 1, "M2": 2, "M3": 3}
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """Kernel arrays of the levers, the revenue-support groups, and what the cap does to the book."""
+
+    arrays: PolicyArrays
+    group: np.ndarray  # (n_loans,) int32 row of log_mult
+    log_mult: np.ndarray  # (n_groups, T): -log(1 + revenue support)
+    deferral_months: int
+    deferral_accrue: bool
+    deferral_extend: bool
+    capped_borrowers: int
+    gap_volume: float
+
+
+def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[str, ...], industry: np.ndarray) -> CompiledPolicy:
+    """Per-loan lever arrays for this book.
+
+    Parameters
+    ----------
+    portfolio : Portfolio
+    scenario : Scenario
+    industries : tuple of str
+        The industry axis (sorted book industries).
+    industry : ndarray of shape (n_loans,)
+        Each loan's index into ``industries``.
+
+    Returns
+    -------
+    CompiledPolicy
+    """
+    n, horizon = portfolio.n_loans, scenario.horizon_months
+    pol = scenario.policy
+    where = f"{scenario.source}: [policy."
+    never = np.full(n, -1, dtype=np.int32)
+    flag = np.zeros(n, dtype=bool)
+
+    deferral_start, states, months, accrue, extend = never.copy(), np.zeros(4, np.uint8), 0, True, True
+    if pol.deferral is not None and pol.deferral.months > 0:
+        d = pol.deferral
+        mask = eligible_loans(portfolio, where + "deferral]", industries=d.industries, regions=d.regions, borrower_types=d.borrower_types)
+        deferral_start[mask] = d.start_month - 1
+        states[[_STATE_INDEX[s] for s in d.states]] = 1
+        months, accrue, extend = d.months, d.interest == "accrued", d.extend_term
+        flag |= mask
+
+    gap_month, gap_amount, capped, volume = never.copy(), np.zeros(n), 0, 0.0
+    if pol.loan_cap is not None:
+        gap_amount, capped, volume = _cap_gaps(portfolio, dict(pol.loan_cap.caps))
+        due = np.minimum(portfolio.remaining_term - 1, max(pol.loan_cap.transition_months - 1, 0))
+        has_gap = gap_amount > 0.0
+        gap_month[has_gap] = due[has_gap]
+        flag |= has_gap
+
+    subsidy, sub_start, sub_end = np.zeros(n), np.zeros(n, np.int32), np.zeros(n, np.int32)
+    if pol.interest_subsidy is not None:
+        sp = pol.interest_subsidy
+        mask = eligible_loans(
+            portfolio, where + "interest_subsidy]", industries=sp.industries, regions=sp.regions,
+            borrower_types=sp.borrower_types, max_balance=sp.max_balance,
+        )
+        subsidy[mask] = sp.points / 12.0
+        sub_start[:] = sp.start_month - 1
+        sub_end[:] = horizon if sp.months is None else sp.start_month - 1 + sp.months
+        flag |= mask
+
+    reprice_month, reprice_rate = never.copy(), portfolio.annual_rate / 12.0
+    if pol.rate_cap is not None:
+        above = portfolio.annual_rate > pol.rate_cap.cap
+        reprice_month[above] = pol.rate_cap.from_month - 1
+        reprice_rate = np.where(above, pol.rate_cap.cap / 12.0, reprice_rate)
+        flag |= above
+
+    shaped = np.zeros(n, dtype=bool)
+    shape = np.ones((len(industries), horizon))
+    scale = np.ones(n)
+    if pol.seasonal_schedule is not None:
+        shaped, shape, scale = _seasonal_schedule(portfolio, scenario, industries, industry)
+        flag |= shaped
+
+    group = np.zeros(n, dtype=np.int32)
+    log_mult = np.zeros((1, horizon))
+    if pol.revenue_support is not None:
+        rs = pol.revenue_support
+        mask = eligible_loans(portfolio, where + "revenue_support]", industries=rs.industries, regions=rs.regions, borrower_types=rs.borrower_types)
+        group[mask] = 1
+        log_mult = np.vstack([np.zeros(horizon), -np.log1p(shock_path(rs.uplift, horizon))])
+
+    arrays = PolicyArrays(
+        flag=flag.astype(np.uint8),
+        enabled=np.zeros((0, 0) if flag.any() else (0,)),
+        deferral_start=deferral_start,
+        deferral_states=states,
+        gap_month=gap_month,
+        gap_amount=gap_amount,
+        subsidy=subsidy,
+        subsidy_start=sub_start,
+        subsidy_end=sub_end,
+        reprice_month=reprice_month,
+        reprice_rate=reprice_rate,
+        shaped=shaped.astype(np.uint8),
+        shape=shape,
+        shape_scale=scale,
+    )
+    return CompiledPolicy(arrays, group, log_mult, months, accrue, extend, capped, volume)
+
+
+def _cap_gaps(portfolio: Portfolio, caps: dict[str, float]) -> tuple[np.ndarray, int, float]:
+    """Each loan's share of its borrower's exposure above the cap of its type (pro rata to balance)."""
+    borrowers, owner = np.unique(portfolio.borrower_id, return_inverse=True)
+    total = np.bincount(owner, weights=portfolio.balance, minlength=borrowers.size)
+    cap = np.array([caps.get(t, np.inf) for t in portfolio.borrower_type])
+    borrower_cap = np.full(borrowers.size, np.inf)
+    borrower_cap[owner] = cap  # one type per borrower (validated by the book)
+    excess = np.maximum(total - borrower_cap, 0.0)
+    gap = excess[owner] * portfolio.balance / total[owner]
+    return gap, int(np.count_nonzero(excess)), float(excess.sum())
+
+
+def _seasonal_schedule(
+    portfolio: Portfolio, scenario: Scenario, industries: tuple[str, ...], industry: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Installment shape by industry and month, and each loan's scale keeping the schedule's value.
+
+    An annuity paying level * k * s_m amortises to zero over its n remaining months when
+    k = sum v^m / sum s_m v^m (v = 1 / (1 + r)); equal-principal parts sum to the balance
+    when k = n / sum s_m. Any schedule with interest on the outstanding balance has the
+    same present value at the loan's rate, so only the shape changes.
+    """
+    spec = scenario.policy.seasonal_schedule
+    horizon = scenario.horizon_months
+    # one calendar cycle from horizon month 1 (loans may run beyond the horizon)
+    cycle = replace(scenario, horizon_months=12).seasonality(list(industries))  # (I, 12)
+    shape = cycle[:, np.arange(horizon) % 12]
+    names = spec.industries if spec.industries is not None else [name for name, _ in scenario.seasonal_factors]
+    mask = eligible_loans(portfolio, f"{scenario.source}: [policy.seasonal_schedule]", industries=list(names))
+    kind = np.array([{"annuity": ANNUITY, "equal_principal": EQUAL_PRINCIPAL}.get(a, -1) for a in portfolio.amortization])
+    shaped = mask & (kind >= 0) & (portfolio.remaining_term > 1)
+    scale = np.ones(portfolio.n_loans)
+    rate = portfolio.annual_rate / 12.0
+    for j in np.flatnonzero(shaped):
+        m = np.arange(portfolio.remaining_term[j])
+        s = cycle[industry[j], m % 12]
+        if kind[j] == ANNUITY:
+            v = (1.0 + rate[j]) ** -(m + 1.0)
+            scale[j] = v.sum() / (s * v).sum()
+        else:
+            scale[j] = m.size / s.sum()
+    return shaped, shape, scale

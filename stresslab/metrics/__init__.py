@@ -1,0 +1,1 @@
+"""Reducing results: summary, layer metrics, paired comparisons, contributions, IRB reference."""

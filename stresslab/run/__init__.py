@@ -1,0 +1,2 @@
+"""Running a compiled model: simulate, the result schema, chunked and checkpointed runs,
+importance sampling, Dask, and comparisons on common random numbers."""

@@ -1,0 +1,141 @@
+"""Running chunks of paths through the kernel: chunking, threads, progress, checkpoints."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+from tqdm import tqdm  # plain bar: no ipywidgets needed in notebooks
+
+from stresslab._kernels.arrays import Outputs
+from stresslab._kernels.paths import simulate_paths
+from stresslab._kernels.pools import simulate_pools
+from stresslab.compile.model import CompiledModel
+from stresslab.compile.pooling import pooled_events
+from stresslab.errors import StresslabError
+from stresslab.run.budget import check_budget
+from stresslab.run.checkpoint import Checkpoint
+from stresslab.vocabulary import STATES
+
+__all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int", "numba_threads"]
+
+_STEPS_PER_CHUNK = 200_000_000  # loan-months per chunk: about a second of kernel time
+
+
+def run_paths(
+    model: CompiledModel,
+    seed: int,
+    n_paths: int,
+    *,
+    chunk_size: int | None = None,
+    threads: int | None = None,
+    progress: bool | None = None,
+    desc: str = "",
+    checkpoint: Checkpoint | None = None,
+    record_eta: bool = False,
+) -> Outputs:
+    """Simulate paths 0..n_paths-1 of a compiled model into freshly allocated outputs.
+
+    Results do not depend on ``chunk_size`` or ``threads`` (per-path random streams,
+    per-path sums in loan order). With a ``checkpoint``, finished chunks are saved as they
+    complete and chunks already saved are verified and loaded instead of simulated; the
+    checkpoint is closed (its lock released) when the run ends, whether it succeeds or not.
+    """
+    try:
+        if checkpoint is not None and checkpoint.chunk_size is not None:
+            chunk_size = checkpoint.chunk_size  # a resumed run keeps the chunks it started with
+        if chunk_size is None:
+            chunk_size = default_chunk_size(model, n_paths, threads)
+        chunk_size = check_int("chunk_size", chunk_size, 1, None)
+        if threads is not None:
+            threads = check_int("threads", threads, 1, numba.config.NUMBA_NUM_THREADS)
+        check_budget(model, n_paths, chunk_size, threads, record_eta=record_eta)
+        if checkpoint is not None and checkpoint.chunk_size is None:
+            checkpoint.start(chunk_size)
+        out = allocate(model, n_paths, record_eta=record_eta)
+        show = progress if progress is not None else (n_paths > chunk_size and sys.stderr.isatty())
+        with numba_threads(threads), tqdm(total=n_paths, unit="path", disable=not show, desc=desc, leave=False) as bar:
+            for start in range(0, n_paths, chunk_size):
+                chunk = Outputs(*(a[start : start + chunk_size] for a in out))
+                if checkpoint is None or not checkpoint.load(start, chunk):
+                    run_chunk(model, seed, start, chunk)
+                    if checkpoint is not None:
+                        checkpoint.save(start, chunk)
+                bar.update(len(chunk.weight))
+        return out
+    finally:
+        if checkpoint is not None:
+            checkpoint.close()
+
+
+def run_chunk(model: CompiledModel, seed: int, first_path: int, out: Outputs) -> None:
+    """Simulate paths ``first_path .. first_path + len(out) - 1`` into ``out`` (zeroed)."""
+    if model.pool_size is None:
+        simulate_paths(
+            first_path, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, out
+        )
+    else:
+        per_loan, max_events = pooled_events(model)
+        simulate_pools(
+            first_path, np.uint64(seed), model.loans, model.pool_size, per_loan, max_events,
+            model.tables, model.params, model.layers, out,
+        )
+
+
+def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) -> Outputs:
+    """Zeroed kernel outputs for ``n_paths`` paths (with their factor innovations if ``record_eta``)."""
+    t, n_states, n_layers = model.n_months, len(STATES), len(model.layer_names)
+    return Outputs(
+        loss_gross=np.zeros((n_paths, t)),
+        loss_net=np.zeros((n_paths, t)),
+        interest_income=np.zeros((n_paths, t)),
+        recoveries=np.zeros((n_paths, t)),
+        balance_by_state=np.zeros((n_paths, t, n_states)),
+        count_by_state=np.zeros((n_paths, t, n_states), dtype=np.int64),
+        loss_by_cell=np.zeros((n_paths, len(model.industries), len(model.regions))),
+        loss_by_loan=np.zeros((n_paths, len(model.tracked_loans))),
+        layer_paid=np.zeros((n_paths, t, n_layers)),
+        layer_cash=np.zeros((n_paths, t, n_layers)),
+        layer_capacity_left=np.zeros((n_paths, t, n_layers)),
+        layer_fee=np.zeros((n_paths, t, n_layers)),
+        layer_failure_month=np.zeros((n_paths, n_layers), dtype=np.int64),
+        subsidy_cost=np.zeros((n_paths, t)),
+        deferred_count=np.zeros((n_paths, t), dtype=np.int64),
+        weight=np.zeros(n_paths),
+        eta=np.zeros((n_paths, t + 1 if record_eta else 0, model.tables.sqrt_cov.shape[0])),
+        chi2=np.zeros(n_paths),
+    )
+
+
+def default_chunk_size(model: CompiledModel, n_paths: int, threads: int | None = None) -> int:
+    """Paths per chunk: about 2e8 loan-months, at least 4 paths per thread."""
+    steps = max(model.n_loans * model.n_months, 1)
+    n_threads = threads or numba.get_num_threads()
+    return int(min(n_paths, max(_STEPS_PER_CHUNK // steps, 4 * n_threads)))
+
+
+def check_int(name: str, value: object, lo: int, hi: int | None) -> int:
+    """``value`` as an int in [lo, hi], or a StresslabError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise StresslabError(f"{name} must be an integer; got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise StresslabError(f"{name} must be an integer {allowed}; got {value}")
+    return int(value)
+
+
+@contextmanager
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` numba threads (None: leave the setting as it is)."""
+    if threads is None:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

@@ -1,0 +1,267 @@
+"""Plain-text tables of summaries, layers and comparisons, for the terminal and logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import xarray as xr
+
+from stresslab.metrics.summary import BOUNDS, MEASURES, WINDOWS
+
+__all__ = ["format_summary", "pooled_text", "format_money", "format_layers", "format_comparison"]
+
+
+# ----------------------------------------------------------------------------- terminal
+def format_money(v: float) -> str:
+    """An amount in CNY for the terminal: whole units with thousands separators (``1,234,568``);
+    ``inf``, ``-inf`` or ``nan`` when not finite."""
+    return f"{v:,.0f}" if np.isfinite(v) else str(v)
+
+
+def _with_ci(estimate: xr.DataArray, bounds: xr.DataArray, needed: int = 0) -> str:
+    """"estimate [low, high]"; an unbounded high end reads "n/a (too few paths: N needed)"."""
+    low, high = bounds.sel(bound=list(BOUNDS)).values
+    top = format_money(high) if np.isfinite(high) or not needed else f"n/a (too few paths: {int(needed):,} needed)"
+    return f"{format_money(float(estimate))} [{format_money(low)}, {top}]"
+
+
+def _weight_lines(s: xr.Dataset) -> list[str]:
+    """The sampling line of an importance-sampled run, its effective sample sizes per metric,
+    and the one-line warning when the mean weight is not 1 within its interval."""
+    if s.attrs.get("sampling") != "importance":
+        return []
+    share = float(s.attrs.get("defensive_share", np.nan))
+    lines = [f"sampling: importance sampling of the loss tail (path weights are likelihood ratios); "
+             f"{100 * share:g}% of paths from the nominal law, every weight <= {1 / share:g}"]
+    if "tail_probability_ess" in s:
+        gross = s.sel(measure="gross", window="horizon")
+        per = [f"EL {float(gross['expected_loss_ess']):,.0f}"]
+        per += [f"P(L > VaR {100 * a:g}%) {float(gross['tail_probability_ess'].sel(level=a)):,.0f}" for a in s["level"].values]
+        lines.append("effective sample size per metric (plain paths of equal variance): " + ", ".join(per))
+    if "weight_check" in s and not bool(s["weight_check"]):
+        low, high = s["mean_weight_ci"].values
+        lines.append(f"warning: mean weight {float(s['mean_weight']):.3f} [{low:.3f}, {high:.3f}] is not 1: EL, Std and "
+                     "DPD30+ are withheld; rerun with more paths or a larger defensive_share")
+    return lines
+
+
+def pooled_text(attrs: Mapping[str, object]) -> str:
+    """How a pooled run grouped its book, from the run's attrs: "N loans in M pools of identical loans"."""
+    return f"{int(attrs.get('n_loans', 0)):,} loans in {int(attrs.get('n_pools', 0)):,} pools of identical loans"
+
+
+def _dpd_lines(s: xr.Dataset) -> list[str]:
+    """The DPD30+ block of :func:`format_summary`: mean and 95% quantile in chosen months, %."""
+    months = s["month"].values
+    shown = [t for t in dict.fromkeys((1, 3, 6, 12, 24, 36, int(months[-1]))) if t in months]
+    lines = ["", "DPD30+ ratio by balance, %", "  month " + "".join(f"{t:>8}" for t in shown)]
+    lines.append("  mean  " + "".join(f"{v:>8.2f}" for v in 100 * s["dpd30_ratio_mean"].sel(month=shown).values))
+    if 0.95 in s["quantile"].values:
+        q95 = 100 * s["dpd30_ratio_quantile"].sel(month=shown, quantile=0.95).values
+        lines.append("  q95   " + "".join(f"{v:>8.2f}" for v in q95))
+    return lines
+
+
+def format_summary(s: xr.Dataset) -> str:
+    """Plain-text table of a :func:`summary` for the terminal.
+
+    Parameters
+    ----------
+    s : xarray.Dataset
+        The output of :func:`summary`.
+
+    Returns
+    -------
+    str
+        A header (scenario, paths, seed, effective sample size); for gross and net loss
+        (net left out when equal to gross) a block of EL, Std, VaR and ES per level, each
+        with its confidence interval in brackets, for the horizon and the first 12 months,
+        in CNY with thousands separators; the DPD30+ ratio by balance (mean and 95%
+        quantile, in %) in months 1, 3, 6, 12, 24, 36 and T. With layers, a "Who bears the
+        loss" table (per party the expected and tail loss borne, CNY and % of gross) and a
+        layer table (kind, capacity, exhaustion probability by month T and month 12, median
+        exhaustion month, failure probability, expected fees).
+    """
+    lines = [
+        f"stresslab results: scenario {s.attrs.get('scenario_name', '?')}",
+        f"paths {int(s['n_paths']):,}   seed {s.attrs.get('seed', '?')}   "
+        f"effective sample size {float(s['effective_sample_size']):,.0f}   "
+        f"confidence intervals ({100 * float(s.attrs.get('ci', 0.95)):g}%) in brackets",
+    ]
+    lines += _weight_lines(s)
+    withheld = "weight_check" in s and not bool(s["weight_check"])
+    if int(s.attrs.get("pooled", 0)):
+        lines.append(f"pooled book: {pooled_text(s.attrs)}")
+    metrics = ("expected_loss", "expected_loss_ci", "std_dev", "value_at_risk", "value_at_risk_ci", "expected_shortfall", "expected_shortfall_ci")
+    same = all(np.array_equal(s[v].sel(measure="gross"), s[v].sel(measure="net")) for v in metrics)
+    for measure in ("gross",) if same else MEASURES:
+        m = s.sel(measure=measure)
+        rows = [
+            ("EL", ["withheld" if withheld else _with_ci(m["expected_loss"].sel(window=x), m["expected_loss_ci"].sel(window=x))
+                    for x in WINDOWS]),
+            ("Std", ["withheld" if withheld else format_money(float(m["std_dev"].sel(window=x))) for x in WINDOWS]),
+        ]
+        needed = m["value_at_risk_paths_needed"] if "value_at_risk_paths_needed" in m else xr.zeros_like(m["value_at_risk"])
+        for level in s["level"].values:
+            for label, name in (("VaR", "value_at_risk"), ("ES", "expected_shortfall")):
+                at = {"level": level}
+                rows.append((f"{label} {100 * level:g}%",
+                             [_with_ci(m[name].sel(window=x, **at), m[name + "_ci"].sel(window=x, **at),
+                                       int(needed.sel(window=x, **at))) for x in WINDOWS]))
+        width = max(len(cell) for _, cells in rows for cell in cells) + 3
+        lines += ["", f"{measure.capitalize() + ' loss, CNY':<16}" + "".join(f"{x:>{width}}" for x in WINDOWS)]
+        lines += [f"  {label:<14}" + "".join(f"{cell:>{width}}" for cell in cells) for label, cells in rows]
+    if same:
+        lines.append("  (net loss equals gross loss)")
+
+    lines += ["", "DPD30+ ratio by balance: withheld (mean weight check)"] if withheld else _dpd_lines(s)
+    if "party" in s.dims:
+        from stresslab.text import format_layers
+
+        lines += format_layers(s)
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- terminal
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%" if np.isfinite(v) else "-"
+
+
+def _capacity(v: float) -> str:
+    return "unlimited" if v == np.inf else format_money(v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Rows of cells as text lines: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        return "  " + f"{r[0]:<{widths[0]}}" + "".join(f"{c:>{wd + 3}}" for c, wd in zip(r[1:], widths[1:]))
+
+    return [line(r) for r in [header, *rows]]
+
+
+def format_layers(s: xr.Dataset) -> list[str]:
+    """Lines of the "Who bears the loss" and layer tables of a summary with ``party``/``layer``."""
+    levels = s["level"].values
+    parties = [str(p) for p in s["party"].values.tolist()]
+    header = ["party", "expected"] + [f"tail {100 * a:g}%" for a in levels]
+    rows = []
+    for p in parties:
+        cells = [f"{format_money(float(s['party_expected'].sel(party=p)))} {_pct(float(s['party_share_expected'].sel(party=p)))}"]
+        cells += [f"{format_money(float(s['party_tail'].sel(party=p, level=a)))} {_pct(float(s['party_share_tail'].sel(party=p, level=a)))}"
+                  for a in levels]
+        rows.append([p] + cells)
+    gross_expected = float(s["expected_loss"].sel(measure="gross", window="horizon"))
+    gross_es = s["expected_shortfall"].sel(measure="gross", window="horizon")
+    rows.append(["gross", f"{format_money(gross_expected)} 100.0%"] + [f"{format_money(float(gross_es.sel(level=a)))} 100.0%" for a in levels])
+    lines = ["", "Who bears the loss over the horizon, CNY and % of gross",
+             "  (tail a%: the gross ES a% split into the loss each party bears in the tail beyond VaR a%)"]
+    lines += _table(header, rows)
+
+    months = s["month"].values
+    last = int(months[-1])
+    header = ["layer", "kind", "capacity", f"exhausted by month {last}", "by month 12", "median month", "failure", "fees"]
+    rows = []
+    for layer in s["layer"].values.tolist():
+        at = s.sel(layer=layer)
+        exh = at["layer_exhaustion_probability"]
+        median = float(at["layer_exhaustion_median_month"])
+        rows.append([
+            str(layer),
+            str(at["layer_kind"].values) if "layer_kind" in at.coords else "-",
+            _capacity(float(at["layer_capacity"])) if "layer_capacity" in at.coords else "-",
+            _pct(float(exh.sel(month=last))),
+            _pct(float(exh.sel(month=12))) if 12 in months else "-",
+            f"{median:g}" if np.isfinite(median) else "never",
+            _pct(float(at["layer_failure_probability"])),
+            format_money(float(at["layer_fee_expected"])),
+        ])
+    lines += ["", "Credit enhancement layers (probabilities; fees: expected income over the horizon, CNY)"]
+    return lines + _table(header, rows)
+
+
+# ----------------------------------------------------------------------------- terminal
+def _fmt(v: float, units: str, signed: bool = False, unit: bool = True) -> str:
+    """A value (or, signed, a difference) in its units: CNY, % (differences in points), loans."""
+    if not np.isfinite(v):
+        return "-" if np.isnan(v) else str(v)
+    sign = "+" if signed else ""
+    if units == "1":
+        return f"{100 * v:{sign}.2f}" + ((" pp" if signed else "%") if unit else "")
+    if units == "CNY":
+        return f"{v:{sign},.0f}"
+    return f"{v:{sign},.1f}"
+
+
+def format_comparison(s: xr.Dataset) -> str:
+    """Plain-text tables of a :func:`compare_summary` for the terminal.
+
+    Parameters
+    ----------
+    s : xarray.Dataset
+        The output of :func:`compare_summary`.
+
+    Returns
+    -------
+    str
+        A header (baseline, paths, confidence level, bootstrap replicates), then one block
+        per metric: a row per scenario with, when ``s`` has a numeric ``sweep_value``
+        coordinate, that value first, then the scenario, the value and the difference from
+        the baseline with its confidence interval in brackets. CNY amounts have thousands
+        separators; probabilities and ratios are in % (differences in percentage points,
+        "pp"); "-" marks a metric a scenario does not have (a layer it lacks). The expected
+        gross loss block also shows the paired standard error of the difference, the one
+        two independent runs would have had, and their ratio.
+    """
+    base = str(s.attrs.get("baseline", s["scenario"].values[0]))
+    ci = float(s.attrs.get("ci", 0.95))
+    lines = [
+        f"stresslab comparison: {s.sizes['scenario']} scenarios, baseline {base}",
+        f"paths {int(s['n_paths']):,} on common random numbers   {100 * ci:g}% confidence intervals in brackets "
+        f"(means: exact paired se; VaR, ES, peak DPD30+: paired bootstrap, {s.attrs.get('n_boot', '?')} replicates)",
+    ]
+    sweep = "sweep_value" in s.coords and np.issubdtype(s["sweep_value"].dtype, np.number)
+    sweep_head = str(s.attrs.get("sweep_key", "sweep_value"))
+    labels = [str(v) for v in s["scenario"].values.tolist()]
+    for metric in s["metric"].values.tolist():
+        at = s.sel(metric=metric)
+        units = str(at["metric_units"].values)
+        header = ([sweep_head] if sweep else []) + ["scenario", "value", "difference vs baseline [CI]"]
+        rows = []
+        for i, label in enumerate(labels):
+            row = at.isel(scenario=i)
+            if label == base:
+                change = "(baseline)"
+            elif np.isnan(float(row["difference"])):
+                change = "-"
+            else:
+                low, high = row["difference_ci"].sel(bound=list(BOUNDS)).values
+                change = (f"{_fmt(float(row['difference']), units, True)} "
+                          f"[{_fmt(low, units, True, False)}, {_fmt(high, units, True, False)}]")
+            cells = [f"{float(s['sweep_value'].values[i]):,.10g}"] if sweep else []
+            shown = _fmt(float(row["value"]), units)
+            if metric == "peak_dpd30_ratio" and "peak_dpd30_month" in s and np.isfinite(float(row["value"])):
+                shown += f" (month {int(s['peak_dpd30_month'].values[i])})"
+            rows.append(cells + [label, shown, change])
+        widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+        first = 1 if sweep else 0  # the scenario column is left-aligned, the others right-aligned
+
+        def line(r: list[str]) -> str:
+            return "  " + "   ".join(f"{c:<{wd}}" if k == first else f"{c:>{wd}}" for k, (c, wd) in enumerate(zip(r, widths)))
+
+        unit_text = {"CNY": "CNY", "1": "%", "loans": "loans"}.get(units, units)
+        lines += ["", f"{at['metric_long_name'].values} ({metric}), {unit_text}"]
+        lines += [line(r) for r in [header, *rows]]
+        if metric == "expected_gross_loss" and len(labels) > 1:
+            lines.append("  standard error of the difference: paired (common random numbers) vs two independent runs")
+            for i, label in enumerate(labels):
+                if label == base:
+                    continue
+                row = at.isel(scenario=i)
+                ratio = float(row["crn_se_ratio"])
+                gain = f"variance reduced {1 / ratio**2:,.1f}x" if np.isfinite(ratio) and ratio > 0 else "-"
+                lines.append(f"    {label}: {format_money(float(row['difference_se']))} vs {format_money(float(row['independent_se']))}"
+                             f" (ratio {ratio:.3f}, {gain})")
+    return "\n".join(lines)
