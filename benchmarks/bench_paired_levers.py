@@ -45,7 +45,7 @@ def measure(n_loans: int = 4_000, n_paths: int = 600, seed: int = 3) -> list[dic
     book = stresslab.synthetic_portfolio(n_loans, seed=0)
     rows = []
     for name, parent in lever_scenarios():
-        runs = stresslab.run.compare(book, [stresslab.load_scenario(SCENARIOS / parent),
+        runs = stresslab.compare(book, [stresslab.load_scenario(SCENARIOS / parent),
                                         stresslab.load_scenario(SCENARIOS / name)], n_paths, seed=seed)
         loss = [runs.loss_gross.isel(scenario=k).sum("month").values for k in range(2)]
         defaults = [runs.count_by_state.isel(scenario=k).sel(state="D").isel(month=-1).values.astype(float)

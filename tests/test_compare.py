@@ -18,7 +18,7 @@ NAMES = ("baseline", "guarantee_insurance", "compensation_fund")
 def runs():
     book = stresslab.synthetic_portfolio(200, seed=1)
     scenarios = [stresslab.load_scenario(ROOT / "scenarios" / f"{n}.toml") for n in NAMES]
-    return book, scenarios, stresslab.run.compare(book, scenarios, n_paths=30, seed=1)
+    return book, scenarios, stresslab.compare(book, scenarios, n_paths=30, seed=1)
 
 
 def test_each_scenario_of_a_comparison_is_its_own_run(runs):
@@ -52,8 +52,8 @@ def test_sweep_labels_and_values(runs):
 def test_bad_comparisons_are_refused(runs):
     book, scenarios, ds = runs
     with pytest.raises(stresslab.StresslabError, match="names must differ"):
-        stresslab.run.compare(book, [scenarios[0], scenarios[0]], n_paths=2, seed=1)
+        stresslab.compare(book, [scenarios[0], scenarios[0]], n_paths=2, seed=1)
     with pytest.raises(stresslab.StresslabError, match="at least one scenario"):
-        stresslab.run.compare(book, [], n_paths=2, seed=1)
+        stresslab.compare(book, [], n_paths=2, seed=1)
     with pytest.raises(stresslab.StresslabError, match="no scenario 'nope'"):
         scenario_run(ds, "nope")

@@ -83,7 +83,7 @@ def test_paired_difference_intervals_cover_the_exact_difference() -> None:
     runs, paths, rhos = 200, 5000, (0.1, 0.3)
     loans = book(N_LOANS, pd_=P)
     scens = [scenario(1, name=f"rho{r}", factors={"global_loading": float(np.sqrt(r))}) for r in rhos]
-    ds = stresslab.run.compare(loans, scens, n_paths=runs * paths, seed=43)
+    ds = stresslab.compare(loans, scens, n_paths=runs * paths, seed=43)
     exact = [_exact(vasicek_count_pmf(N_LOANS, P, r), LEVEL) for r in rhos]
     d_es = exact[1]["es"] - exact[0]["es"]
     hits = np.zeros(2)

@@ -459,7 +459,7 @@ def test_cli_compare_pooled(tmp_path, capsys):
     ds = stresslab.load_results(out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StresslabWarning)
-        direct = stresslab.run.compare(stresslab.synthetic_portfolio(300, seed=0), [stresslab.load_scenario(f) for f in files],
+        direct = stresslab.compare(stresslab.synthetic_portfolio(300, seed=0), [stresslab.load_scenario(f) for f in files],
                                    12, 2, pooled=True)
     for name in ("loss_gross", "loss_net", "count_by_state"):
         np.testing.assert_array_equal(ds[name].values, direct[name].values)

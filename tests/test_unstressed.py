@@ -385,7 +385,7 @@ def test_revenue_shock_raises_12_month_defaults_in_expectation():
     shocks = (0.0, -0.1, -0.2, -0.3)
     n, n_paths = 100, 4_000
     loans = book(n, pd_=0.01, term=36, amortization="annuity")
-    ds = stresslab.run.compare(loans, [_shocked(s, horizon=12) for s in shocks], n_paths, seed=2900)
+    ds = stresslab.compare(loans, [_shocked(s, horizon=12) for s in shocks], n_paths, seed=2900)
     defaults = ds.count_by_state.sel(state="D").isel(month=-1).values  # (scenario, path)
     # the unshocked run is the calibration reference itself: its 4-month PD within 4 s.e.
     _assert_close(ds.count_by_state.sel(state="D").sel(month=4).values[0] / n, 0.01, "unshocked 4-month default share")
@@ -438,7 +438,7 @@ def test_extending_scenario_that_raises_roll_rates_shows_more_defaults(tmp_path)
                       "[delinquency]\nroll_rates = [0.5, 0.7, 0.9]\n")
     scenarios = [stresslab.load_scenario(p) for p in (base, stress, absorbed)]
     loans = book(n, pd_=pd_, term=36, amortization="annuity", industries=INDUSTRIES, regions=REGIONS)
-    ds = stresslab.run.compare(loans, scenarios, n_paths, seed=3000)
+    ds = stresslab.compare(loans, scenarios, n_paths, seed=3000)
     d = ds.count_by_state.sel(state="D").isel(month=-1).values  # (scenario, path)
     _assert_close(d[0] / n, pd_, "baseline 12-month default share")
     diff, se = _mean_se(d[1] - d[0])
@@ -473,7 +473,7 @@ def test_stress_on_the_baseline_chain_without_factors_matches_the_markov_chain(t
     p = optimize.brentq(lambda x: _chain_default_share(x, ROLL, CURE, 12) - pd_, 1e-9, 0.5, xtol=1e-15)
     ref = _chain_default_share(p, stressed, CURE, 12)
     loans = book(n, pd_=pd_, term=36, amortization="annuity")
-    ds = stresslab.run.compare(loans, [stresslab.load_scenario(f) for f in (base, stress)], n_paths, seed=3050)
+    ds = stresslab.compare(loans, [stresslab.load_scenario(f) for f in (base, stress)], n_paths, seed=3050)
     d = ds.count_by_state.sel(state="D").isel(month=-1).values / n
     _assert_close(d[0], pd_, "baseline 12-month default share, no factors")
     _assert_close(d[1], ref, "stressed 12-month default share, no factors (Markov chain at the baseline's p)")
@@ -489,7 +489,7 @@ def test_copula_change_keeps_expected_defaults_and_fattens_the_tail(tmp_path):
     ]
     scenarios = [stresslab.load_scenario(p) for p in files]
     loans = book(n, pd_=pd_, term=36, amortization="annuity", industries=INDUSTRIES, regions=REGIONS)
-    ds = stresslab.run.compare(loans, scenarios, n_paths, seed=3100)
+    ds = stresslab.compare(loans, scenarios, n_paths, seed=3100)
     d = ds.count_by_state.sel(state="D").isel(month=-1).values.astype(float)  # (gaussian, t8, t4) x path
     for i, label in enumerate(("gaussian", "t8", "t4")):
         _assert_close(d[i] / n, pd_, f"12-month default share, {label}")
