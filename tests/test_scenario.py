@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import book
+
+from stresslab.compile.binding import check_names
+from stresslab.compile.model import compile_model
 from stresslab.errors import ScenarioError, StresslabWarning
 from stresslab.scenario.scenario import Scenario, load_scenario
 from stresslab.scenario.specs import CorrelationMatrix, PerIndustry, ShockRamp
@@ -438,8 +443,7 @@ def test_loadings_and_volatility_by_industry() -> None:
     load = s.factors.loadings(["retail", "catering", "farming"])
     np.testing.assert_array_equal(load, [[0.3, 0.4, 0.15], [0.3, 0.2, 0.15], [0.3, 0.2, 0.1]])
     np.testing.assert_array_equal(s.volatility(["retail", "catering"]), [0.35, 0.5])
-    with pytest.warns(StresslabWarning, match="'retail' \\(\\[factors\\] industry_loading\\)"):
-        assert s.factors.loadings([]).shape == (0, 3)
+    assert s.factors.loadings([]).shape == (0, 3)
 
 
 def test_correlation_identity_by_default() -> None:
@@ -455,8 +459,7 @@ def test_correlation_common_value_and_matrix_blocks() -> None:
     expected = np.eye(6)
     expected[1, 2] = expected[2, 1] = 0.3
     expected[3, 5] = expected[5, 3] = 0.5  # south-north; west is in no matrix: uncorrelated
-    with pytest.warns(StresslabWarning, match="east"):
-        sigma = s.factors.correlation(["retail", "catering"], ["south", "west", "north"])
+    sigma = s.factors.correlation(["retail", "catering"], ["south", "west", "north"])
     np.testing.assert_array_equal(sigma, expected)
     assert isinstance(s.factors.region_correlation, CorrelationMatrix)
 
@@ -486,47 +489,72 @@ def test_t_copula() -> None:
 
 
 # --------------------------------------------------------------------------- names vs the book
+# One binding step (stresslab.compile.binding.check_names) checks every name against the book.
+
+
+def _book(industries=("retail", "catering"), regions=("north",)):
+    return book(2 * len(industries) * len(regions), industries=tuple(industries), regions=tuple(regions))
 
 
 def test_near_miss_name_is_an_error() -> None:
     s = Scenario.from_dict(minimal(shocks={"industry": {"retial": -0.2}}), source="x.toml")
     with pytest.raises(ScenarioError) as info:
-        s.revenue_shock(["retail", "catering"], ["north"])
+        check_names(_book(), s)
     assert str(info.value) == ("x.toml: [shocks.industry]: 'retial' is not among the book's industries "
                                "(did you mean 'retail'?)")
 
 
-@pytest.mark.parametrize("method, data", [
-    (lambda s: s.factors.loadings(["retail"]), {"factors": {"industry_loading": {"Retail": 0.3}}}),
-    (lambda s: s.volatility(["retail"]), {"cashflow": {"volatility": {"retial": 0.3}}}),
-    (lambda s: s.seasonality(["retail"]), {"seasonality": {"retai": [1] * 12}}),
-    (lambda s: s.revenue_shock([], ["north"]), {"shocks": {"region": {"nort": 0.1}}}),
-    (lambda s: s.factors.correlation(["retail", "catering"], []),
-     {"factors": {"industry_correlation": {"names": ["retail", "caterin"], "matrix": [[1, 0], [0, 1]]}}}),
+@pytest.mark.parametrize("data, where", [
+    ({"factors": {"industry_loading": {"Retail": 0.3}}}, "[factors] industry_loading"),
+    ({"cashflow": {"volatility": {"retial": 0.3}}}, "[cashflow] volatility"),
+    ({"seasonality": {"retai": [1] * 12}}, "[seasonality]"),
+    ({"shocks": {"region": {"nort": 0.1}}}, "[shocks.region]"),
+    ({"factors": {"industry_correlation": {"names": ["retail", "caterin"], "matrix": [[1, 0], [0, 1]]}}},
+     "[factors] industry_correlation.names"),
+    ({"calibration_reference": {"seasonality": {"catring": [1] * 12}}}, "calibration_reference [seasonality]"),
+    ({"layers": [{"name": "g", "kind": "quota_share", "share": 0.5, "eligibility": {"industries": ["retial"]}}]},
+     "[[layers]] 'g' eligibility industries"),
+    ({"policy": {"deferral": {"months": 3, "regions": ["nrth"]}}}, "[policy.deferral] regions"),
 ])
-def test_near_miss_in_every_name_taking_method(method, data: dict) -> None:
-    s = Scenario.from_dict(minimal(**data))
-    with pytest.raises(ScenarioError, match="did you mean"):
-        method(s)
+def test_near_miss_in_every_place_a_name_is_used(data: dict, where: str) -> None:
+    s = Scenario.from_dict(minimal(**data), source="x.toml")
+    with pytest.raises(ScenarioError, match=re.escape(f"x.toml: {where}: ") + ".*did you mean"):
+        check_names(_book(), s)
 
 
-def test_far_name_warns_once_and_is_ignored() -> None:
-    s = Scenario.from_dict(minimal(shocks={"industry": {"mining": -0.3, "retail": -0.1}}), source="x.toml")
+def test_segment_naming_nothing_in_the_book_is_an_error() -> None:
+    s = Scenario.from_dict(minimal(policy={"deferral": {"months": 3, "industries": ["mining"]}}), source="x.toml")
+    with pytest.raises(ScenarioError) as info:
+        check_names(_book(), s)
+    assert str(info.value) == ("x.toml: [policy.deferral] industries: none of ['mining'] is among the book's "
+                               "industries, so it would apply to no loan; the book has ['catering', 'retail']")
+
+
+def test_far_names_warn_once_in_one_warning_and_are_ignored() -> None:
+    s = Scenario.from_dict(minimal(shocks={"industry": {"mining": -0.3, "retail": -0.1}, "region": {"west": 0.1}}),
+                           source="x.toml")
     with pytest.warns(StresslabWarning) as record:
-        shock = s.revenue_shock(["retail", "catering"], ["north"])
+        check_names(_book(), s)
     assert len(record) == 1
-    assert str(record[0].message) == "x.toml: industries absent from the book, ignored: 'mining' ([shocks.industry])"
-    np.testing.assert_allclose(shock[:, 0, 0], [-0.1, 0.0])
+    assert str(record[0].message) == ("x.toml: names absent from the book, ignored: industries 'mining' "
+                                      "([shocks.industry]), regions 'west' ([shocks.region])")
+    np.testing.assert_allclose(s.revenue_shock(["retail", "catering"], ["north"])[:, 0, 0], [-0.1, 0.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        s.revenue_shock(["retail", "catering"], ["north"])  # already warned
+        check_names(_book(), s)  # already warned for this scenario object
+
+
+def test_names_are_checked_by_compile_model() -> None:
+    s = Scenario.from_dict(minimal(shocks={"industry": {"retial": -0.2}}), source="x.toml")
+    with pytest.raises(ScenarioError, match="did you mean 'retail'"):
+        compile_model(_book(), s)
 
 
 def test_baseline_runs_on_a_smaller_book() -> None:
     baseline = load_scenario(SCENARIOS / "baseline.toml")
     with pytest.warns(StresslabWarning, match="agriculture"):
-        season = baseline.seasonality(["retail", "services"])
-    assert season.shape == (2, 36)
+        check_names(_book(("retail", "services")), baseline)
+    assert baseline.seasonality(["retail", "services"]).shape == (2, 36)
 
 
 # --------------------------------------------------------------------------- serialisation and overrides

@@ -23,8 +23,8 @@ __all__ = ["compile_layers"]
 def compile_layers(portfolio: Portfolio, scenario: Scenario) -> LayerArrays:
     """Kernel arrays of the scenario's layers for this book.
 
-    Eligibility names are checked against the book (see
-    :func:`stresslab.compile.binding.eligible_loans`).
+    Eligibility names were checked against the book by
+    :func:`stresslab.compile.binding.check_names`.
 
     The provider's monthly failure hazard h = 1 - (1 - p)^(1/T) makes the horizon
     failure probability exactly p when the global factor is serially independent (or the
@@ -37,7 +37,6 @@ def compile_layers(portfolio: Portfolio, scenario: Scenario) -> LayerArrays:
     for k, spec in enumerate(specs):
         eligible[k] = eligible_loans(
             portfolio,
-            f"{scenario.source}: [[layers]] '{spec.name}' eligibility",
             industries=spec.industries,
             regions=spec.regions,
             borrower_types=spec.borrower_types,

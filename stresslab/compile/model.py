@@ -25,6 +25,7 @@ from stresslab._kernels.arrays import (
 from stresslab._kernels.special import normal_table
 from stresslab._rng import name_keys
 from stresslab.book.portfolio import Portfolio
+from stresslab.compile.binding import check_names
 from stresslab.compile.calibration import (
     ChainInputs,
     FactorLaw,
@@ -64,6 +65,12 @@ class CompiledModel:
     n_months: int
     tracked_loans: tuple[str, ...] = ()
     pool_size: np.ndarray | None = None  # loans per row of a pooled book (stresslab.compile.pooling); None: one each
+    sampling: str = "plain"  # "importance" once stresslab.run.importance has tilted the draws
+
+    @property
+    def pooled(self) -> bool:
+        """True for a pooled book (rows are pools of identical loans)."""
+        return self.pool_size is not None
 
     @property
     def n_loans(self) -> int:
@@ -95,6 +102,7 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
         If the book's pds cannot be calibrated under the scenario's roll and cure rates,
         or a name in the scenario is a near-miss of one in the book.
     """
+    check_names(portfolio, scenario)
     industries, industry = portfolio.codes("industry")
     regions, region = portfolio.codes("region")
     n_months = scenario.horizon_months

@@ -49,14 +49,13 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
     """
     n, horizon = portfolio.n_loans, scenario.horizon_months
     pol = scenario.policy
-    where = f"{scenario.source}: [policy."
     never = np.full(n, -1, dtype=np.int32)
     flag = np.zeros(n, dtype=bool)
 
     deferral_start, states, months, accrue, extend = never.copy(), np.zeros(4, np.uint8), 0, True, True
     if pol.deferral is not None and pol.deferral.months > 0:
         d = pol.deferral
-        mask = eligible_loans(portfolio, where + "deferral]", industries=d.industries, regions=d.regions, borrower_types=d.borrower_types)
+        mask = eligible_loans(portfolio, industries=d.industries, regions=d.regions, borrower_types=d.borrower_types)
         deferral_start[mask] = d.start_month - 1
         states[[_STATE_INDEX[s] for s in d.states]] = 1
         months, accrue, extend = d.months, d.interest == "accrued", d.extend_term
@@ -74,7 +73,7 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
     if pol.interest_subsidy is not None:
         sp = pol.interest_subsidy
         mask = eligible_loans(
-            portfolio, where + "interest_subsidy]", industries=sp.industries, regions=sp.regions,
+            portfolio, industries=sp.industries, regions=sp.regions,
             borrower_types=sp.borrower_types, max_balance=sp.max_balance,
         )
         subsidy[mask] = sp.points / 12.0
@@ -100,7 +99,7 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
     log_mult = np.zeros((1, horizon))
     if pol.revenue_support is not None:
         rs = pol.revenue_support
-        mask = eligible_loans(portfolio, where + "revenue_support]", industries=rs.industries, regions=rs.regions, borrower_types=rs.borrower_types)
+        mask = eligible_loans(portfolio, industries=rs.industries, regions=rs.regions, borrower_types=rs.borrower_types)
         group[mask] = 1
         log_mult = np.vstack([np.zeros(horizon), -np.log1p(shock_path(rs.uplift, horizon))])
 
@@ -151,7 +150,7 @@ def _seasonal_schedule(
     cycle = replace(scenario, horizon_months=12).seasonality(list(industries))  # (I, 12)
     shape = cycle[:, np.arange(horizon) % 12]
     names = spec.industries if spec.industries is not None else [name for name, _ in scenario.seasonal_factors]
-    mask = eligible_loans(portfolio, f"{scenario.source}: [policy.seasonal_schedule]", industries=list(names))
+    mask = eligible_loans(portfolio, industries=list(names))
     kind = np.array([{"annuity": ANNUITY, "equal_principal": EQUAL_PRINCIPAL}.get(a, -1) for a in portfolio.amortization])
     shaped = mask & (kind >= 0) & (portfolio.remaining_term > 1)
     scale = np.ones(portfolio.n_loans)

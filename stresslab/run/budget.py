@@ -44,7 +44,7 @@ def memory_estimate(
     per_path = 8 * (18 * t + 4 * t * n_layers + n_layers + n_ind * n_reg + eta + 2 + len(model.tracked_loans))
     arrays = [*model.loans, *model.tables, *model.policy.arrays, *model.layers]
     model_bytes = float(sum(getattr(a, "nbytes", 0) for a in arrays))
-    events = model.n_loans if model.pool_size is None else pooled_events(model)[1]  # default events of a path
+    events = model.n_loans if not model.pooled else pooled_events(model)[1]  # default events of a path
     per_thread = 8 * events * (5 + n_layers) + 8 * t * (n_ind * n_reg + 8)
     result = {
         "results": float(per_path * n_paths),

@@ -156,7 +156,7 @@ def tune_importance_sampling(
     n_pilot = DEFAULT_PILOT_PATHS if pilot_paths is None else int(pilot_paths)
     t_copula = model.params.t_copula
     bounds = chi2_shape_bounds(model.params.dof) if t_copula else (0.0, 0.0)
-    current = replace(model, params=model.params._replace(defensive_share=float(defensive_share)))
+    current = replace(model, params=model.params._replace(defensive_share=float(defensive_share)), sampling="importance")
     for round_ in range(_MAX_ROUNDS):
         out = run_paths(current, pilot_seed(seed, round_), n_pilot, threads=threads, progress=False, record_eta=True)
         loss = out.loss_gross.sum(axis=1)

@@ -73,7 +73,7 @@ def run_paths(
 
 def run_chunk(model: CompiledModel, seed: int, first_path: int, out: Outputs) -> None:
     """Simulate paths ``first_path .. first_path + len(out) - 1`` into ``out`` (zeroed)."""
-    if model.pool_size is None:
+    if not model.pooled:
         simulate_paths(
             first_path, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, out
         )

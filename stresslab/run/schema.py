@@ -161,14 +161,14 @@ def build_dataset(
         "n_paths": n_paths,
         "versions": package_versions(),
         "currency": "CNY",
-        "sampling": "importance" if model.params.defensive_share < 1.0 else "plain",
+        "sampling": model.sampling,
         "factor_shift": json.dumps(model.tables.factor_shift.tolist()),
         "chi2_shape": 0.5 * model.params.dof + model.params.chi2_shape_shift if model.params.t_copula else 0.0,
         "defensive_share": model.params.defensive_share,
         "weight_bound": 1.0 / model.params.defensive_share,
         "random_streams": STREAMS_VERSION,
-        "pooled": int(model.pool_size is not None),
-        "n_pools": model.n_loans if model.pool_size is not None else 0,
+        "pooled": int(model.pooled),
+        "n_pools": model.n_loans if model.pooled else 0,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
 

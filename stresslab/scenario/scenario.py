@@ -49,7 +49,6 @@ from stresslab.scenario.specs import (
     PolicySpec,
     RecoverySpec,
     Shock,
-    _check_names,
     _plain,
     _shock_paths,
 )
@@ -235,8 +234,6 @@ class Scenario:
 
     def volatility(self, industries: Sequence[str]) -> np.ndarray:
         """Log cash-flow volatility sigma of each industry, ndarray of shape (n_industries,)."""
-        _check_names(self, "industries", industries,
-                     [("[cashflow] volatility", name) for name, _ in self.cashflow_volatility.overrides])
         return self.cashflow_volatility.values(industries)
 
     def revenue_shock(self, industries: Sequence[str], regions: Sequence[str]) -> np.ndarray:
@@ -251,8 +248,6 @@ class Scenario:
         -----
         ``1 + s = (1 + s_industry) * (1 + s_region)``; cells without a shock get 0.
         """
-        _check_names(self, "industries", industries, [("[shocks.industry]", n) for n, _ in self.industry_shocks])
-        _check_names(self, "regions", regions, [("[shocks.region]", n) for n, _ in self.region_shocks])
         ind = _shock_paths(self.industry_shocks, industries, self.horizon_months)
         reg = _shock_paths(self.region_shocks, regions, self.horizon_months)
         return (1.0 + ind[:, None, :]) * (1.0 + reg[None, :, :]) - 1.0
@@ -270,16 +265,11 @@ class Scenario:
         The 12 calendar-month factors are rescaled to mean 1; horizon month t uses calendar
         month ``(start_month - 1 + t - 1) % 12 + 1``.
         """
-        _check_names(self, "industries", industries, [("[seasonality]", n) for n, _ in self.seasonal_factors])
         return seasonal_profile(self.seasonal_factors, industries, self.start_month, self.horizon_months)
 
     def reference_seasonality(self, industries: Sequence[str]) -> np.ndarray:
         """The calibration reference's seasonal factors over the PD horizon, shape (n_industries, H)."""
-        factors = self.reference.seasonal_factors
-        own = {n for n, _ in self.seasonal_factors}  # names the scenario's own [seasonality] already warns about
-        _check_names(self, "industries", industries,
-                     [("calibration_reference [seasonality]", n) for n, _ in factors if n not in own])
-        return seasonal_profile(factors, industries, self.start_month, self.pd_horizon_months)
+        return seasonal_profile(self.reference.seasonal_factors, industries, self.start_month, self.pd_horizon_months)
 
 
 def seasonal_profile(seasonal_factors: Sequence[tuple[str, Sequence[float]]], industries: Sequence[str],

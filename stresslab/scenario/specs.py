@@ -12,18 +12,13 @@ public name here; each ``to_dict`` returns the canonical table the schema reads 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from stresslab.errors import ScenarioError, StresslabWarning, did_you_mean
-
-if TYPE_CHECKING:
-    from stresslab.scenario.scenario import Scenario
+from stresslab.errors import ScenarioError
 
 __all__ = [
     "FactorSpec",
@@ -68,7 +63,6 @@ COLLECTION_PRESETS: dict[str, dict[str, float | int]] = {
     "third_party_agency": {"unsecured_mean": 0.25, "lag_months": 6, "cost": 0.20},
 }
 """``[policy.collection]`` strategy -> the [recovery] values it sets (they take precedence)."""
-_NEAR_MISS = 0.8  # difflib ratio from which an absent name is taken for a typo of a book name
 _TOL = 1e-10  # symmetry, unit diagonal and PSD tolerance of correlation matrices
 
 
@@ -207,7 +201,6 @@ class FactorSpec:
     industry_correlation: float | CorrelationMatrix
     region_correlation: float | CorrelationMatrix
     source: str = field(default="<dict>", compare=False, repr=False)
-    _warned: set[tuple[str, str]] = field(default_factory=set, init=False, compare=False, repr=False)
 
     def loadings(self, industries: Sequence[str]) -> np.ndarray:
         """Factor loadings of a loan of each industry.
@@ -224,8 +217,6 @@ class FactorSpec:
         """
         loads = {"global_loading": self.global_loading, "industry_loading": self.industry_loading,
                  "region_loading": self.region_loading}
-        _check_names(self, "industries", industries,
-                     [(f"[factors] {key}", name) for key, p in loads.items() for name, _ in p.overrides])
         return np.column_stack([p.values(industries) for p in loads.values()])
 
     def correlation(self, industries: Sequence[str], regions: Sequence[str]) -> np.ndarray:
@@ -251,8 +242,6 @@ class FactorSpec:
         blocks = []
         for kind, key, spec, names in (("industries", "industry_correlation", self.industry_correlation, industries),
                                        ("regions", "region_correlation", self.region_correlation, regions)):
-            if isinstance(spec, CorrelationMatrix):
-                _check_names(self, kind, names, [(f"[factors] {key}.names", name) for name in spec.names])
             block = _correlation_block(spec, [str(name) for name in names])
             smallest = _smallest_eigenvalue(block)
             if smallest < -_TOL:
@@ -691,25 +680,3 @@ def _shock_paths(shocks: tuple[tuple[str, Shock], ...], names: Sequence[str], ho
         out[k] = shock_path(table.get(str(name), 0.0), horizon)
     return out
 
-
-def _check_names(owner: FactorSpec | Scenario, kind: str, book: Sequence[str],
-                 named: Iterable[tuple[str, str]]) -> None:
-    """Raise on a scenario name that is a near-miss of a book name; warn once about the rest.
-
-    ``named`` holds (key path, name) pairs; ``kind`` is "industries" or "regions".
-    """
-    known = [str(name) for name in book]
-    absent = []
-    for where, name in named:
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=_NEAR_MISS)
-        if close:
-            raise ScenarioError(f"{owner.source}: {where}: '{name}' is not among the book's {kind}"
-                                f"{did_you_mean(name, close)}")
-        if (where, name) not in owner._warned:
-            owner._warned.add((where, name))
-            absent.append(f"'{name}' ({where})")
-    if absent:
-        warnings.warn(f"{owner.source}: {kind} absent from the book, ignored: {', '.join(absent)}",
-                      StresslabWarning, stacklevel=3)
