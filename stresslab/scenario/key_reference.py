@@ -28,7 +28,7 @@ from stresslab._files import write_atomically
 from stresslab.scenario.keys import _SCENARIO
 from stresslab.scenario.schema import _REQUIRED, _Key
 
-__all__ = ["key_tables", "render", "problems", "COMMAND"]
+__all__ = ["COMMAND", "key_tables", "problems", "render"]
 
 COMMAND = "python -m stresslab.scenario.key_reference --write docs/scenarios.md"
 """The command that rewrites the key tables of docs/scenarios.md."""
