@@ -1,8 +1,12 @@
-"""The scenario file's key tables: each TOML table a mapping key -> _Key(parser, default) (see schema.py)."""
+"""The scenario file's key tables: each TOML table a mapping key -> _Key(parser, default, doc=...) (see schema.py).
+
+The ``doc`` of each key is its meaning in the key tables of docs/scenarios.md, which
+:mod:`stresslab.scenario.key_reference` writes from these mappings.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -55,14 +59,15 @@ from stresslab.scenario.specs import (
 from stresslab.vocabulary import BORROWER_TYPES, LIVE_STATES
 
 
-def _per_industry(number: _Parser, default: float) -> _Key:
+def _per_industry(number: _Parser, default: float, *, doc: str) -> _Key:
     """A number, or a table of numbers by industry with an optional ``default`` key."""
     def table(value: Mapping[str, Any], at: _At) -> PerIndustry:
         overrides = tuple(sorted((str(k), number(v, at / k)) for k, v in value.items() if k != "default"))
         return PerIndustry(default=number(value.get("default", default), at / "default"), overrides=overrides)
 
     what = f"{number.what}, or a table of them by industry with an optional 'default'"
-    return _Key(_union(what, number=lambda v, at: PerIndustry(default=number(v, at)), table=table), default)
+    return _Key(_union(what, number=lambda v, at: PerIndustry(default=number(v, at)), table=table), default,
+                doc=doc)
 
 
 _ROW = _numbers(None, -1, 1)
@@ -220,8 +225,8 @@ def _policy(value: Any, at: _At) -> PolicySpec:
             hint = did_you_mean(str(name), _LEVERS)
             raise ScenarioError(f"{(at / name).file}: unknown policy lever [policy.{name}]{hint}; "
                                 f"levers: {', '.join(_LEVERS)}")
-    return PolicySpec(**{name: parser(value[name], at / name)
-                         for name, parser in _LEVERS.items() if value.get(name) is not None})
+    return PolicySpec(**{name: lever.parser(value[name], at / name)
+                         for name, lever in _LEVERS.items() if value.get(name) is not None})
 
 
 def _delinquency_spec(*, sensitivities: tuple[float, float], **rest: Any) -> DelinquencySpec:
@@ -253,48 +258,79 @@ _SHOCK = _union(
 _SENSITIVITY = _number(0, 10)
 
 
+_SEASONALITY = _by_name(_numbers(12, 0, lo_open=True))
+
+
+# Each key's doc is its row's meaning in docs/scenarios.md (python -m stresslab.scenario.key_reference
+# --write docs/scenarios.md writes the tables; tests/test_scenario_reference_docs.py checks them).
+
 _FACTORS = {
-    "copula": _Key(_choice("gaussian", "t"), "gaussian"),
-    "dof": _Key(_optional(_number(2, lo_open=True)), None),
-    "global_loading": _per_industry(_LOADING, 0.25),
-    "industry_loading": _per_industry(_LOADING, 0.25),
-    "region_loading": _per_industry(_LOADING, 0.15),
-    "ar1": _Key(_number(0, 1), 0.9),
-    "industry_correlation": _Key(_CORRELATION, 0.0),
-    "region_correlation": _Key(_CORRELATION, 0.0),
+    "copula": _Key(_choice("gaussian", "t"), "gaussian", doc="dependence of borrowers' latents"),
+    "dof": _Key(_optional(_number(2, lo_open=True)), None,
+                doc="Student-t degrees of freedom: required iff `copula = \"t\"`, an error with `\"gaussian\"`"),
+    "global_loading": _per_industry(_LOADING, 0.25, doc="a_G, loading on the global factor"),
+    "industry_loading": _per_industry(_LOADING, 0.25, doc="a_I, loading on the loan's industry factor"),
+    "region_loading": _per_industry(_LOADING, 0.15,
+                                    doc="a_R, loading on the loan's region factor (by the loan's *industry*)"),
+    "ar1": _Key(_number(0, 1), 0.9,
+                doc="AR(1) coefficient φ of the factors: 0 = iid months, 1 = fixed over the horizon"),
+    "industry_correlation": _Key(_CORRELATION, 0.0, shown="`0.0` (identity)",
+                                 doc="correlation among industry factors (see below)"),
+    "region_correlation": _Key(_CORRELATION, 0.0, shown="`0.0` (identity)",
+                               doc="correlation among region factors (see below)"),
 }
 
 
-_CASHFLOW = {"volatility": _per_industry(_number(0, lo_open=True), 0.35)}
+_CASHFLOW = {"volatility": _per_industry(_number(0, lo_open=True), 0.35,
+                                         doc="σ, log cash-flow volatility of a borrower (model §2)")}
 
 
-_SHOCKS = {"industry": _Key(_by_name(_SHOCK), {}), "region": _Key(_by_name(_SHOCK), {})}
+_SHOCKS = {
+    "industry": _Key(_by_name(_SHOCK), {}, doc="revenue shock s of each industry named (forms below)"),
+    "region": _Key(_by_name(_SHOCK), {}, doc="revenue shock s of each region named (forms below)"),
+}
 
 
 _DELINQUENCY = {
-    "default_after": _Key(_integer(1, 4), 4),
-    "roll_rates": _Key(_numbers(3, 0, 1, lo_open=True, hi_open=True), [0.35, 0.55, 0.75]),
-    "cure_rates": _Key(_numbers(3, 0, 1, hi_open=True), [0.30, 0.15, 0.08]),
+    "default_after": _Key(_integer(1, 4), 4,
+                          doc="missed installments that make a default (4: M3 missing again -> D)"),
+    "roll_rates": _Key(_numbers(3, 0, 1, lo_open=True, hi_open=True), [0.35, 0.55, 0.75],
+                       doc="baseline monthly roll M1->M2, M2->M3, M3->D"),
+    "cure_rates": _Key(_numbers(3, 0, 1, hi_open=True), [0.30, 0.15, 0.08],
+                       doc="baseline monthly cure M1, M2, M3 -> current"),
     "sensitivities": _Key(_union(
         "a number in [0, 10] (roll and cure) or a table {roll, cure}",
         number=lambda v, at: (_SENSITIVITY(v, at),) * 2,
         table=_table({"roll": _Key(_SENSITIVITY, 1.0), "cure": _Key(_SENSITIVITY, 1.0)},
-                     build=lambda roll, cure: (roll, cure))), 1.0),
-    "prepayment_rate": _Key(_number(0, 1, hi_open=True), 0.0),
-    "cycle_sensitivity": _Key(_number(0, 10), 1.0),
+                     build=lambda roll, cure: (roll, cure))), 1.0,
+        doc="λ_roll, λ_cure: how roll and cure rates move with stress; a number sets both, a missing "
+            "table key is 1"),
+    "prepayment_rate": _Key(_number(0, 1, hi_open=True), 0.0,
+                            doc="monthly prepayment probability of a paying current loan (unconditional; a miss "
+                                "wins over a prepayment)"),
+    "cycle_sensitivity": _Key(_number(0, 10), 1.0,
+                              doc="κ: scales the delinquent states' loading on the loan's systematic index, with "
+                                  "κ² ρ < 1 for every industry (0: rolls and cures ignore the cycle; the rates "
+                                  "themselves do not change with κ)"),
 }
 
 
 _RECOVERY = {
-    "unsecured_mean": _Key(_number(0, 1), 0.25),
-    "dispersion": _Key(_number(0, 1, hi_open=True), 0.2),
-    "lag_months": _Key(_integer(0, MAX_HORIZON), 6),
-    "cost": _Key(_number(0, 1, hi_open=True), 0.1),
-    "pledge_haircut": _Key(_number(0, 1), 0.3),
-    "pledge_lag_months": _Key(_integer(0, MAX_HORIZON), 3),
-    "lgd_sensitivity": _Key(_number(0, 10), 1.0),
-    "discount_rate": _Key(_optional(_number(0, 1)), None),
-    "cycle_sensitivity": _Key(_number(0, 10), 1.0),
+    "unsecured_mean": _Key(_number(0, 1), 0.25,
+                           doc="m₀, mean unsecured recovery rate (share of EAD) before stress"),
+    "dispersion": _Key(_number(0, 1, hi_open=True), 0.2,
+                       doc="Beta dispersion φ: Var = φ m (1 - m); 0 = deterministic"),
+    "lag_months": _Key(_integer(0, MAX_HORIZON), 6, doc="months from default to unsecured recovery cash"),
+    "cost": _Key(_number(0, 1, hi_open=True), 0.1, doc="collection cost, share of the amount recovered"),
+    "pledge_haircut": _Key(_number(0, 1), 0.3, doc="haircut on the value of pledged receivables"),
+    "pledge_lag_months": _Key(_integer(0, MAX_HORIZON), 3, doc="months from default to pledge proceeds"),
+    "lgd_sensitivity": _Key(_number(0, 10), 1.0,
+                            doc="λ_lgd: how the recovery mean falls with the scenario's stress Δ"),
+    "discount_rate": _Key(_optional(_number(0, 1)), None,
+                          doc="annual rate for discounting recoveries; unset = each loan's own rate"),
+    "cycle_sensitivity": _Key(_number(0, 10), 1.0,
+                              doc="β: the recovery mean's response to the loan's systematic index (downturn LGD); "
+                                  "without stress the mean over the factors stays m₀"),
 }
 
 
@@ -302,37 +338,68 @@ _NAME_LIST = _optional(_Parser("a non-empty list of distinct names", lambda v, a
 
 
 _ELIGIBILITY = {
-    "industries": _Key(_NAME_LIST, None),
-    "regions": _Key(_NAME_LIST, None),
-    "borrower_types": _Key(_optional(_subset(*BORROWER_TYPES)), None),
-    "max_balance": _Key(_optional(_number(0, lo_open=True)), None),
+    "industries": _Key(_NAME_LIST, None, shown="all", doc="the loan's industry is one of these"),
+    "regions": _Key(_NAME_LIST, None, shown="all", doc="the loan's region is one of these"),
+    "borrower_types": _Key(_optional(_subset(*BORROWER_TYPES)), None, shown="all",
+                           doc="the borrower's type is one of these"),
+    "max_balance": _Key(_optional(_number(0, lo_open=True)), None, shown="none",
+                        doc="the loan's balance in the book (at the start) is at most this, CNY"),
 }
 
 
 _COUNTERPARTY = {
-    "failure_probability": _Key(_number(0, 1, hi_open=True), 0.0),
-    "sensitivity": _Key(_number(0, 1, hi_open=True), 0.0),
+    "failure_probability": _Key(_number(0, 1, hi_open=True), 0.0,
+                                doc="probability that the provider fails within the horizon; from its failure "
+                                    "month on it pays nothing"),
+    "sensitivity": _Key(_number(0, 1, hi_open=True), 0.0,
+                        doc="loading of the provider's failure latent on the global factor: failures come in "
+                            "bad macro paths"),
 }
 
 
 _AMOUNT = _optional(_number(0))
 
 
+_UNLIMITED = "unset (unlimited)"
+
+
 _LAYER = _table({
-    "name": _Key(_text(empty=False)),
-    "kind": _Key(_choice(*LAYER_KINDS)),
-    "share": _Key(_number(0, 1), 1.0),
-    "attachment": _Key(_AMOUNT, None),  # None: not given (0.0 for excess_of_loss)
-    "limit": _Key(_optional(_number(0, lo_open=True)), None),
-    "basis": _Key(_choice(*LAYER_BASES), "ead"),
-    "per_loan_limit": _Key(_optional(_number(0, lo_open=True)), None),
-    "capacity": _Key(_AMOUNT, None),
-    "topup_every_months": _Key(_optional(_integer(1, MAX_HORIZON)), None),
-    "annual_cap": _Key(_AMOUNT, None),
-    "lag_months": _Key(_integer(0, MAX_HORIZON), 0),
-    "fee_rate": _Key(_number(0, 1), 0.0),
-    "eligibility": _Key(_table(_ELIGIBILITY), {}),
-    "counterparty": _Key(_table(_COUNTERPARTY), {}),
+    "name": _Key(_text(empty=False),
+                 doc="label in results (the `layer` dimension); unique among the layers; not `\"lender\"` "
+                     "(the retained loss there)"),
+    "kind": _Key(_choice(*LAYER_KINDS), doc="see the formulas above"),
+    "share": _Key(_number(0, 1), 1.0,
+                  doc="share of the base (quota share) or of the band above the attachment (excess of loss)"),
+    "attachment": _Key(_AMOUNT, None, shown="`0.0`",  # None: not given (0.0 for excess_of_loss)
+                       doc="CNY per loan: the part of the base the layer does not cover (a deductible); only "
+                           "with `excess_of_loss`"),
+    "limit": _Key(_optional(_number(0, lo_open=True)), None, shown=_UNLIMITED,
+                  doc="CNY per loan: the width of the band covered above the attachment (before `share`), "
+                      ">= `attachment`; only with `excess_of_loss`"),
+    "basis": _Key(_choice(*LAYER_BASES), "ead",
+                  doc="`ead`: the whole remaining loss; `principal`: only its principal part (remaining loss × "
+                      "principal / EAD at default; interest in arrears not covered)"),
+    "per_loan_limit": _Key(_optional(_number(0, lo_open=True)), None, shown=_UNLIMITED,
+                           doc="CNY: the most the layer pays for one loan (after `share`)"),
+    "capacity": _Key(_AMOUNT, None, shown=_UNLIMITED,
+                     doc="CNY: aggregate payouts per path (the fund size, the insurer's aggregate limit); 0 pays "
+                         "nothing"),
+    "topup_every_months": _Key(_optional(_integer(1, MAX_HORIZON)), None,
+                               doc="capacity is restored to `capacity` at the start of months 1 + n, 1 + 2n, ... "
+                                   "(unused capacity does not accumulate beyond it); needs `capacity`, not with "
+                                   "`annual_cap`"),
+    "annual_cap": _Key(_AMOUNT, None,
+                       doc="CNY: payouts per 12-month block of the horizon (months 1-12, 13-24, ...), on top of "
+                           "`capacity` if that is set too; not with `topup_every_months`"),
+    "lag_months": _Key(_integer(0, MAX_HORIZON), 0,
+                       doc="months from the default to the payout cash (the loss is shared in the default month)"),
+    "fee_rate": _Key(_number(0, 1), 0.0,
+                     doc="annual fee rate on the covered balance: income of the provider, charged monthly "
+                         "(rate / 12) on the exposure of the loans the layer covers (not multiplied by `share`)"),
+    "eligibility": _Key(_table(_ELIGIBILITY), {}, shown="all loans",
+                        doc="which loans the layer covers: `[layers.eligibility]` below"),
+    "counterparty": _Key(_table(_COUNTERPARTY), {}, shown="never fails",
+                         doc="failure of the provider: `[layers.counterparty]` below"),
 }, check=_check_layer, build=_layer_spec)
 
 
@@ -348,11 +415,7 @@ _POLICY_WHAT = "a table of policy levers ([policy.<lever>] tables)"
 _POLICY_MONTH = _integer(1, MAX_HORIZON)
 
 
-_POLICY_ELIGIBILITY = {
-    "industries": _Key(_NAME_LIST, None),
-    "regions": _Key(_NAME_LIST, None),
-    "borrower_types": _Key(_optional(_subset(*BORROWER_TYPES)), None),
-}
+_POLICY_ELIGIBILITY = {key: _ELIGIBILITY[key] for key in ("industries", "regions", "borrower_types")}
 
 
 _UPLIFT_VALUE = _number(0, 1)
@@ -367,33 +430,62 @@ _UPLIFT = _union(
                  check=_check_ramp, build=ShockRamp))
 
 
-_LEVERS: dict[str, _Parser] = {
-    "loan_cap": _table({
-        "caps": _Key(_Parser(_CAPS_WHAT, _caps)),
-        "transition_months": _Key(_integer(0, MAX_HORIZON), 0),
-    }, build=LoanCapSpec),
-    "deferral": _table({
+def _lever(keys: Mapping[str, _Key], build: Callable[..., Any], doc: str) -> _Key:
+    """A ``[policy.<lever>]`` table: None (off) unless given."""
+    return _Key(_table(keys, build=build), None, shown="off", doc=doc)
+
+
+_LEVERS: dict[str, _Key] = {
+    "loan_cap": _lever({
+        "caps": _Key(_Parser(_CAPS_WHAT, _caps),
+                     doc="cap on a borrower's total exposure in the book, CNY, by borrower type; a type not "
+                         "listed is not capped"),
+        "transition_months": _Key(_integer(0, MAX_HORIZON), 0,
+                                  doc="the excess over the cap falls due at each loan's maturity or at the end of "
+                                      "month `transition_months`, whichever comes first; 0 = at month 1"),
+    }, LoanCapSpec, "single-borrower cap: a cap per borrower type on a borrower's total exposure"),
+    "deferral": _lever({
         **_POLICY_ELIGIBILITY,
-        "states": _Key(_subset(*LIVE_STATES), ["C", "M1"]),
-        "start_month": _Key(_POLICY_MONTH, 1),
-        "months": _Key(_integer(0, MAX_DEFERRAL_MONTHS)),
-        "interest": _Key(_choice(*DEFERRAL_INTEREST), "accrued"),
-        "extend_term": _Key(_boolean(), True),
-    }, build=DeferralSpec),
-    "interest_subsidy": _table({
-        "points": _Key(_number(0, 0.2, lo_open=True)),
+        "states": _Key(_subset(*LIVE_STATES), ["C", "M1"],
+                       doc="a loan gets the deferral if its state at `start_month` is one of these"),
+        "start_month": _Key(_POLICY_MONTH, 1, doc="first deferred month; within the horizon"),
+        "months": _Key(_integer(0, MAX_DEFERRAL_MONTHS),
+                       doc="length: nothing is due in months `start_month` .. `start_month + months - 1`; "
+                           "0 = no deferral"),
+        "interest": _Key(_choice(*DEFERRAL_INTEREST), "accrued",
+                         doc="the deferred months' interest is capitalised (`accrued`) or forgiven (`waived`: "
+                             "lost income)"),
+        "extend_term": _Key(_boolean(), True,
+                            doc="maturity moves out by `months`; false: the balance is repaid over the original "
+                                "remaining term (higher installments afterwards)"),
+    }, DeferralSpec, "payment holiday"),
+    "interest_subsidy": _lever({
+        "points": _Key(_number(0, 0.2, lo_open=True),
+                       doc="annual rate points the state pays (0.02 = 2 percentage points)"),
         **_POLICY_ELIGIBILITY,
-        "max_balance": _Key(_optional(_number(0, lo_open=True)), None),
-        "start_month": _Key(_POLICY_MONTH, 1),
-        "months": _Key(_optional(_POLICY_MONTH), None),
-    }, build=SubsidySpec),
-    "rate_cap": _table({
-        "cap": _Key(_number(0, 1, lo_open=True)),
-        "from_month": _Key(_POLICY_MONTH, 1),
-    }, build=RateCapSpec),
-    "revenue_support": _table({"uplift": _Key(_UPLIFT), **_POLICY_ELIGIBILITY}, build=RevenueSupportSpec),
-    "seasonal_schedule": _table({"industries": _Key(_NAME_LIST, None)}, build=SeasonalScheduleSpec),
-    "collection": _table({"strategy": _Key(_choice(*COLLECTION_PRESETS))}, build=CollectionSpec),
+        "max_balance": _ELIGIBILITY["max_balance"],
+        "start_month": _Key(_POLICY_MONTH, 1, doc="first subsidised month; within the horizon"),
+        "months": _Key(_optional(_POLICY_MONTH), None, shown="unset (to the horizon end)",
+                       doc="number of subsidised months"),
+    }, SubsidySpec, "interest paid by the state"),
+    "rate_cap": _lever({
+        "cap": _Key(_number(0, 1, lo_open=True), doc="annual rate; loans above it are re-priced to it"),
+        "from_month": _Key(_POLICY_MONTH, 1, doc="first month at the capped rate; within the horizon"),
+    }, RateCapSpec, "interest rate cap"),
+    "revenue_support": _lever({
+        "uplift": _Key(_UPLIFT,
+                       doc="revenue uplift u (0.03 = revenue 3% higher), in the three forms of a `[shocks]` value "
+                           "(a list longer than the horizon is an error)"),
+        **_POLICY_ELIGIBILITY,
+    }, RevenueSupportSpec, "revenue uplift (e.g. tax relief)"),
+    "seasonal_schedule": _lever({
+        "industries": _Key(_NAME_LIST, None, shown="every industry in `[seasonality]`",
+                           doc="loans of these industries pay installments shaped by their industry's seasonality "
+                               "(same present value)"),
+    }, SeasonalScheduleSpec, "seasonal installments (an empty table turns it on)"),
+    "collection": _lever({
+        "strategy": _Key(_choice(*COLLECTION_PRESETS), doc="a recovery preset (below)"),
+    }, CollectionSpec, "collection strategy: a recovery preset"),
 }
 
 
@@ -401,22 +493,38 @@ assert tuple(_LEVERS) == POLICY_LEVERS
 
 
 _SCENARIO = _table({
-    "name": _Key(_optional(_text(empty=False)), None),
-    "description": _Key(_text(empty=True), ""),
-    "horizon_months": _Key(_integer(1, MAX_HORIZON)),
-    "pd_horizon_months": _Key(_integer(1, MAX_HORIZON), 12),
-    "start_month": _Key(_integer(1, 12), 1),
-    "factors": _Key(_table(_FACTORS, check=_check_factors), {}),
-    "cashflow": _Key(_table(_CASHFLOW), {}),
-    "shocks": _Key(_table(_SHOCKS), {}),
-    "seasonality": _Key(_by_name(_numbers(12, 0, lo_open=True)), {}),
-    "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {}),
-    "recovery": _Key(_table(_RECOVERY, build=RecoverySpec), {}),
-    "layers": _Key(_Parser("a list of tables ([[layers]])", _layers), []),
-    "policy": _Key(_Parser(_POLICY_WHAT, _policy), {}),
+    "name": _Key(_optional(_text(empty=False)), None, shown="the file stem",
+                 doc="scenario label (results, plots)"),
+    "description": _Key(_text(empty=True), "", doc="free text"),
+    "horizon_months": _Key(_integer(1, MAX_HORIZON), doc="months simulated, T"),
+    "pd_horizon_months": _Key(_integer(1, MAX_HORIZON), 12,
+                              doc="H: the book's `pd` is the unconditional probability that a current loan with an "
+                                  "installment every month defaults within H months (model §2); 1 needs "
+                                  "`default_after = 1` and makes the monthly miss probability the pd exactly"),
+    "start_month": _Key(_integer(1, 12), 1, doc="calendar month of horizon month 1 (for seasonality)"),
+    "factors": _Key(_table(_FACTORS, check=_check_factors), {}, doc="systematic factors: `[factors]` below"),
+    "cashflow": _Key(_table(_CASHFLOW), {}, doc="borrowers' cash flows: `[cashflow]` below"),
+    "shocks": _Key(_table(_SHOCKS), {}, doc="revenue shocks: `[shocks.industry]`, `[shocks.region]` below"),
+    "seasonality": _Key(_SEASONALITY, {}, shown="none (flat)",
+                        doc="revenue factor of each calendar month by industry: `[seasonality]` below"),
+    "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {},
+                        doc="delinquency states and roll rates: `[delinquency]` below"),
+    "recovery": _Key(_table(_RECOVERY, build=RecoverySpec), {}, doc="recoveries: `[recovery]` below"),
+    "layers": _Key(_Parser("a list of tables ([[layers]])", _layers, _LAYER.keys), [],
+                   shown="none (the lender keeps every loss)",
+                   doc="credit enhancement layers, in order: `[[layers]]` below"),
+    "policy": _Key(_Parser(_POLICY_WHAT, _policy, _LEVERS), {}, shown="no levers",
+                   doc="policy levers: `[policy.*]` below"),
     "calibration_reference": _Key(_table({
-        "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {}),
-        "seasonality": _Key(_by_name(_numbers(12, 0, lo_open=True)), {}),
+        "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {},
+                            doc="the reference's `[delinquency]` (its `cycle_sensitivity` is not used: the cycle "
+                                "response is the scenario's own)"),
+        "seasonality": _Key(_SEASONALITY, {}, shown="none (flat)", doc="the reference's `[seasonality]`"),
     }, build=lambda delinquency, seasonality: CalibrationReference(delinquency=delinquency,
-                                                                  seasonal_factors=seasonality)), {}),
+                                                                  seasonal_factors=seasonality),
+        what="a scenario file path, relative to this file, or a table {delinquency = {...}, seasonality = {...}}"),
+        {}, shown="the root of the `extends` chain (a file that extends nothing is its own)",
+        doc="the chain (roll/cure rates, default_after, sensitivities, prepayment) and seasonality under which the "
+            "book's PDs were measured; a scenario's own changes of them on top are stress, not absorbed by the "
+            "calibration (model §2)"),
 }, check=_check_scenario)

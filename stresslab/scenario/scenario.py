@@ -40,6 +40,7 @@ from stresslab.scenario.schema import (
     _At,
 )
 from stresslab.scenario.specs import (
+    _NOT_WRITTEN,
     COLLECTION_PRESETS,
     CalibrationReference,
     DelinquencySpec,
@@ -49,8 +50,8 @@ from stresslab.scenario.specs import (
     PolicySpec,
     RecoverySpec,
     Shock,
-    _plain,
     _shock_paths,
+    to_table,
 )
 
 __all__ = ["load_scenario", "Scenario"]
@@ -100,21 +101,22 @@ class Scenario:
     name: str
     description: str
     horizon_months: int
+    pd_horizon_months: int = 12
     start_month: int
     factors: FactorSpec
-    cashflow_volatility: PerIndustry
-    industry_shocks: tuple[tuple[str, Shock], ...]
-    region_shocks: tuple[tuple[str, Shock], ...]
-    seasonal_factors: tuple[tuple[str, tuple[float, ...]], ...]
+    cashflow_volatility: PerIndustry = field(metadata={"key": "cashflow.volatility"})
+    industry_shocks: tuple[tuple[str, Shock], ...] = field(metadata={"key": "shocks.industry", "pairs": True})
+    region_shocks: tuple[tuple[str, Shock], ...] = field(metadata={"key": "shocks.region", "pairs": True})
+    seasonal_factors: tuple[tuple[str, tuple[float, ...]], ...] = field(metadata={"key": "seasonality",
+                                                                                  "pairs": True})
     delinquency: DelinquencySpec
     recovery: RecoverySpec
     layers: tuple[LayerSpec, ...] = ()
     policy: PolicySpec = field(default_factory=PolicySpec)
-    pd_horizon_months: int = 12
-    calibration_reference: CalibrationReference | None = None
-    source: str = field(default="<dict>", compare=False)
-    text: str = field(default="", compare=False, repr=False)
-    files: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    calibration_reference: CalibrationReference | None = field(default=None, metadata={"attribute": "reference"})
+    source: str = field(default="<dict>", compare=False, metadata=_NOT_WRITTEN)
+    text: str = field(default="", compare=False, repr=False, metadata=_NOT_WRITTEN)
+    files: tuple[str, ...] = field(default=(), compare=False, repr=False, metadata=_NOT_WRITTEN)
     _warned: set[tuple[str, str]] = field(default_factory=set, init=False, compare=False, repr=False)
 
     @classmethod
@@ -153,25 +155,13 @@ class Scenario:
         ``Scenario.from_dict(s.to_dict()) == s``. Per-industry values are always in table
         form ``{"default": ...}``, sensitivities as ``{"roll", "cure"}``, an identity
         correlation as ``0.0``, unset options (``dof``, ``discount_rate``, a layer's
-        ``capacity`` ...) as None, ``layers`` as a list of tables (see
-        :meth:`LayerSpec.to_dict`) and ``policy`` as a table of the set levers only (see
-        :meth:`PolicySpec.to_dict`; ``recovery`` holds the collection preset's values).
+        ``capacity`` ...) as None, ``layers`` as a list of tables (a quota share without
+        ``attachment`` and ``limit``), ``policy`` as a table of the set levers only
+        (``recovery`` holds the collection preset's values) and ``calibration_reference``
+        as the table of :attr:`reference`. Written by
+        :func:`~stresslab.scenario.specs.to_table` from the fields' metadata.
         """
-        return {
-            "name": self.name, "description": self.description,
-            "horizon_months": self.horizon_months, "pd_horizon_months": self.pd_horizon_months,
-            "start_month": self.start_month,
-            "factors": self.factors.to_dict(),
-            "cashflow": {"volatility": self.cashflow_volatility.to_dict()},
-            "shocks": {"industry": {name: _plain(s) for name, s in self.industry_shocks},
-                       "region": {name: _plain(s) for name, s in self.region_shocks}},
-            "seasonality": {name: list(values) for name, values in self.seasonal_factors},
-            "delinquency": self.delinquency.to_dict(),
-            "recovery": self.recovery.to_dict(),
-            "layers": [layer.to_dict() for layer in self.layers],
-            "policy": self.policy.to_dict(),
-            "calibration_reference": self.reference.to_dict(),
-        }
+        return to_table(self)
 
     @property
     def reference(self) -> CalibrationReference:

@@ -2,7 +2,9 @@
 
 A :class:`_Parser` validates a raw value at a key path (an :class:`_At`, which also knows
 which file of an ``extends`` chain set each path) and returns its parsed form; a table
-is a mapping ``key -> _Key(parser, default)`` handed to :func:`_table`. Bad values raise
+is a mapping ``key -> _Key(parser, default, doc=...)`` handed to :func:`_table`, whose
+parser keeps the mapping (``keys``) so that :mod:`stresslab.scenario.key_reference` can
+write the key tables of docs/scenarios.md from it. Bad values raise
 :class:`~stresslab.errors.ScenarioError` naming the file, the key path, the value and
 what is allowed (with a did-you-mean hint for near-miss names). :func:`_check_plain`
 refuses raw data nested too deeply or holding integers outside 64 bits before any of
@@ -118,10 +120,15 @@ def _check_count(value: Any, at: _At) -> None:
 
 @dataclass(frozen=True)
 class _Parser:
-    """Validate a raw value at a key path and return its parsed form; ``what`` describes it."""
+    """Validate a raw value at a key path and return its parsed form; ``what`` describes it.
+
+    ``keys`` is the key table of a parser of TOML tables (None for other values): the
+    keys of the table itself, of each element of an array of tables, or of each lever.
+    """
 
     what: str
     parse: Callable[[Any, _At], Any]
+    keys: Mapping[str, _Key] | None = None
 
     def __call__(self, value: Any, at: _At) -> Any:
         return self.parse(value, at)
@@ -132,8 +139,17 @@ _REQUIRED = object()
 
 @dataclass(frozen=True)
 class _Key:
+    """A key of a table: its parser, its default and what it means (for docs/scenarios.md).
+
+    ``default`` is a raw value, parsed like a given one (``_REQUIRED``: the key must be
+    given). ``doc`` is the one-line meaning; ``shown`` how the default reads in the docs
+    when the raw value does not say it (``None`` meaning "unlimited", ``{}`` "all loans").
+    """
+
     parser: _Parser
-    default: Any = _REQUIRED  # a raw value, parsed like a given one
+    default: Any = _REQUIRED
+    doc: str = ""
+    shown: str | None = None
 
 
 def _is_number(value: object) -> bool:
@@ -254,8 +270,11 @@ def _union(what: str, *, number: Callable[[Any, _At], Any], table: Callable[[Any
 
 
 def _table(keys: Mapping[str, _Key], *, check: Callable[[dict[str, Any], _At], None] | None = None,
-           build: Callable[..., Any] | None = None) -> _Parser:
-    """A table with known keys: unknown keys are errors, missing ones take their default."""
+           build: Callable[..., Any] | None = None, what: str = "a table") -> _Parser:
+    """A table with known keys: unknown keys are errors, missing ones take their default.
+
+    ``what`` describes the value where a key of this table is required, and in the docs.
+    """
     def parse(value: Any, at: _At) -> Any:
         if not isinstance(value, Mapping):
             raise at.invalid("a table", value)
@@ -275,7 +294,7 @@ def _table(keys: Mapping[str, _Key], *, check: Callable[[dict[str, Any], _At], N
         if check is not None:
             check(out, at)
         return out if build is None else build(**out)
-    return _Parser("a table", parse)
+    return _Parser(what, parse, keys)
 
 
 def _by_name(item: _Parser) -> _Parser:

@@ -6,7 +6,8 @@ Value types (:class:`PerIndustry`, :class:`CorrelationMatrix`, :class:`ShockRamp
 specs gathered in :class:`PolicySpec`, and the constants they are checked against
 (:data:`LAYER_KINDS`, :data:`POLICY_LEVERS`, :data:`COLLECTION_PRESETS` ...). They are
 built by :mod:`stresslab.scenario.scenario`, which validates the TOML keys and re-exports every
-public name here; each ``to_dict`` returns the canonical table the schema reads back.
+public name here. :func:`to_table` writes any of them back as the canonical table the
+schema reads, driven by the field metadata below (:data:`TABLE_METADATA`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "POLICY_LEVERS",
     "COLLECTION_PRESETS",
     "DEFERRAL_INTEREST",
+    "to_table",
 ]
 
 MAX_HORIZON = 120
@@ -74,16 +76,12 @@ class PerIndustry:
     """A number per industry: a default and per-industry overrides (sorted by name)."""
 
     default: float
-    overrides: tuple[tuple[str, float], ...] = ()
+    overrides: tuple[tuple[str, float], ...] = field(default=(), metadata={"pairs": True, "inline": True})
 
     def values(self, industries: Sequence[str]) -> np.ndarray:
         """Return the value of each industry, ndarray of shape (n_industries,)."""
         table = dict(self.overrides)
         return np.array([table.get(str(name), self.default) for name in industries], dtype=float)
-
-    def to_dict(self) -> dict[str, float]:
-        """Return the canonical table form ``{"default": d, industry: value, ...}``."""
-        return {"default": self.default, **dict(self.overrides)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,10 +90,6 @@ class CorrelationMatrix:
 
     names: tuple[str, ...]
     matrix: tuple[tuple[float, ...], ...]
-
-    def to_dict(self) -> dict[str, list]:
-        """Return ``{"names": [...], "matrix": [[...], ...]}``."""
-        return {"names": list(self.names), "matrix": [list(row) for row in self.matrix]}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,20 +148,75 @@ def shock_path(shock: Shock, horizon_months: int) -> np.ndarray:
     return out
 
 
+# --------------------------------------------------------------------------- the canonical table
+
+TABLE_METADATA = {
+    "key": "the dotted TOML key path of the field in its spec's table, when it is not the field name",
+    "written": "False: never written (file labels, raw text); a callable spec -> bool: written when true",
+    "pairs": "True: a tuple of (name, value) pairs, written as a table {name: value, ...}",
+    "inline": "True (with pairs): the pairs are written into the spec's own table, not under a key",
+    "omit_none": "True: left out when None (an absent policy lever)",
+    "attribute": "the attribute (e.g. a property) whose value is written in place of the field's",
+}
+"""Field metadata :func:`to_table` reads, and what each entry means. Fields whose name starts
+with ``_`` are internal state (caches) and never written."""
+
+_NOT_WRITTEN = {"written": False}
+
+
+def to_table(spec: Any) -> dict[str, Any]:
+    """Return the canonical table of a spec: what the schema (``keys.py``) reads back into an equal spec.
+
+    Parameters
+    ----------
+    spec : dataclass instance
+        A :class:`~stresslab.scenario.scenario.Scenario` or one of the specs and value types here.
+
+    Returns
+    -------
+    dict
+        JSON-able: each written field under its TOML key (the field name unless the
+        field's ``metadata["key"]`` says otherwise), nested specs as tables, tuples as lists.
+
+    Notes
+    -----
+    The field metadata (:data:`TABLE_METADATA`) makes the schema's TOML form from the
+    fields: a new key is one field here, written under its name, and one ``_Key`` in
+    ``keys.py``. Unknown metadata entries are errors (a typo must not silently drop a rule).
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        meta = f.metadata
+        unknown = set(meta) - set(TABLE_METADATA)
+        if unknown:
+            raise TypeError(f"{type(spec).__name__}.{f.name}: unknown field metadata {sorted(unknown)}; "
+                            f"known: {', '.join(TABLE_METADATA)}")
+        written = meta.get("written", True)
+        if f.name.startswith("_") or written is False or (callable(written) and not written(spec)):
+            continue
+        value = getattr(spec, meta.get("attribute", f.name))
+        if value is None and meta.get("omit_none", False):
+            continue
+        *tables, key = meta.get("key", f.name).split(".")
+        node = out
+        for table in tables:
+            node = node.setdefault(table, {})
+        if not meta.get("pairs", False):
+            node[key] = _plain(value)
+        elif meta.get("inline", False):
+            node.update((name, _plain(item)) for name, item in value)
+        else:
+            node[key] = {name: _plain(item) for name, item in value}
+    return out
+
+
 def _plain(value: Any) -> Any:
-    """JSON-able form of a parsed value (what the schema parsers read back unchanged)."""
-    if isinstance(value, (PerIndustry, CorrelationMatrix)):
-        return value.to_dict()
-    if isinstance(value, ShockRamp):
-        return dataclasses.asdict(value)
+    """JSON-able form of a parsed value: specs as their :func:`to_table`, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_table(value)
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
     return value
-
-
-def _fields_dict(spec: Any) -> dict[str, Any]:
-    """The canonical table of a spec whose TOML keys are its field names."""
-    return {f.name: _plain(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
 
 
 # --------------------------------------------------------------------------- specs
@@ -200,7 +249,7 @@ class FactorSpec:
     region_loading: PerIndustry
     industry_correlation: float | CorrelationMatrix
     region_correlation: float | CorrelationMatrix
-    source: str = field(default="<dict>", compare=False, repr=False)
+    source: str = field(default="<dict>", compare=False, repr=False, metadata=_NOT_WRITTEN)
 
     def loadings(self, industries: Sequence[str]) -> np.ndarray:
         """Factor loadings of a loan of each industry.
@@ -256,10 +305,6 @@ class FactorSpec:
         sigma[1 + n_ind:, 1 + n_ind:] = blocks[1]
         return sigma
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[factors]`` table."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.compare}
-
 
 @dataclass(frozen=True, kw_only=True)
 class DelinquencySpec:
@@ -283,17 +328,10 @@ class DelinquencySpec:
     default_after: int
     roll_rates: tuple[float, float, float]
     cure_rates: tuple[float, float, float]
-    roll_sensitivity: float
-    cure_sensitivity: float
     prepayment_rate: float
+    roll_sensitivity: float = field(metadata={"key": "sensitivities.roll"})
+    cure_sensitivity: float = field(metadata={"key": "sensitivities.cure"})
     cycle_sensitivity: float = 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[delinquency]`` table."""
-        return {"default_after": self.default_after, "roll_rates": list(self.roll_rates),
-                "cure_rates": list(self.cure_rates), "prepayment_rate": self.prepayment_rate,
-                "sensitivities": {"roll": self.roll_sensitivity, "cure": self.cure_sensitivity},
-                "cycle_sensitivity": self.cycle_sensitivity}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -310,12 +348,8 @@ class CalibrationReference:
     """
 
     delinquency: DelinquencySpec
-    seasonal_factors: tuple[tuple[str, tuple[float, ...]], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``calibration_reference`` table."""
-        return {"delinquency": self.delinquency.to_dict(),
-                "seasonality": {name: list(values) for name, values in self.seasonal_factors}}
+    seasonal_factors: tuple[tuple[str, tuple[float, ...]], ...] = field(
+        default=(), metadata={"key": "seasonality", "pairs": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -335,9 +369,10 @@ class RecoverySpec:
     discount_rate: float | None
     cycle_sensitivity: float = 1.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[recovery]`` table."""
-        return dataclasses.asdict(self)
+
+def _excess_of_loss(layer: LayerSpec) -> bool:
+    """``attachment`` and ``limit`` are written for an excess-of-loss layer only (not allowed otherwise)."""
+    return layer.kind == "excess_of_loss"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -354,7 +389,9 @@ class LayerSpec:
 
     Claims use the aggregate ``capacity`` (and ``annual_cap``) in the default month, pro
     rata when a month's claims exceed what is left; the cash arrives ``lag_months`` later.
-    None means unset (unlimited, no restriction).
+    None means unset (unlimited, no restriction). In the table (:func:`to_table`) the
+    eligibility and counterparty fields sit in the ``eligibility`` and ``counterparty``
+    sub-tables, and a ``quota_share`` layer has no ``attachment`` or ``limit``.
 
     Attributes
     ----------
@@ -398,8 +435,8 @@ class LayerSpec:
     name: str
     kind: str
     share: float = 1.0
-    attachment: float = 0.0
-    limit: float | None = None
+    attachment: float = field(default=0.0, metadata={"written": _excess_of_loss})
+    limit: float | None = field(default=None, metadata={"written": _excess_of_loss})
     basis: str = "ead"
     per_loan_limit: float | None = None
     capacity: float | None = None
@@ -407,31 +444,12 @@ class LayerSpec:
     annual_cap: float | None = None
     lag_months: int = 0
     fee_rate: float = 0.0
-    industries: tuple[str, ...] | None = None
-    regions: tuple[str, ...] | None = None
-    borrower_types: tuple[str, ...] | None = None
-    max_balance: float | None = None
-    failure_probability: float = 0.0
-    failure_sensitivity: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[[layers]]`` table (unset values as None).
-
-        ``attachment`` and ``limit`` are left out of a ``quota_share`` layer, where they
-        are not allowed.
-        """
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "share": self.share}
-        if self.kind == "excess_of_loss":
-            out.update(attachment=self.attachment, limit=self.limit)
-        out.update(
-            basis=self.basis, per_loan_limit=self.per_loan_limit, capacity=self.capacity,
-            topup_every_months=self.topup_every_months, annual_cap=self.annual_cap,
-            lag_months=self.lag_months, fee_rate=self.fee_rate,
-            eligibility={"industries": _plain(self.industries), "regions": _plain(self.regions),
-                         "borrower_types": _plain(self.borrower_types), "max_balance": self.max_balance},
-            counterparty={"failure_probability": self.failure_probability,
-                          "sensitivity": self.failure_sensitivity})
-        return out
+    industries: tuple[str, ...] | None = field(default=None, metadata={"key": "eligibility.industries"})
+    regions: tuple[str, ...] | None = field(default=None, metadata={"key": "eligibility.regions"})
+    borrower_types: tuple[str, ...] | None = field(default=None, metadata={"key": "eligibility.borrower_types"})
+    max_balance: float | None = field(default=None, metadata={"key": "eligibility.max_balance"})
+    failure_probability: float = field(default=0.0, metadata={"key": "counterparty.failure_probability"})
+    failure_sensitivity: float = field(default=0.0, metadata={"key": "counterparty.sensitivity"})
 
 
 # --------------------------------------------------------------------------- policy levers
@@ -457,16 +475,12 @@ class LoanCapSpec:
         0 = at month 1.
     """
 
-    caps: tuple[tuple[str, float], ...]
+    caps: tuple[tuple[str, float], ...] = field(metadata={"pairs": True})
     transition_months: int = 0
 
     def cap(self, borrower_type: str) -> float | None:
         """The cap of a borrower type, CNY, or None if that type is not capped."""
         return dict(self.caps).get(borrower_type)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.loan_cap]`` table."""
-        return {"caps": dict(self.caps), "transition_months": self.transition_months}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -502,9 +516,6 @@ class DeferralSpec:
     interest: str = "accrued"
     extend_term: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.deferral]`` table (unset values as None)."""
-        return _fields_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -533,9 +544,6 @@ class SubsidySpec:
     start_month: int = 1
     months: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.interest_subsidy]`` table (unset values as None)."""
-        return _fields_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -553,9 +561,6 @@ class RateCapSpec:
     cap: float
     from_month: int = 1
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.rate_cap]`` table."""
-        return _fields_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -576,9 +581,6 @@ class RevenueSupportSpec:
     regions: tuple[str, ...] | None = None
     borrower_types: tuple[str, ...] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.revenue_support]`` table (unset values as None)."""
-        return _fields_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -594,9 +596,6 @@ class SeasonalScheduleSpec:
 
     industries: tuple[str, ...] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.seasonal_schedule]`` table."""
-        return _fields_dict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -614,9 +613,8 @@ class CollectionSpec:
         """The ``[recovery]`` values the strategy sets (a copy)."""
         return dict(COLLECTION_PRESETS[self.strategy])
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy.collection]`` table."""
-        return {"strategy": self.strategy}
+
+_LEVER = {"omit_none": True}  # the [policy] table holds the set levers only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -635,22 +633,18 @@ class PolicySpec:
         Already reflected in :attr:`Scenario.recovery`; the engine needs not read it.
     """
 
-    loan_cap: LoanCapSpec | None = None
-    deferral: DeferralSpec | None = None
-    interest_subsidy: SubsidySpec | None = None
-    rate_cap: RateCapSpec | None = None
-    revenue_support: RevenueSupportSpec | None = None
-    seasonal_schedule: SeasonalScheduleSpec | None = None
-    collection: CollectionSpec | None = None
+    loan_cap: LoanCapSpec | None = field(default=None, metadata=_LEVER)
+    deferral: DeferralSpec | None = field(default=None, metadata=_LEVER)
+    interest_subsidy: SubsidySpec | None = field(default=None, metadata=_LEVER)
+    rate_cap: RateCapSpec | None = field(default=None, metadata=_LEVER)
+    revenue_support: RevenueSupportSpec | None = field(default=None, metadata=_LEVER)
+    seasonal_schedule: SeasonalScheduleSpec | None = field(default=None, metadata=_LEVER)
+    collection: CollectionSpec | None = field(default=None, metadata=_LEVER)
 
     @property
     def active(self) -> tuple[str, ...]:
         """Names of the levers that are set, in :data:`POLICY_LEVERS` order."""
         return tuple(name for name in POLICY_LEVERS if getattr(self, name) is not None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the canonical ``[policy]`` table: the set levers only (absent ones left out)."""
-        return {name: getattr(self, name).to_dict() for name in self.active}
 
 
 # --------------------------------------------------------------------------- helpers
