@@ -379,7 +379,7 @@ def test_input_errors():
         compare_summary(ds.drop_vars("subsidy_cost"))
     bad = ds.copy(deep=True)
     bad["layer_capacity_left"].loc[dict(scenario="b", layer="fund", path=0, month=1)] = np.nan  # one NaN, not all
-    with pytest.raises(StresslabError, match="scenario 'b': layer 'fund' has NaN"):
+    with pytest.raises(StresslabError, match="scenario 'b': results variable layer_capacity_left .* holds NaN"):
         compare_summary(bad)
     bad = ds.copy(deep=True)
     bad["loss_gross"][1, 0, 0] = np.nan

@@ -17,7 +17,7 @@ from stresslab.estimators import (
     z_value,
 )
 from stresslab.metrics.summary import dpd30_ratio, validate_run
-from stresslab.run.schema import validate_layers
+from stresslab.run.schema import LAYER_VARIABLES, layers_present, validate_layers
 
 __all__ = ["compare_summary", "tail_replicates", "paired_intervals", "DEFAULT_N_BOOT", "DEFAULT_BOOT_SEED"]
 
@@ -34,7 +34,7 @@ BOUNDS = ("low", "high")
 _BASE_VARS = ("loss_gross", "loss_net", "balance_by_state", "count_by_state", "subsidy_cost", "weight")
 
 
-_LAYER_VARS = ("layer_paid", "layer_capacity_left", "layer_fee", "layer_failed")
+_LAYER_VARS = tuple(LAYER_VARIABLES)
 
 
 # Paths x replicates handled per block of the bootstrap (bounds the working memory: a few
@@ -307,25 +307,14 @@ def _check_input(ds: xr.Dataset, baseline: str | None, levels: tuple[float, ...]
     return labels, base
 
 
-def _present_layers(run: xr.Dataset, label: str, layers: list[str]) -> np.ndarray:
-    """Which layers the scenario has: all-NaN layer variables mean 'no such layer'."""
+def _present_layers(run: xr.Dataset, layers: list[str]) -> np.ndarray:
+    """Which layers the scenario ``run`` (one scenario of a comparison) has."""
     if not layers:
         return np.zeros(0, dtype=bool)
     missing = [name for name in _LAYER_VARS if name not in run.data_vars]
     if missing:
         raise StresslabError(f"comparison has a layer dimension but lacks the variable(s) {', '.join(missing)}")
-    present = np.zeros(len(layers), dtype=bool)
-    for j, layer in enumerate(layers):
-        nan = [np.isnan(np.asarray(run[name].sel(layer=layer).values, dtype=np.float64)) for name in _LAYER_VARS]
-        if all(v.all() for v in nan):
-            continue
-        if any(v.any() for v in nan):
-            raise StresslabError(
-                f"scenario {label!r}: layer {layer!r} has NaN in some paths or months but not all "
-                "(NaN everywhere means the scenario has no such layer)"
-            )
-        present[j] = True
-    return present
+    return layers_present(run.expand_dims("scenario"))[0]
 
 
 # ----------------------------------------------------------------------------- summary
@@ -430,7 +419,7 @@ def compare_summary(
 
     def run_of(i: int) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
         run = ds.isel(scenario=i)
-        present = _present_layers(run, labels[i], layers)
+        present = _present_layers(run, layers)
         try:
             validate_run(run, levels)
             if present.any():

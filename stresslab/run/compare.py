@@ -15,6 +15,7 @@ import xarray as xr
 
 from stresslab.book.portfolio import Portfolio
 from stresslab.errors import StresslabError
+from stresslab.run.schema import DESCRIPTIONS, layers_present
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import Scenario
 
@@ -122,7 +123,9 @@ def scenario_run(ds: xr.Dataset, name: str) -> xr.Dataset:
         raise StresslabError(f"no scenario {name!r} in the comparison; it has {names}")
     run = ds.sel(scenario=name, drop=True)
     if "layer" in run.dims:
-        own = [str(k) for k, kind in zip(run.layer.values, run.layer_kind.values) if str(kind)]
+        present = layers_present(ds)[names.index(name)]
+        own = [str(k) for k, keep in zip(run.layer.values, present) if keep]
+        run = run.drop_vars("layer_present", errors="ignore")
         run = run.sel(layer=own) if own else run.drop_dims("layer")
         if own:
             run = run.set_coords(["layer_capacity", "layer_kind"])
@@ -149,5 +152,9 @@ def _stack(runs: list[xr.Dataset], names: list[str], configs: list[str]) -> xr.D
     if "layer_kind" in ds:
         ds["layer_kind"] = ds.layer_kind.fillna("").astype(str)
     ds["scenario_config"] = ("scenario", np.array(configs))
+    if "layer" in ds.dims:  # which layers each scenario has (the others are NaN-padded)
+        own = [set(run.layer.values.tolist()) if "layer" in run.dims else set() for run in runs]
+        ds["layer_present"] = (("scenario", "layer"), np.array([[v in o for v in ds.layer.values.tolist()] for o in own], dtype=np.int8),
+                               {"long_name": DESCRIPTIONS["layer_present"][0], "units": "1"})
     ds.attrs["scenarios"] = json.dumps(names)
     return ds

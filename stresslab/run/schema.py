@@ -25,7 +25,7 @@ from stresslab.vocabulary import STATES
 
 __all__ = [
     "DIMS", "DESCRIPTIONS", "REQUIRED_VARIABLES", "LAYER_VARIABLES", "LENDER", "build_dataset", "check_finite",
-    "package_versions", "variable_values", "require_variables", "check_result_types", "has_layers", "validate_layers",
+    "package_versions", "variable_values", "layers_present", "require_variables", "check_result_types", "has_layers", "validate_layers",
 ]
 
 # dims of every variable a run can hold (loss_by_industry and loss_by_region are sums of loss_by_cell)
@@ -49,6 +49,7 @@ DIMS = {
     "loss_by_region": ("path", "region"),
     "weight": ("path",),
     "layer_failed": ("path", "layer"),
+    "layer_present": ("scenario", "layer"),  # comparisons only
 }
 
 DESCRIPTIONS = {
@@ -69,6 +70,7 @@ DESCRIPTIONS = {
     "layer_failure_month": ("month the layer's provider failed (0: no failure)", "1"),
     "subsidy_cost": ("interest paid by the state under the interest subsidy", "CNY"),
     "deferred_count": ("number of loans in a deferral at month end", "1"),
+    "layer_present": ("1 if the scenario has the layer (its layer variables are NaN otherwise)", "1"),
 }
 
 # what every run has and a summary needs
@@ -213,6 +215,18 @@ def _check_numeric(ds: xr.Dataset) -> None:
     for name in [*per_path, *(c for c in ("path", "month") if c in ds.coords)]:
         if ds[name].dtype.kind not in "biuf":
             raise StresslabError(f"results variable {name} must hold numbers; got dtype {ds[name].dtype}")
+
+
+def layers_present(ds: xr.Dataset) -> np.ndarray:
+    """Which layers each scenario of a comparison has, bool array of shape (n_scenario, n_layer).
+
+    From ``layer_present``; a comparison saved before it existed says it by NaN: a layer
+    whose variables are NaN in every path and month is not the scenario's.
+    """
+    if "layer_present" in ds.data_vars:
+        return np.asarray(ds["layer_present"].transpose("scenario", "layer").values) == 1
+    paid = ds["layer_paid"].transpose("scenario", "path", "month", "layer").values
+    return ~np.isnan(paid).all(axis=(1, 2))
 
 
 def has_layers(ds: xr.Dataset) -> bool:
