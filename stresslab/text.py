@@ -236,6 +236,8 @@ def format_comparison(s: xr.Dataset) -> str:
                 change = "(baseline)"
             elif np.isnan(float(row["difference"])):
                 change = "-"
+            elif "paths_needed" in row and int(row["paths_needed"]) > 0:
+                change = f"{_fmt(float(row['difference']), units, True)} [n/a (too few paths: {int(row['paths_needed']):,} needed)]"
             else:
                 low, high = row["difference_ci"].sel(bound=list(BOUNDS)).values
                 change = (f"{_fmt(float(row['difference']), units, True)} "

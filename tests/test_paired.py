@@ -17,7 +17,7 @@ from scipy.stats import norm
 import stresslab
 from stresslab.metrics import paired
 from stresslab.errors import StresslabError
-from stresslab.estimators import var_es
+from stresslab.estimators import paths_needed, var_es
 from stresslab.io import load_results, save_results
 from stresslab.metrics.paired import _count_blocks, _tail_replicates, compare_summary
 from stresslab.metrics.summary import summary
@@ -285,12 +285,33 @@ def test_paired_interval_never_has_the_estimate_on_a_bound():
     """Seen with the percentile interval at 1,000 paths: +157,071,618 [+131,883,234, +157,071,618]
     (VaR replicates are sample values and repeat the estimate). Discrete losses make it common."""
     rng = np.random.default_rng(8)
-    xa = rng.poisson(3, 1_000).astype(float) * 1e6
+    xa = rng.poisson(3, 1_000).astype(float) * 1e6  # 1,000 paths bound a 99% VaR, not a 99.9% one (test below)
     xb = xa + rng.poisson(1, xa.size) * 1e6
-    s = compare_summary(synthetic(xa, xb), levels=(0.99, 0.999), n_boot=200).sel(scenario="b")
-    for metric in ("var_99", "var_99.9", "es_99", "es_99.9"):
+    s = compare_summary(synthetic(xa, xb), levels=(0.99,), n_boot=200).sel(scenario="b")
+    for metric in ("var_99", "es_99"):
         d, (lo, hi) = float(s["difference"].sel(metric=metric)), s["difference_ci"].sel(metric=metric).values
         assert lo < d < hi, (metric, lo, d, hi)
+
+
+def test_tail_difference_its_runs_cannot_bound_has_no_interval():
+    """With plain sampling a 99.9% VaR needs about z^2 a / (1 - a) = 3,838 paths to be bounded
+    from above (stresslab.estimators.paths_needed); with 1,000 the paired bootstrap would
+    still give a finite, confident interval (seen: the replicates cannot see beyond the
+    largest losses). It is withheld and the table says how many paths it needs."""
+    rng = np.random.default_rng(8)
+    xa = rng.lognormal(10, 1, 1_000)
+    s = compare_summary(synthetic(xa, xa * 1.1), levels=(0.99, 0.999), n_boot=100)
+    b = s.sel(scenario="b")
+    for metric in ("var_99.9", "es_99.9"):
+        assert int(b["paths_needed"].sel(metric=metric)) == paths_needed(xa, np.ones(xa.size), 0.999)
+        assert int(b["paths_needed"].sel(metric=metric)) > 1_000
+        assert np.isnan(b["difference_ci"].sel(metric=metric).values).all()
+        assert np.isfinite(float(b["difference"].sel(metric=metric)))
+    for metric in ("var_99", "es_99"):  # 99% needs about 381 paths: bounded
+        assert int(b["paths_needed"].sel(metric=metric)) == 0
+        assert np.isfinite(b["difference_ci"].sel(metric=metric).values).all()
+    text = format_comparison(s)
+    assert f"[n/a (too few paths: {int(b['paths_needed'].sel(metric='var_99.9')):,} needed)]" in text
 
 
 def synthetic(xa: np.ndarray, xb: np.ndarray, w: np.ndarray | None = None) -> xr.Dataset:
@@ -300,8 +321,8 @@ def synthetic(xa: np.ndarray, xb: np.ndarray, w: np.ndarray | None = None) -> xr
 
 def test_bootstrap_is_deterministic_and_shift_collapses_to_the_shift():
     rng = np.random.default_rng(5)
-    xa = np.round(rng.lognormal(10, 1, 3_000))  # integers: x + c is exact
-    w = rng.uniform(0.5, 1.5, 3_000)
+    xa = np.round(rng.lognormal(10, 1, 6_000))  # integers: x + c is exact; 6,000 paths bound VaR 99.9%
+    w = rng.uniform(0.5, 1.5, 6_000)
     ds = synthetic(xa, xa + 1000.0, w)
     s1, s2 = compare_summary(ds, boot_seed=4, n_boot=100), compare_summary(ds, boot_seed=4, n_boot=100)
     xr.testing.assert_identical(s1, s2)

@@ -42,7 +42,7 @@ def book() -> stresslab.Portfolio:
 @pytest.fixture(scope="module")
 def cmp(book: stresslab.Portfolio) -> xr.Dataset:
     scenarios = [stresslab.load_scenario(ROOT / "scenarios" / f"{name}.toml") for name in ("baseline", "services_downturn")]
-    return compare(book, scenarios, n_paths=200, seed=3)
+    return compare(book, scenarios, n_paths=800, seed=3)  # enough to bound VaR 99% (paths_needed)
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +174,18 @@ def test_scenario_comparison_of_a_compare_summary_draws_its_numbers(cmp: xr.Data
     np.testing.assert_allclose(_error_segments(run_ax)[1.0], _error_segments(sum_ax)[1.0], rtol=1e-12)
 
 
+def test_scenario_comparison_withholds_intervals_its_runs_cannot_bound(cmp: xr.Dataset) -> None:
+    """200 paths cannot bound a VaR 99% from above (about 381 are needed): the plot, like
+    compare_summary, draws no interval and says why, rather than a confident wrong one."""
+    few = cmp.isel(path=slice(0, 200))
+    s = paired.compare_summary(few, levels=(0.99,), n_boot=50)
+    assert int(s["paths_needed"].sel(metric="var_99", scenario="services_downturn")) > 200
+    for source in (few, s):
+        ax = plots.scenario_comparison(source, metric="var99").axes[0]
+        assert 1.0 not in _error_segments(ax)
+        assert any("no interval: too few paths" in t.get_text() for t in ax.texts)
+
+
 def test_scenario_comparison_errors(cmp: xr.Dataset) -> None:
     with pytest.raises(StresslabError, match="scenario"):
         plots.scenario_comparison(cmp.isel(scenario=0))
@@ -181,7 +193,7 @@ def test_scenario_comparison_errors(cmp: xr.Dataset) -> None:
         plots.scenario_comparison(cmp, metric="expected_los")
     with pytest.raises(StresslabError, match="var<p>"):
         plots.scenario_comparison(cmp, metric="var100")
-    uneven = cmp.assign(weight=(("scenario", "path"), np.vstack([np.ones(200), np.full(200, 2.0)])))
+    uneven = cmp.assign(weight=(("scenario", "path"), np.vstack([np.ones(cmp.sizes["path"]), np.full(cmp.sizes["path"], 2.0)])))
     with pytest.raises(StresslabError, match="weights"):
         plots.scenario_comparison(uneven)
     with pytest.raises(StresslabError, match="ci"):

@@ -13,6 +13,7 @@ from stresslab.estimators import (
     check_level,
     check_weights,
     mean_ci,
+    paths_needed,
     var_es,
     z_value,
 )
@@ -150,7 +151,9 @@ def tail_replicates(
     return out
 
 
-def paired_intervals(value: np.ndarray, reps: np.ndarray, base: int, ci: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def paired_intervals(
+    value: np.ndarray, reps: np.ndarray, base: int, ci: float, needed: np.ndarray | None = None, n_paths: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Paired differences from the baseline, their bootstrap standard errors and intervals.
 
     Parameters
@@ -163,6 +166,13 @@ def paired_intervals(value: np.ndarray, reps: np.ndarray, base: int, ci: float) 
         Row of the baseline.
     ci : float
         Coverage.
+    needed : ndarray of shape (n_scenarios, n_metrics), optional
+        With ``n_paths``, the paths of the runs: paths each scenario's run needs to bound the metric from above
+        (:func:`stresslab.estimators.paths_needed`; 0 for metrics other than VaR and ES).
+        Where the scenario or the baseline needs more paths than the replicates have, the
+        standard error and the interval are NaN: the resampled paths cannot see beyond
+        the run's largest losses, so a bootstrap interval there would look confident and
+        be wrong.
 
     Returns
     -------
@@ -176,6 +186,8 @@ def paired_intervals(value: np.ndarray, reps: np.ndarray, base: int, ci: float) 
     """
     diff = value - value[base]
     diff_se = np.std(reps - reps[base], axis=1, ddof=1)
+    if needed is not None:
+        diff_se[np.maximum(needed, needed[base]) > n_paths] = np.nan
     half = z_value(ci) * diff_se
     return diff, diff_se, np.stack([diff - half, diff + half], axis=-1)
 
@@ -415,6 +427,7 @@ def compare_summary(
     diff, diff_se = np.full((n_s, n_m), np.nan), np.full((n_s, n_m), np.nan)
     diff_ci = np.full((n_s, n_m, 2), np.nan)
     peak_month = np.empty(n_s)
+    needed = np.zeros((n_s, n_m), dtype=np.int64)  # paths a tail metric needs to be bounded (0: bounded)
     boot = None  # (scenario, n_boot, bootstrap metric)
 
     def run_of(i: int) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
@@ -456,6 +469,7 @@ def compare_summary(
         gross = samples[0]
         for k, a in enumerate(levels):
             value[i, boot_rows[2 * k]], value[i, boot_rows[2 * k + 1]] = var_es(gross, w, a)
+            needed[i, boot_rows[2 * k: 2 * k + 2]] = paths_needed(gross, w, a, ci)
         value[i, boot_rows[-1]], t = _peak_dpd(ratio, w)
         peak_month[i] = month[t]
         reps = tail_replicates(gross, w, levels, n_boot, boot_seed, ratio)
@@ -464,7 +478,11 @@ def compare_summary(
         boot[i] = reps
         value_se[i, boot_rows] = np.std(reps, axis=0, ddof=1)
 
-    diff[:, boot_rows], diff_se[:, boot_rows], diff_ci[:, boot_rows] = paired_intervals(value[:, boot_rows], boot, base, ci)
+    diff[:, boot_rows], diff_se[:, boot_rows], diff_ci[:, boot_rows] = paired_intervals(
+        value[:, boot_rows], boot, base, ci, needed[:, boot_rows], n
+    )
+    needed = np.maximum(needed, needed[base])  # a VaR or ES its runs cannot bound has no interval
+    unbounded = needed > n
     # the baseline against itself: exactly 0
     known = np.isfinite(value[base])
     diff[base, known], diff_se[base, known], diff_ci[base, known] = 0.0, 0.0, 0.0
@@ -487,6 +505,8 @@ def compare_summary(
         "crn_se_ratio": (sm, ratio_se, {
             "long_name": "difference_se / independent_se: gain of common random numbers (variance / ratio^2)", "units": "1"}),
         "peak_dpd30_month": (("scenario",), peak_month.astype(np.int64), {"long_name": "month of the peak mean DPD30+ ratio"}),
+        "paths_needed": (sm, np.where(unbounded, needed, 0), {
+            "long_name": "paths the scenario and the baseline need to bound this VaR / ES (0: bounded; else no interval)"}),
         "n_paths": ((), np.int64(n), {"long_name": "number of simulated paths"}),
         "effective_sample_size": ((), float(w.sum() ** 2 / (w @ w)), {"long_name": "effective sample size (sum w)^2 / sum w^2"}),
     }

@@ -20,6 +20,7 @@ from stresslab.estimators import (
     check_weights,
     es_ci,
     mean_ci,
+    paths_needed,
     var_ci,
     var_es,
     z_value,
@@ -125,7 +126,8 @@ def _paired_differences(kind: str, level: float | None, x: np.ndarray, w: np.nda
         col = 0 if kind == "var" else 1
         value = np.array([[var_es(row, w, level)[col]] for row in x])  # type: ignore[arg-type]
         reps = np.stack([tail_replicates(row, w, (level,))[:, col : col + 1] for row in x])  # type: ignore[arg-type]
-        out = paired_intervals(value, reps, 0, ci)[2][:, 0]
+        needed = np.array([[paths_needed(row, w, level, ci)] for row in x])  # type: ignore[arg-type]
+        out = paired_intervals(value, reps, 0, ci, needed, w.size)[2][:, 0]  # NaN where a run cannot bound it
     out[0] = 0.0
     return out
 
@@ -256,6 +258,8 @@ def scenario_comparison(
     for i in range(len(labels)):
         if i == b:
             text = "baseline"
+        elif not finite[i]:  # a VaR / ES the runs cannot bound from above (paths_needed)
+            text = f"Δ {_signed(value[i] - value[b], scale)}\n[no interval: too few paths]"
         else:
             text = f"Δ {_signed(value[i] - value[b], scale)}\n[{_signed(paired[i, 0], scale)}, {_signed(paired[i, 1], scale)}]"
         y = high[i] if i != b and finite[i] else value[i]
