@@ -1,5 +1,5 @@
 """The HTML report (stresslab.report.html.write_report): sections, embedded images, escaping, atomic
-writes, and the page as headless Chromium renders it."""
+writes, the template and its package data in a wheel, and the page as headless Chromium renders it."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
+import jinja2
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -27,6 +31,7 @@ from PIL import Image
 import stresslab
 from stresslab.errors import StresslabError
 from stresslab.estimators import mean_ci
+from stresslab.report import html as report_html
 from stresslab.report.html import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +71,9 @@ def subsidised(book: stresslab.Portfolio) -> xr.Dataset:
     return _run(book, "interest_subsidy")
 
 
+_TEXT_OF = ("h2", "pre", "td", "title")  # tags whose text Page keeps, one string per element
+
+
 class Page(HTMLParser):
     """What the tests look at in a page: tags, attributes, sections, texts."""
 
@@ -75,6 +83,8 @@ class Page(HTMLParser):
         self.ids: list[str] = []
         self.h2: list[str] = []
         self.pre: list[str] = []
+        self.td: list[str] = []  # the text of each cell, of what it holds too (<br>, <span>)
+        self.title: list[str] = []
         self.text: list[str] = []
         self.tables = 0
         self._open: list[str] = []
@@ -88,7 +98,7 @@ class Page(HTMLParser):
             self.ids.append(str(attributes["id"]))
         if tag == "table":
             self.tables += 1
-        if tag in ("h2", "pre"):
+        if tag in _TEXT_OF:
             getattr(self, tag).append("")
         if tag not in ("img", "meta", "br", "link", "input"):
             self._open.append(tag)
@@ -100,7 +110,7 @@ class Page(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
-        for tag in ("h2", "pre"):
+        for tag in _TEXT_OF:
             if tag in self._open:
                 getattr(self, tag)[-1] += data
 
@@ -264,10 +274,100 @@ def test_report_escapes_every_string_from_the_data(tmp_path: Path, book) -> None
     _, text, page = _write(tmp_path, ds, portfolio=book, title="Title <i>with</i> tags")
     assert not page.all("script") and not page.all("iframe") and not page.all("b") and not page.all("i")
     assert [a["src"][:22] for a in page.all("img")] == [DATA_PNG] * len(page.all("img"))
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
+    # html.escape wrote &quot;, jinja2's autoescape (markupsafe) writes &#34;: the same character
+    assert "&lt;script&gt;alert(\"x\")&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in re.sub("&(quot|#34);", '"', text)
     assert evil in page.plain_text  # shown as text
     assert "</pre><script>alert(2)</script>" in page.pre
     assert "Title <i>with</i> tags" in page.plain_text
+    _assert_self_contained(text, page)
+
+
+def test_report_shows_hostile_names_as_text(tmp_path: Path) -> None:
+    """Names from the book and the scenario with markup in them are text in the page, in cells and attributes alike."""
+    import helpers
+
+    name = "<script>alert(1)</script>"
+    description = 'Rates < 5% & "quoted" \'single\' <b>bold</b>'
+    industry, region, layer = 'Food & "Drink" <Co>', "East & 'West' <i>x</i>", 'fund "A" & <b>B</b>'
+    book = helpers.book(60, pd_=0.03, term=12, amortization="annuity", rate=0.1,
+                        industries=(industry, "retail"), regions=(region, "north"))
+    shock = {"start": 1, "trough": -0.3, "trough_month": 3, "recovery_month": 9}
+    scenario = stresslab.Scenario.from_dict({
+        "name": name, "description": description, "horizon_months": 12,
+        "shocks": {"industry": {industry: shock}, "region": {region: shock}},
+        "layers": [{"name": layer, "kind": "quota_share", "share": 0.5, "capacity": 5.0}],
+    })
+    ds = stresslab.simulate(book, scenario, n_paths=50, seed=1)
+    _, text, page = _write(tmp_path, ds, portfolio=book)
+
+    assert not page.all("script") and not page.all("b") and not page.all("i")  # no element from the data
+    assert name not in text and "<b>" not in text and "<Co>" not in text  # the source holds them escaped only
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert page.title == [f"Stress test report: {name}"]
+    assert f"Scenario {name}: {description}" in page.plain_text  # the header
+    for cell in (name, description, f"industry {industry}, region {region}", layer):  # the scenario table
+        assert cell in page.td, cell
+    assert page.td.count(industry) >= 2 and page.td.count(region) >= 2  # the book and contributions tables
+    assert page.td.count(layer) >= 2  # who bears the loss, layers
+    assert f"Capacity left of layer {layer}" in [a["alt"] for a in page.all("img")]  # in an attribute
+    resolved = json.loads(page.pre[-1])
+    assert resolved["name"] == name and resolved["description"] == description
+    assert list(resolved["shocks"]["industry"]) == [industry] and resolved["layers"][0]["name"] == layer
+    _images(page)
+    _assert_self_contained(text, page)
+
+
+def test_report_template_escapes_and_refuses_missing_values(tmp_path: Path, plain: xr.Dataset) -> None:
+    template, css = report_html._template()
+    env = template.environment
+    assert env.from_string("<td>{{ v }}</td>").render(v="<b>&") == "<td>&lt;b&gt;&amp;</td>"  # autoescape
+    # a value a section template reads and page.py does not give is an error, not an empty cell
+    with pytest.raises(jinja2.UndefinedError, match="rows"):
+        env.get_template("sections/provenance.html.j2").render(section=SimpleNamespace(id="provenance", heading="P"))
+    with pytest.raises(jinja2.UndefinedError):
+        template.render(css=css, title="t", sections=[])
+    # the style sheet is report.css, inlined
+    _, text, _ = _write(tmp_path, plain)
+    assert re.findall(r"<style>(.*?)</style>", text, flags=re.S)[0].strip() == css.strip()
+    assert css == (ROOT / "stresslab" / "report" / "report.css").read_text(encoding="utf-8")
+
+
+def test_report_from_a_wheel_has_its_template(tmp_path: Path, plain: xr.Dataset) -> None:
+    """A non-editable install (the wheel, unpacked by pip) holds the template and the CSS, and writes the report."""
+    src = tmp_path / "src"  # a copy: pip builds in the source tree (build/, *.egg-info)
+    shutil.copytree(ROOT / "stresslab", src / "stresslab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    built = subprocess.run([*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+                            "--wheel-dir", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=180, check=False)
+    # bdist_wheel is part of setuptools from 70.1 (the test extra asks for it): else pip install -e ".[test]"
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("stresslab-*.whl")
+    package_files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "stresslab" / "report").rglob("*")
+                     if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    assert "stresslab/report/report.css" in package_files and "stresslab/report/templates/report.html.j2" in package_files
+    missing = package_files - set(zipfile.ZipFile(wheel).namelist())
+    assert not missing, f"not in the wheel (add them to [tool.setuptools.package-data] in pyproject.toml): {sorted(missing)}"
+
+    site = tmp_path / "site"
+    installed = subprocess.run([*pip, "install", "--quiet", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+                               capture_output=True, text=True, timeout=180, check=False)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    run, page_path = tmp_path / "run.nc", tmp_path / "report.html"
+    stresslab.save_results(plain, run)
+    code = ("import sys, stresslab\n"
+            "from stresslab.report.html import write_report\n"
+            "assert stresslab.__file__.startswith(sys.argv[1]), stresslab.__file__\n"
+            "write_report(stresslab.load_results(sys.argv[2]), sys.argv[3])\n")
+    env = {**os.environ, "PYTHONPATH": str(site), "MPLBACKEND": "Agg"}
+    rendered = subprocess.run([sys.executable, "-c", code, str(site), str(run), str(page_path)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    text = page_path.read_text(encoding="utf-8")
+    page = Page(text)
+    assert _section_ids(page) == ["scenario", "book", "headline", "plots", "contributions", "provenance"]
+    assert "font-family" in text and len(_images(page)) == 5
     _assert_self_contained(text, page)
 
 
