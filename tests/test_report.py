@@ -183,6 +183,10 @@ def test_report_of_a_plain_run_without_the_book(tmp_path: Path, plain: xr.Datase
     for level in ("95%", "99%", "99.9%"):
         assert f"VaR {level}" in page.plain_text and f"ES {level}" in page.plain_text
     assert "gross loss, months 1–36" in page.plain_text and "gross loss, months 1–12" in page.plain_text
+    # a VaR / ES the run cannot bound from above says how many paths it needs, not "∞" (issue 14)
+    needed = int(s["value_at_risk_paths_needed"].sel(measure="gross", window="horizon", level=0.999))
+    assert needed > plain.sizes["path"]
+    assert f"n/a (too few paths: {needed:,} needed)" in page.plain_text and "∞" not in page.plain_text
     assert "net loss, months" not in page.plain_text
     # plots: loss distribution, exceedance, DPD30+ fan, state stack, heat map
     alts = [a["alt"] for a in page.all("img")]

@@ -1,7 +1,7 @@
 """What the plots of :mod:`stresslab.plots` share: figure and axes, input checks, money axes, legends.
 
 The functions here are the building blocks of the plot modules of this package (and of the
-policy fans of :mod:`stresslab.report.html`); they are not part of the public plotting API
+policy fans of :mod:`stresslab.report.figures`); they are not part of the public plotting API
 (``stresslab.plots.__all__``). Money is in CNY: :func:`money_unit` picks a readable unit
 (CNY, CNY k, CNY m or CNY bn) and :func:`money_axis` scales only the tick labels, never the
 data.

@@ -98,11 +98,17 @@ def _level(a: float) -> str:
     return f"{100 * float(a):g}%"
 
 
-def _ci(v: float, bounds: object, fmt: Callable[[float], str] = _money) -> CI:
-    """``v`` with the interval ``bounds`` (a DataArray with a ``bound`` dim, or a (low, high) pair)."""
+def _ci(v: float, bounds: object, fmt: Callable[[float], str] = _money, needed: int = 0) -> CI:
+    """``v`` with the interval ``bounds`` (a DataArray with a ``bound`` dim, or a (low, high) pair).
+
+    An upper bound of +inf (a VaR or ES the paths cannot bound from above) reads "n/a (too
+    few paths[: N needed])", with ``needed`` from the summary's ``value_at_risk_paths_needed``.
+    """
     if isinstance(bounds, xr.DataArray) and "bound" in bounds.dims:
         bounds = bounds.sel(bound=["low", "high"]).values
     low, high = bounds
+    if np.isposinf(float(high)):
+        return CI(fmt(v), fmt(low), f"n/a (too few paths{f': {needed:,} needed' if needed else ''})")
     return CI(fmt(v), fmt(low), fmt(high))
 
 
@@ -181,7 +187,11 @@ def _headline(s: xr.Dataset, n_months: int) -> SimpleNamespace:
         for m in measures:
             for w in windows:
                 sel = s.sel(measure=m, window=w, **at)
-                out.append(_money(float(sel[name])) if name == "std_dev" else _ci(float(sel[name]), sel[f"{name}_ci"]))
+                if name == "std_dev":
+                    out.append(_money(float(sel[name])))
+                    continue
+                needed = int(sel["value_at_risk_paths_needed"]) if name != "expected_loss" else 0
+                out.append(_ci(float(sel[name]), sel[f"{name}_ci"], needed=needed))
         return out
 
     rows = [["Expected loss (EL)"] + cells("expected_loss"), ["Standard deviation"] + cells("std_dev")]
