@@ -15,7 +15,7 @@ from typing import Any
 
 import numba
 
-__all__ = ["njit", "prange", "DISABLE_JIT"]
+__all__ = ["njit", "prange", "DISABLE_JIT", "needs_compiling"]
 
 DISABLE_JIT = os.environ.get("STRESSLAB_DISABLE_JIT", "0") not in ("", "0")
 
@@ -34,3 +34,21 @@ def njit(*, parallel: bool = False, always: bool = False) -> Callable[[Callable[
         return numba.njit(cache=True, parallel=parallel, error_model="numpy")(func)
 
     return decorate
+
+
+def needs_compiling(*kernels: Any) -> bool:
+    """True when a kernel has no compiled version loaded in this process nor in numba's cache.
+
+    That is a first run (or one after the kernel's source changed): numba will compile for
+    tens of seconds before the first path runs. Reads numba's cache index (a private but
+    long-stable part of numba); when it cannot tell, it says False (no false alarm).
+    """
+    for kernel in kernels:
+        if not hasattr(kernel, "overloads") or kernel.overloads:
+            continue  # plain Python (STRESSLAB_DISABLE_JIT) or already compiled here
+        try:
+            if not kernel._cache._cache_file._load_index():  # {} when absent or stale
+                return True
+        except Exception:  # noqa: BLE001 (a numba without this layout: no notice, nothing else changes)
+            continue
+    return False

@@ -180,6 +180,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=_non_negative_int, default=0)
     synth.set_defaults(func=_synth)
 
+    warmup = sub.add_parser("warmup", help="compile every kernel once (about a minute), so later runs start at once")
+    warmup.set_defaults(func=_warmup)
+
     validate = sub.add_parser("validate", help="check scenario files; exit 2 on the first bad one")
     validate.add_argument("files", type=Path, nargs="+")
     validate.set_defaults(func=_validate)
@@ -315,6 +318,14 @@ def _synth(args: argparse.Namespace) -> int:
     book = synthetic_portfolio(args.n_loans, seed=args.seed)
     book.save(args.out)
     _print(f"wrote {book.n_loans} loans to {args.out} (digest {book.digest[:12]})")
+    return 0
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    from stresslab.run.warmup import warm_up_kernels
+
+    _print("compiling (or loading from numba's cache) the kernels of every kind of run ...")
+    _print(f"kernels ready in {warm_up_kernels():.1f} s; later runs load them from numba's cache")
     return 0
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +150,38 @@ def test_run_on_a_local_dask_cluster_is_bitwise_the_local_run(tmp_path):
     assert main([*base, "--out", str(b), "--workers", "2"]) == 0
     ra, rb = stresslab.load_results(a), stresslab.load_results(b)
     assert all(np.array_equal(ra[v].values, rb[v].values) for v in ra.data_vars)
+
+
+def test_warmup_runs_every_kind_of_run(capsys):
+    assert main(["warmup"]) == 0
+    out = capsys.readouterr().out
+    assert "kernels ready in" in out
+
+
+def test_first_run_says_it_compiles(monkeypatch, capsys):
+    import stresslab.run.runner as runner
+
+    book = stresslab.synthetic_portfolio(50, seed=0)
+    scenario = stresslab.load_scenario(DOWNTURN)
+    monkeypatch.setattr(runner, "needs_compiling", lambda *kernels: True)
+    stresslab.simulate(book, scenario, 4, seed=1)
+    assert "compiling kernels (first run only" in capsys.readouterr().err
+    stresslab.simulate(book, scenario, 4, seed=1, progress=False)  # quiet means quiet
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(runner, "needs_compiling", lambda *kernels: False)
+    stresslab.simulate(book, scenario, 4, seed=1)
+    assert "compiling" not in capsys.readouterr().err
+
+
+def test_needs_compiling_sees_numba_cache(tmp_path):
+    """A cached kernel needs compiling in a fresh cache, not once compiled, nor in a new process."""
+    (tmp_path / "tiny_kernel.py").write_text(
+        "from stresslab._numba import njit, needs_compiling\n\n@njit()\ndef twice(x):\n    return 2 * x\n"
+    )
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from tiny_kernel import twice, needs_compiling; "
+             "first = needs_compiling(twice); twice(1.0); print(first, needs_compiling(twice))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", probe, str(tmp_path)], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    assert runs[0].stdout.split() == ["True", "False"]  # empty cache: compiles; then loaded in this process
+    assert runs[1].stdout.split() == ["False", "False"]  # a new process finds it in the cache

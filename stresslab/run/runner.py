@@ -8,11 +8,13 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
-from tqdm import tqdm  # plain bar: no ipywidgets needed in notebooks
+from tqdm import tqdm
 
 from stresslab._kernels.arrays import Outputs
+from stresslab._kernels.chain import chain_default_probability
 from stresslab._kernels.paths import simulate_paths
 from stresslab._kernels.pools import simulate_pools
+from stresslab._numba import needs_compiling
 from stresslab.compile.model import CompiledModel
 from stresslab.compile.pooling import pooled_events
 from stresslab.errors import StresslabError
@@ -20,7 +22,8 @@ from stresslab.run.budget import check_budget
 from stresslab.run.checkpoint import Checkpoint
 from stresslab.vocabulary import STATES
 
-__all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int", "numba_threads"]
+__all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int", "numba_threads",
+           "announce_compiling"]
 
 _STEPS_PER_CHUNK = 200_000_000  # loan-months per chunk: about a second of kernel time
 
@@ -56,8 +59,8 @@ def run_paths(
         if checkpoint is not None and checkpoint.chunk_size is None:
             checkpoint.start(chunk_size)
         out = allocate(model, n_paths, record_eta=record_eta)
-        show = progress if progress is not None else (n_paths > chunk_size and sys.stderr.isatty())
-        with numba_threads(threads), tqdm(total=n_paths, unit="path", disable=not show, desc=desc, leave=False) as bar:
+        show = progress if progress is not None else (n_paths > chunk_size and (sys.stderr.isatty() or _in_jupyter()))
+        with numba_threads(threads), _bar()(total=n_paths, unit="path", disable=not show, desc=desc, leave=False) as bar:
             for start in range(0, n_paths, chunk_size):
                 chunk = Outputs(*(a[start : start + chunk_size] for a in out))
                 if checkpoint is None or not checkpoint.load(start, chunk):
@@ -69,6 +72,32 @@ def run_paths(
     finally:
         if checkpoint is not None:
             checkpoint.close()
+
+
+def announce_compiling(pooled: bool) -> None:
+    """Say on stderr that numba is about to compile (first run only): a long silent start explained."""
+    if needs_compiling(chain_default_probability, simulate_pools if pooled else simulate_paths):
+        print("stresslab: compiling kernels (first run only, about a minute; later runs load them from "
+              "numba's cache) ...", file=sys.stderr, flush=True)
+
+
+def _in_jupyter() -> bool:
+    """True inside a Jupyter (IPython kernel) session, where stderr is not a terminal but shows."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _bar() -> type[tqdm]:
+    """tqdm's notebook bar in Jupyter when ipywidgets is there to draw it, else the text bar."""
+    if _in_jupyter():
+        try:
+            import ipywidgets  # noqa: F401  (tqdm.notebook needs it)
+            from tqdm.notebook import tqdm as notebook_bar
+        except ImportError:
+            return tqdm
+        return notebook_bar
+    return tqdm
 
 
 def run_chunk(model: CompiledModel, seed: int, first_path: int, out: Outputs) -> None:

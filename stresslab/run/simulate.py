@@ -15,7 +15,7 @@ from stresslab.compile.model import CompiledModel, compile_model
 from stresslab.compile.pooling import pool_model
 from stresslab.errors import StresslabError
 from stresslab.run.importance import DEFAULT_DEFENSIVE_SHARE, tune_importance_sampling
-from stresslab.run.runner import Checkpoint, check_int, run_paths
+from stresslab.run.runner import Checkpoint, announce_compiling, check_int, run_paths
 from stresslab.run.schema import build_dataset, check_finite
 from stresslab.scenario.scenario import Scenario
 
@@ -130,6 +130,8 @@ def simulate(
     """
     n_paths = check_int("n_paths", n_paths, 1, None)
     seed = check_int("seed", seed, 0, _MAX_SEED)
+    if progress is not False:
+        announce_compiling(pooled)
     model = compile_model(portfolio, scenario, track_loans)
     if pooled:
         model = pool_model(model, where=f"{scenario.source} on {portfolio.source}: pooled mode")
