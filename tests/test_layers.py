@@ -239,7 +239,8 @@ def test_pledge_recovers_less_in_stressed_paths():
 
 def test_eligibility_names_are_checked_against_the_book():
     loans = _stressed_book(20)
-    with pytest.raises(stresslab.ScenarioError, match=r"\[\[layers\]\] 'cover' eligibility industries: 'retial' is not among the book's industries \(did you mean 'retail'\?\)"):
+    with pytest.raises(stresslab.ScenarioError, match=r"\[\[layers\]\] 'cover' eligibility industries: none of \['retial'\] is "
+                       r"among the book's industries \(did you mean 'retail'\?\), so it would apply to no loan"):
         _run(loans, 3, [_layer(eligibility={"industries": ["retial"]})], n_paths=2)
     with pytest.raises(stresslab.ScenarioError, match="none of \\['mining'\\] is among the book's industries, so it would apply to no loan"):
         _run(loans, 3, [_layer(eligibility={"industries": ["mining"]})], n_paths=2)

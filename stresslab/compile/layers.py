@@ -23,8 +23,8 @@ __all__ = ["compile_layers"]
 def compile_layers(portfolio: Portfolio, scenario: Scenario) -> LayerArrays:
     """Kernel arrays of the scenario's layers for this book.
 
-    Eligibility names were checked against the book by
-    :func:`stresslab.compile.binding.check_names`.
+    Eligibility names were bound to the book by
+    :func:`stresslab.compile.binding.bind_names`.
 
     The provider's monthly failure hazard h = 1 - (1 - p)^(1/T) makes the horizon
     failure probability exactly p when the global factor is serially independent (or the

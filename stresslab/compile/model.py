@@ -25,7 +25,7 @@ from stresslab._kernels.arrays import (
 from stresslab._kernels.special import normal_table
 from stresslab._rng import name_keys
 from stresslab.book.portfolio import Portfolio
-from stresslab.compile.binding import check_names
+from stresslab.compile.binding import bind_names
 from stresslab.compile.calibration import (
     ChainInputs,
     FactorLaw,
@@ -102,7 +102,7 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
         If the book's pds cannot be calibrated under the scenario's roll and cure rates,
         or a name in the scenario is a near-miss of one in the book.
     """
-    check_names(portfolio, scenario)
+    scenario = bind_names(portfolio, scenario)  # names checked once, in the book's spelling
     industries, industry = portfolio.codes("industry")
     regions, region = portfolio.codes("region")
     n_months = scenario.horizon_months
