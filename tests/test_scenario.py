@@ -660,3 +660,29 @@ def test_round_trip_property(g, i, r, ar1, vol, roll, cure, sens, prepay, mean, 
     book = ["retail", "catering", "farming", "services"]
     assert s.factors.loadings(book)[:, 1].tolist() == [i.get(name, 0.1) for name in book]
     assert math.isclose(s.delinquency.roll_rates[2], roll[2])
+
+
+# --------------------------------------------------------------------------- the shipped library
+
+
+def test_a_scenario_anywhere_extends_the_shipped_library_by_name(tmp_path: Path) -> None:
+    child = write(tmp_path, "mine.toml", 'extends = "stresslab:services_downturn.toml"\n[factors]\nar1 = 0.5\n')
+    mine = load_scenario(child)
+    shipped = load_scenario(SCENARIOS / "services_downturn.toml")
+    assert mine.factors.ar1 == 0.5
+    assert mine.industry_shocks == shipped.industry_shocks and mine.delinquency == shipped.delinquency
+    assert mine == shipped.with_overrides({"factors.ar1": 0.5})  # the name too is inherited
+    # the library's own parents come from the library (services_downturn extends baseline.toml)
+    assert any(str(f).endswith("baseline.toml") for f in mine.files)
+
+
+def test_unknown_library_scenario_and_paths_outside_stay_refused(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    child = write(tmp_path / "a", "mine.toml", 'extends = "stresslab:services_downtrun.toml"\n')
+    with pytest.raises(ScenarioError, match=r"the stresslab library has no scenario 'services_downtrun.toml' "
+                                            r"\(did you mean 'services_downturn.toml'\?\)"):
+        load_scenario(child)
+    write(tmp_path, "parent.toml", "horizon_months = 3\n")
+    outside = write(tmp_path / "a", "out.toml", 'extends = "../parent.toml"\n')
+    with pytest.raises(ScenarioError, match="or be a shipped one named as 'stresslab:NAME.toml'"):
+        load_scenario(outside)

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from stresslab._files import refuse_special_file
-from stresslab.errors import ScenarioError
+from stresslab.errors import ScenarioError, did_you_mean
 from stresslab.scenario.schema import _INT64, _MAX_DEPTH, _check_plain
 
+LIBRARY = Path(__file__).resolve().parents[1] / "library"  # the shipped scenarios (scenarios/ in the repository)
+LIBRARY_PREFIX = "stresslab:"  # extends = "stresslab:baseline.toml" names a file of the library from anywhere
 _MAX_FILE_BYTES = 1_000_000  # a scenario is a few KB; parsing a huge file would take minutes
 _Layer = tuple[str, Mapping[str, Any], str | None]  # (file label, data without 'extends', raw text)
 
@@ -52,7 +54,9 @@ def _extends_chain(data: Mapping[str, Any], label: str, text: str | None, base_d
                    seen: list[tuple[Path, str]], root: Path) -> list[_Layer]:
     """Return the layers of ``data`` and its ``extends`` ancestors, root first.
 
-    Every parent must resolve (symlinks followed) to a file inside the directory ``root``.
+    Every parent must resolve (symlinks followed) to a file inside the directory ``root``,
+    or be a file of the shipped library named ``"stresslab:NAME.toml"`` (whose own parents
+    must then be in the library).
     """
     _check_plain(data, label)
     own = {key: value for key, value in data.items() if key != "extends"}
@@ -62,6 +66,13 @@ def _extends_chain(data: Mapping[str, Any], label: str, text: str | None, base_d
     if not isinstance(parent, str) or not parent:
         raise ScenarioError(f"{label}: extends must be the path of a parent scenario file, "
                             f"relative to this file; got {parent!r}")
+    if parent.startswith(LIBRARY_PREFIX):
+        name, base_dir, root = parent[len(LIBRARY_PREFIX):], LIBRARY, LIBRARY.resolve()
+        shipped = sorted(p.name for p in LIBRARY.glob("*.toml"))
+        if name not in shipped:
+            raise ScenarioError(f"{label}: extends = {parent!r}: the stresslab library has no scenario {name!r}"
+                                f"{did_you_mean(name, shipped)}; it has {', '.join(shipped)}")
+        parent = name
     path = Path(os.path.normpath(base_dir / parent))
     try:
         resolved = path.resolve()
@@ -71,7 +82,7 @@ def _extends_chain(data: Mapping[str, Any], label: str, text: str | None, base_d
     if not resolved.is_relative_to(root):
         raise ScenarioError(f"{label}: extends = {parent!r}: parent file {path} (resolved: {resolved}) is outside "
                             f"{root}; a parent scenario must be inside the directory of the scenario file loaded "
-                            f"(or the allowed_root given)")
+                            f"(or the allowed_root given), or be a shipped one named as 'stresslab:NAME.toml'")
     if resolved in [done for done, _ in seen]:
         chain = " -> ".join([shown for _, shown in seen] + [str(path)])
         raise ScenarioError(f"{label}: extends cycle: {chain}")
