@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
-from stresslab.metrics.summary import BOUNDS, MEASURES, WINDOWS
+from stresslab.metrics.summary import BOUNDS, LIVE_FLOOR, MEASURES, WINDOWS
 
 __all__ = ["format_summary", "pooled_text", "format_money", "format_layers", "format_comparison"]
 
@@ -19,11 +19,13 @@ def format_money(v: float) -> str:
     return f"{v:,.0f}" if np.isfinite(v) else str(v)
 
 
-def _with_ci(estimate: xr.DataArray, bounds: xr.DataArray, needed: int = 0) -> str:
-    """"estimate [low, high]"; an unbounded high end reads "n/a (too few paths: N needed)"."""
+def _with_ci(estimate: xr.DataArray, bounds: xr.DataArray, needed: int = 0, book: float = 0.0) -> str:
+    """"estimate (x.xx%) [low, high]" with the share of the book's exposure ``book`` (left out
+    when 0); an unbounded high end reads "n/a (too few paths: N needed)"."""
     low, high = bounds.sel(bound=list(BOUNDS)).values
     top = format_money(high) if np.isfinite(high) or not needed else f"n/a (too few paths: {int(needed):,} needed)"
-    return f"{format_money(float(estimate))} [{format_money(low)}, {top}]"
+    share = f" ({100 * float(estimate) / book:.2f}%)" if book > 0 else ""
+    return f"{format_money(float(estimate))}{share} [{format_money(low)}, {top}]"
 
 
 def _weight_lines(s: xr.Dataset) -> list[str]:
@@ -55,11 +57,19 @@ def _dpd_lines(s: xr.Dataset) -> list[str]:
     """The DPD30+ block of :func:`format_summary`: mean and 95% quantile in chosen months, %."""
     months = s["month"].values
     shown = [t for t in dict.fromkeys((1, 3, 6, 12, 24, 36, int(months[-1]))) if t in months]
-    lines = ["", "DPD30+ ratio by balance, %", "  month " + "".join(f"{t:>8}" for t in shown)]
-    lines.append("  mean  " + "".join(f"{v:>8.2f}" for v in 100 * s["dpd30_ratio_mean"].sel(month=shown).values))
+    live = s["live_share_mean"].sel(month=shown).values if "live_share_mean" in s else np.ones(len(shown))
+    thin = live < LIVE_FLOOR  # too little of the book left for a ratio to mean anything
+
+    def row(values: np.ndarray) -> str:
+        return "".join("     n/a" if t else f"{v:>8.2f}" for v, t in zip(values, thin))
+
+    lines = ["", "DPD30+ ratio by balance (M2 + M3 over C + M1 + M2 + M3), %", "  month " + "".join(f"{t:>8}" for t in shown)]
+    lines.append("  mean  " + row(100 * s["dpd30_ratio_mean"].sel(month=shown).values))
     if 0.95 in s["quantile"].values:
-        q95 = 100 * s["dpd30_ratio_quantile"].sel(month=shown, quantile=0.95).values
-        lines.append("  q95   " + "".join(f"{v:>8.2f}" for v in q95))
+        lines.append("  q95   " + row(100 * s["dpd30_ratio_quantile"].sel(month=shown, quantile=0.95).values))
+    lines.append("  live  " + "".join(f"{100 * v:>8.2f}" for v in live) + "   (% of the book still live)")
+    if thin.any():
+        lines.append(f"  n/a: less than {100 * LIVE_FLOOR:g}% of the book is live in that month")
     return lines
 
 
@@ -93,13 +103,16 @@ def format_summary(s: xr.Dataset) -> str:
     withheld = "weight_check" in s and not bool(s["weight_check"])
     if int(s.attrs.get("pooled", 0)):
         lines.append(f"pooled book: {pooled_text(s.attrs)}")
+    book = float(s.attrs.get("book_exposure", 0.0))  # results written before it was recorded: no shares
+    if book > 0:
+        lines.append(f"book exposure at the start {format_money(book)} CNY; (x%): share of it")
     metrics = ("expected_loss", "expected_loss_ci", "std_dev", "value_at_risk", "value_at_risk_ci", "expected_shortfall", "expected_shortfall_ci")
     same = all(np.array_equal(s[v].sel(measure="gross"), s[v].sel(measure="net")) for v in metrics)
     for measure in ("gross",) if same else MEASURES:
         m = s.sel(measure=measure)
         rows = [
-            ("EL", ["withheld" if withheld else _with_ci(m["expected_loss"].sel(window=x), m["expected_loss_ci"].sel(window=x))
-                    for x in WINDOWS]),
+            ("EL", ["withheld" if withheld else _with_ci(m["expected_loss"].sel(window=x), m["expected_loss_ci"].sel(window=x),
+                                                          book=book) for x in WINDOWS]),
             ("Std", ["withheld" if withheld else format_money(float(m["std_dev"].sel(window=x))) for x in WINDOWS]),
         ]
         needed = m["value_at_risk_paths_needed"] if "value_at_risk_paths_needed" in m else xr.zeros_like(m["value_at_risk"])
@@ -108,7 +121,7 @@ def format_summary(s: xr.Dataset) -> str:
                 at = {"level": level}
                 rows.append((f"{label} {100 * level:g}%",
                              [_with_ci(m[name].sel(window=x, **at), m[name + "_ci"].sel(window=x, **at),
-                                       int(needed.sel(window=x, **at))) for x in WINDOWS]))
+                                       int(needed.sel(window=x, **at)), book) for x in WINDOWS]))
         width = max(len(cell) for _, cells in rows for cell in cells) + 3
         lines += ["", f"{measure.capitalize() + ' loss, CNY':<16}" + "".join(f"{x:>{width}}" for x in WINDOWS)]
         lines += [f"  {label:<14}" + "".join(f"{cell:>{width}}" for cell in cells) for label, cells in rows]

@@ -11,6 +11,7 @@ import errno
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -422,3 +423,23 @@ def test_cli_prints_na_not_inf_for_a_bound_the_paths_cannot_give(capsys):
     assert main(["run", str(scenario), "--synthetic", "100", "--paths", "200", "--seed", "2", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "n/a (too few paths: " in out and "inf" not in out
+
+
+def test_summary_gives_shares_of_the_book_and_no_ratio_once_the_book_has_run_off():
+    """Figures as a share of the book's exposure at the start (attrs book_exposure); the DPD30+
+    ratio is n/a in months with under 1% of the book live (issue 15: 100% at month 36 when
+    0.5% was left)."""
+    import stresslab
+
+    book = stresslab.synthetic_portfolio(400, seed=3)
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "services_downturn.toml"
+    ds = stresslab.simulate(book, stresslab.load_scenario(scenario), 200, seed=2)
+    assert ds.attrs["book_exposure"] == pytest.approx(float(book.balance.sum()), rel=1e-15)
+    s = stresslab.summary(ds)
+    live = ds["balance_by_state"].sel(state=["C", "M1", "M2", "M3"]).sum("state").mean("path").values
+    np.testing.assert_allclose(s["live_share_mean"].values, live / book.balance.sum(), rtol=1e-12)
+    text = format_summary(s)
+    el = float(s["expected_loss"].sel(measure="gross", window="horizon"))
+    assert f"{el:,.0f} ({100 * el / book.balance.sum():.2f}%)" in text
+    last = s["live_share_mean"].values[-1]
+    assert last < 0.01 and "n/a: less than 1% of the book is live" in text

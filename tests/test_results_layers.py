@@ -183,7 +183,7 @@ def test_runs_without_layers_are_summarised_as_before():
     assert set(s.dims) == {"measure", "window", "level", "bound", "month", "quantile"}
     assert set(s.data_vars) == {
         "expected_loss", "expected_loss_ci", "std_dev", "value_at_risk", "value_at_risk_ci", "expected_shortfall",
-        "expected_shortfall_ci", "dpd30_ratio_mean", "dpd30_ratio_quantile", "dpd30_count_ratio_mean", "n_paths",
+        "expected_shortfall_ci", "dpd30_ratio_mean", "dpd30_ratio_quantile", "dpd30_count_ratio_mean", "live_share_mean", "n_paths",
         "effective_sample_size", "expected_loss_ess", "tail_probability_ess", "expected_shortfall_ess",
         "mean_weight", "mean_weight_ci", "weight_check", "value_at_risk_paths_needed",
     }

@@ -36,7 +36,11 @@ from stresslab.run.schema import (
 )
 from stresslab.vocabulary import DPD30_STATES, LIVE_STATES
 
-__all__ = ["summary", "validate_run", "dpd30_ratio"]
+__all__ = ["summary", "validate_run", "dpd30_ratio", "LIVE_FLOOR"]
+
+# Ratio series (DPD30+) are reported only for months whose mean live balance is at least
+# this share of the book at the start: the last stragglers of a book would show 100%.
+LIVE_FLOOR = 0.01
 
 
 DPD_QUANTILES = (0.05, 0.5, 0.95, 0.99)
@@ -87,6 +91,13 @@ def validate_run(ds: xr.Dataset, levels: Sequence[float]) -> None:
         raise StresslabError("levels must name at least one confidence level")
     for level in levels:
         check_level(level, "each of levels")
+
+
+def _live_balance(ds: xr.Dataset) -> np.ndarray:
+    """Balance in the live states C, M1, M2, M3, (path, month) float64."""
+    column = {state: i for i, state in enumerate(ds["state"].values.tolist())}
+    by_state = ds["balance_by_state"].transpose("path", "month", "state").values
+    return sum(by_state[:, :, column[state]].astype(np.float64) for state in LIVE_STATES)
 
 
 def dpd30_ratio(ds: xr.Dataset, by: str = "balance") -> np.ndarray:
@@ -241,6 +252,10 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
 
     ratio = dpd30_ratio(ds, "balance")
     ratio_q = quantiles_by_month(ratio, w, DPD_QUANTILES)
+    live = _live_balance(ds)  # (path, month)
+    live_mean = w @ live / w.size
+    start = float(ds.attrs.get("book_exposure", 0.0)) or float(live_mean[0])  # older results: month 1's
+    live_share = live_mean / start if start > 0 else np.zeros_like(live_mean)
     mean_w, mean_w_low, mean_w_high, weight_ok = mean_weight_check(w)
     pct = f"{100 * ci:g}%"
 
@@ -260,6 +275,8 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         "expected_shortfall": money(mwl, es, "expected shortfall"),
         "expected_shortfall_ci": money(mwl + ("bound",), es_b, f"{pct} Monte Carlo confidence interval of the expected shortfall"),
         "dpd30_ratio_mean": ratio_var(("month",), _body_mean(ratio, w, importance), "mean DPD30+ ratio by balance"),
+        "live_share_mean": ratio_var(("month",), live_share, "mean live balance (C, M1-M3) at month end as a share of "
+                                     "the book's exposure at the start; ratios are shown only where it is >= LIVE_FLOOR"),
         "dpd30_ratio_quantile": ratio_var(("month", "quantile"), ratio_q, "quantile of the DPD30+ ratio by balance"),
         "dpd30_count_ratio_mean": ratio_var(
             ("month",), _body_mean(dpd30_ratio(ds, "count"), w, importance), "mean DPD30+ ratio by loan count"

@@ -159,6 +159,7 @@ def build_dataset(
         "portfolio_digest": portfolio.digest,
         "portfolio_source": portfolio.source,
         "n_loans": portfolio.n_loans,
+        "book_exposure": float(portfolio.balance.sum()),  # CNY at the start: what "% of book" figures divide by
         "seed": seed,
         "n_paths": n_paths,
         "versions": package_versions(),
