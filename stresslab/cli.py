@@ -171,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("result", type=Path, help="netCDF file written by run")
     report.add_argument("--out", type=Path, required=True, help="output .html file")
     report.add_argument("--portfolio", type=Path, help="the run's book (adds the book tables and the IRB reference)")
+    report.add_argument("--map", type=Path, metavar="MAP.toml", help="book map of --portfolio")
     report.add_argument("--levels", type=_levels, default=(0.95, 0.99, 0.999), help="VaR/ES levels")
     report.set_defaults(func=_report)
 
@@ -179,6 +180,12 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", type=Path, required=True, help="output .parquet or .csv")
     synth.add_argument("--seed", type=_non_negative_int, default=0)
     synth.set_defaults(func=_synth)
+
+    inspect = sub.add_parser("inspect", help="print a loan book's profile, and what a scenario would see of it")
+    inspect.add_argument("book", type=Path, help="loan book, CSV or Parquet")
+    inspect.add_argument("--map", type=Path, metavar="MAP.toml", help="book map of your export (docs/portfolio.md)")
+    inspect.add_argument("--scenario", type=Path, help="a scenario: which of its names the book has, what its shocks touch")
+    inspect.set_defaults(func=_inspect)
 
     warmup = sub.add_parser("warmup", help="compile every kernel once (about a minute), so later runs start at once")
     warmup.set_defaults(func=_warmup)
@@ -194,6 +201,8 @@ def _book_and_run_options(parser: argparse.ArgumentParser) -> None:
     book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
     book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
     parser.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
+    parser.add_argument("--map", type=Path, metavar="MAP.toml",
+                        help="book map: how your export's columns, codes and units become the book (docs/portfolio.md)")
     parser.add_argument("--paths", type=_positive_int, required=True, help="Monte Carlo paths")
     parser.add_argument("--seed", type=_non_negative_int, required=True, help="simulation seed")
     parser.add_argument("--out", type=Path, help="write the full result to this netCDF file")
@@ -209,7 +218,7 @@ def _book_and_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _book(args: argparse.Namespace) -> Portfolio:
     if args.portfolio is not None:
-        return load_portfolio(args.portfolio)
+        return load_portfolio(args.portfolio, book_map=args.map)
     return synthetic_portfolio(args.synthetic, seed=args.book_seed)
 
 
@@ -232,7 +241,7 @@ def _write(ds: xr.Dataset, path: Path | None) -> None:
 
 def _check_outputs(args: argparse.Namespace, *inputs: Path | None) -> None:
     """Refuse ``--out`` (and ``--plot``) before any work: an input of the command, not a regular file, no folder."""
-    sources = [path for path in inputs if path is not None]
+    sources = [path for path in (*inputs, getattr(args, "map", None)) if path is not None]
     for option in ("out", "plot"):
         if getattr(args, option, None) is not None:
             check_output_file(getattr(args, option), sources, f"--{option}")
@@ -307,7 +316,7 @@ def _report(args: argparse.Namespace) -> int:
     )
 
     _check_outputs(args, args.result, args.portfolio)
-    portfolio = load_portfolio(args.portfolio) if args.portfolio is not None else None
+    portfolio = load_portfolio(args.portfolio, book_map=args.map) if args.portfolio is not None else None
     write_report(_load_result(args.result), args.out, portfolio=portfolio, levels=args.levels)
     _print(f"report written to {args.out}")
     return 0
@@ -318,6 +327,15 @@ def _synth(args: argparse.Namespace) -> int:
     book = synthetic_portfolio(args.n_loans, seed=args.seed)
     book.save(args.out)
     _print(f"wrote {book.n_loans} loans to {args.out} (digest {book.digest[:12]})")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from stresslab.text import format_book
+
+    book = load_portfolio(args.book, book_map=args.map)
+    scenario = load_scenario(args.scenario) if args.scenario is not None else None
+    _print(format_book(book, scenario))
     return 0
 
 

@@ -7,9 +7,12 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
+from stresslab.book.portfolio import Portfolio
+from stresslab.compile.binding import bind_names
 from stresslab.metrics.summary import BOUNDS, LIVE_FLOOR, MEASURES, WINDOWS
+from stresslab.scenario.scenario import Scenario
 
-__all__ = ["format_summary", "pooled_text", "format_money", "format_layers", "format_comparison"]
+__all__ = ["format_summary", "pooled_text", "format_money", "format_layers", "format_comparison", "format_book"]
 
 
 # ----------------------------------------------------------------------------- terminal
@@ -279,4 +282,52 @@ def format_comparison(s: xr.Dataset) -> str:
                 gain = f"variance reduced {1 / ratio**2:,.1f}x" if np.isfinite(ratio) and ratio > 0 else "-"
                 lines.append(f"    {label}: {format_money(float(row['difference_se']))} vs {format_money(float(row['independent_se']))}"
                              f" (ratio {ratio:.3f}, {gain})")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- books
+def format_book(portfolio: Portfolio, scenario: Scenario | None = None) -> str:
+    """Plain-text profile of a loan book, and what a scenario would see of it.
+
+    Parameters
+    ----------
+    portfolio : Portfolio
+    scenario : Scenario, optional
+        With a scenario: its names bound to the book (case- and space-insensitively,
+        :func:`stresslab.compile.binding.bind_names`; absent ones are warned about) and
+        the share of the book's balance each revenue shock touches.
+
+    Returns
+    -------
+    str
+        Size and exposure; balance shares by industry, region, borrower type, state and
+        amortisation; remaining terms; PDs (balance-weighted mean and quantiles); the extra
+        columns carried.
+    """
+    bal = portfolio.balance
+    total = float(bal.sum())
+    lines = [f"book {portfolio.source}: {portfolio.n_loans:,} loans, {len(set(portfolio.borrower_id.tolist())):,} borrowers, "
+             f"exposure {format_money(total)} CNY (digest {portfolio.digest[:12]})"]
+    for column in ("industry", "region", "borrower_type", "state", "amortization"):
+        labels, codes = portfolio.codes(column)
+        share = np.bincount(codes, weights=bal, minlength=len(labels)) / total
+        count = np.bincount(codes, minlength=len(labels))
+        order = np.argsort(-share, kind="stable")
+        cells = ", ".join(f"{labels[k]} {100 * share[k]:.1f}% ({count[k]:,})" for k in order)
+        lines.append(f"  {column.replace('_', ' ')}: {cells}")
+    term = portfolio.remaining_term
+    lines.append(f"  remaining term, months: min {term.min()}, median {int(np.median(term))}, max {term.max()}")
+    q = np.quantile(portfolio.pd, (0.05, 0.5, 0.95))
+    lines.append(f"  pd: balance-weighted mean {100 * float(bal @ portfolio.pd) / total:.2f}%, "
+                 f"5% / 50% / 95% quantiles {100 * q[0]:.2f}% / {100 * q[1]:.2f}% / {100 * q[2]:.2f}%")
+    if portfolio.extra:
+        lines.append(f"  extra columns carried (not used by the model): {', '.join(portfolio.extra)}")
+    if scenario is not None:
+        bound = bind_names(portfolio, scenario)
+        lines.append(f"scenario {scenario.source}: names bound to the book")
+        for kind, shocks, column in (("industry", bound.industry_shocks, portfolio.industry),
+                                     ("region", bound.region_shocks, portfolio.region)):
+            for name, _ in shocks:
+                hit = float(bal[column == name].sum()) / total
+                lines.append(f"  [shocks.{kind}] {name}: {100 * hit:.1f}% of the balance")
     return "\n".join(lines)

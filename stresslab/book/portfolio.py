@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from stresslab._files import refuse_special_file
 from stresslab.book.formats import READERS, WRITERS, unsupported_suffix
+from stresslab.book.mapping import BookMap, apply_book_map, as_book_map
 from stresslab.book.validation import (
     COLUMNS,
     OPTIONAL_COLUMNS,
@@ -66,6 +68,9 @@ class Portfolio:
     source : str
         Where the book came from: a file path, ``"<frame>"`` or
         ``"<synthetic n=..., seed=...>"``. Not part of :attr:`digest`.
+    extra : mapping of str to ndarray of str, shape (n_loans,)
+        Columns of a lender's export that a book map carried along (ignored by the model,
+        not part of :attr:`digest`, kept by :meth:`subset`).
     """
 
     loan_id: NDArray[np.str_]
@@ -84,6 +89,7 @@ class Portfolio:
     recovery_mean: NDArray[np.float64]
     revenue_monthly: NDArray[np.float64]
     source: str = "<frame>"
+    extra: Mapping[str, NDArray[np.str_]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         columns = validate_columns({name: getattr(self, name) for name in COLUMNS}, str(self.source))
@@ -91,9 +97,19 @@ class Portfolio:
             values.flags.writeable = False
             object.__setattr__(self, name, values)
         object.__setattr__(self, "source", str(self.source))
+        extra = {}
+        for name, values in self.extra.items():
+            values = np.asarray(values, dtype=str)
+            if values.shape != (self.n_loans,):
+                raise PortfolioError(f"{self.source}: extra column '{name}' has {values.size} values for {self.n_loans} loans")
+            values.flags.writeable = False
+            extra[str(name)] = values
+        object.__setattr__(self, "extra", extra)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, source: str = "<frame>") -> Portfolio:
+    def from_frame(
+        cls, frame: pd.DataFrame, source: str = "<frame>", book_map: BookMap | str | os.PathLike[str] | Mapping | None = None
+    ) -> Portfolio:
         """Validate a table with one row per loan (text or typed columns) into a Portfolio.
 
         Parameters
@@ -102,12 +118,21 @@ class Portfolio:
             Columns named as in :data:`COLUMNS`; optional columns may be left out.
         source : str
             Name used in error messages and kept as :attr:`source`.
+        book_map : BookMap, path of a TOML book map, or mapping of its tables, optional
+            How a lender's export becomes the book: renamed columns, mapped codes, percent
+            units, the state from days past due, extra columns carried
+            (:mod:`stresslab.book.mapping`).
 
         Raises
         ------
         PortfolioError
-            On missing, duplicate or unknown columns, an empty book or any invalid cell.
+            On missing, duplicate or unknown columns (without a book map), an empty book or
+            any invalid cell.
         """
+        extra: dict[str, np.ndarray] = {}
+        mapping = as_book_map(book_map)
+        if mapping is not None:
+            frame, extra = apply_book_map(frame, mapping, source)
         names = [str(name).strip() for name in frame.columns]
         check_header(names, source)
         columns: dict[str, np.ndarray] = {}
@@ -119,7 +144,7 @@ class Portfolio:
                 columns[name] = series.to_numpy(dtype=object, na_value=None)
         for name, default in OPTIONAL_COLUMNS.items():
             columns.setdefault(name, np.full(len(frame), default))
-        return cls(**columns, source=source)
+        return cls(**columns, source=source, extra=extra)
 
     def __len__(self) -> int:
         return self.n_loans
@@ -206,7 +231,8 @@ class Portfolio:
                 raise ValueError(f"a boolean mask needs shape ({self.n_loans},); got {selector.shape}")
         else:
             selector = selector.astype(np.intp, casting="safe")
-        return Portfolio(**{name: getattr(self, name)[selector] for name in COLUMNS}, source=self.source)
+        return Portfolio(**{name: getattr(self, name)[selector] for name in COLUMNS}, source=self.source,
+                         extra={name: values[selector] for name, values in self.extra.items()})
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the book to ``.csv`` or ``.parquet`` (chosen by suffix), atomically.
@@ -228,12 +254,14 @@ class Portfolio:
             raise
 
 
-def load_portfolio(path: str | os.PathLike[str]) -> Portfolio:
+def load_portfolio(path: str | os.PathLike[str], book_map: BookMap | str | os.PathLike[str] | Mapping | None = None) -> Portfolio:
     """Read and validate a loan book from a ``.csv`` or ``.parquet`` file.
 
     CSV files are read as text (UTF-8, an optional byte-order mark, comma separated, one
     header row) and every cell is converted and checked here; Parquet columns may be typed
-    and get the same checks. See ``docs/portfolio.md`` for the columns.
+    and get the same checks. See ``docs/portfolio.md`` for the columns. A lender's own
+    export loads with a ``book_map`` (a TOML file or mapping: renamed columns, codes,
+    percent units, days past due, extra columns; :mod:`stresslab.book.mapping`).
 
     Raises
     ------
@@ -249,4 +277,4 @@ def load_portfolio(path: str | os.PathLike[str]) -> Portfolio:
     refuse_special_file(path, "loan book", PortfolioError)
     if not path.is_file():
         raise PortfolioError(f"{path}: no such file")
-    return Portfolio.from_frame(reader(path), source=str(path))
+    return Portfolio.from_frame(reader(path), source=str(path), book_map=book_map)
