@@ -104,6 +104,8 @@ def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) ->
         layer_failure_month=np.zeros((n_paths, n_layers), dtype=np.int64),
         subsidy_cost=np.zeros((n_paths, t)),
         deferred_count=np.zeros((n_paths, t), dtype=np.int64),
+        gap_paid=np.zeros((n_paths, t)),
+        gap_defaulted=np.zeros((n_paths, t)),
         weight=np.zeros(n_paths),
         eta=np.zeros((n_paths, t + 1 if record_eta else 0, model.tables.sqrt_cov.shape[0])),
         chi2=np.zeros(n_paths),

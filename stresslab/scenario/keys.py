@@ -371,6 +371,7 @@ _LEVERS: dict[str, _Parser] = {
     "loan_cap": _table({
         "caps": _Key(_Parser(_CAPS_WHAT, _caps)),
         "transition_months": _Key(_integer(0, MAX_HORIZON), 0),
+        "refinanced_share": _Key(_number(0, 1), 0.0),
     }, build=LoanCapSpec),
     "deferral": _table({
         **_POLICY_ELIGIBILITY,
