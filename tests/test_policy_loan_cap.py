@@ -121,8 +121,8 @@ def test_refinanced_share_is_repaid_and_the_rest_is_due():
 def test_cure_rate_after_the_gap_month_counts_the_gap_arrears(cap):
     """The issue's example: 500k loans, cap 300k due in month 1 (84.6% cured in month 2 before the fix,
     for an input cure rate of 0.30). Month 1 is missed by every loan (revenue -99%); the month-2 cure
-    frequency must be 1 - Phi(b_1 + log(1 + g / N) / sigma): 0.30 without a gap, 0.022 with a 30k gap,
-    about 2e-6 with a 200k gap. N = the month-2 installment plus the regular arrears (month 1's
+    frequency must be 1 - Phi(b_1 + log(1 + g / N) / sigma): 0.30 without a gap, 0.025 with a 30k gap,
+    about 7e-9 with a 200k gap. N = the month-2 installment plus the regular arrears (month 1's
     installment), g the gap arrears. Latents are independent (no factor loading): binomial s.e.
     over the 300 x 200 loan-months, floored at one loan."""
     n, n_paths, balance, q = 300, 200, 500_000.0, 0.30
