@@ -207,3 +207,20 @@ def test_cap_above_every_exposure_is_the_baseline_bitwise(book_seed):
     for name in a.data_vars:
         assert np.array_equal(a[name].values, b[name].values), name
     assert int(b.capped_borrowers) == 0 and not b.gap_paid.values.any() and not b.gap_defaulted.values.any()
+
+
+@pytest.mark.parametrize(("policy", "match"), [
+    ({"loan_cap": {"caps": {"individual": 1e9}}}, r"\[policy.loan_cap\] touches no loan: .*largest exposure at the start: individual 1,000 CNY"),
+    ({"rate_cap": {"cap": 0.5}}, r"\[policy.rate_cap\] touches no loan: no loan's annual_rate is above the cap 0.5"),
+    ({"deferral": {"months": 3, "industries": ["retail"], "regions": ["west"]}}, r"\[policy.deferral\] touches no loan"),
+    ({"interest_subsidy": {"points": 0.01, "max_balance": 10.0}}, r"\[policy.interest_subsidy\] touches no loan"),
+    ({"revenue_support": {"uplift": 0.1, "industries": ["retail"], "regions": ["west"]}},
+     r"\[policy.revenue_support\] touches no loan"),
+])
+def test_a_lever_that_touches_no_loan_warns(policy, match):
+    """Names each in the book but no loan in all of them (a single absent name is an error)."""
+    # catering-east, retail-east, catering-west: no retail loan in the west
+    loans = book(3, balance=1_000.0, rate=0.1, term=6, amortization="annuity",
+                 industries=("catering", "retail"), regions=("east", "west"))
+    with pytest.warns(stresslab.StresslabWarning, match=match):
+        stresslab.simulate(loans, scenario(6, policy=policy), n_paths=2, seed=1, progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from stresslab._kernels.arrays import ANNUITY, EQUAL_PRINCIPAL, PolicyArrays
 from stresslab.book.portfolio import Portfolio
 from stresslab.compile.binding import eligible_loans
+from stresslab.errors import StresslabWarning
 from stresslab.scenario.scenario import Scenario
 from stresslab.scenario.specs import shock_path
 
@@ -77,6 +79,7 @@ def compile_policy(
         states[[_STATE_INDEX[s] for s in d.states]] = 1
         months, accrue, extend = d.months, d.interest == "accrued", d.extend_term
         flag |= mask
+        _warn_if_idle(mask, where + "deferral]", "no loan of the book is in its industries, regions and borrower types")
 
     gap_month, gap_amount, gap_refinanced, capped, volume = never.copy(), np.zeros(n), np.zeros(n), 0, 0.0
     if pol.loan_cap is not None:
@@ -87,6 +90,8 @@ def compile_policy(
         gap_refinanced = gap * pol.loan_cap.refinanced_share
         gap_amount = gap - gap_refinanced  # what the borrower must find in cash
         flag |= has_gap
+        _warn_if_idle(has_gap, where + "loan_cap]", "no borrower's scheduled exposure is above the cap of its type "
+                      f"in the month its gap would fall due (largest exposure at the start: {_largest(portfolio)})")
 
     subsidy, sub_start, sub_end = np.zeros(n), np.zeros(n, np.int32), np.zeros(n, np.int32)
     if pol.interest_subsidy is not None:
@@ -99,6 +104,8 @@ def compile_policy(
         sub_start[:] = sp.start_month - 1
         sub_end[:] = horizon if sp.months is None else sp.start_month - 1 + sp.months
         flag |= mask
+        _warn_if_idle(mask, where + "interest_subsidy]", "no loan of the book is in its industries, regions and "
+                      "borrower types with a balance up to max_balance")
 
     reprice_month, reprice_rate = never.copy(), portfolio.annual_rate / 12.0
     if pol.rate_cap is not None:
@@ -106,6 +113,8 @@ def compile_policy(
         reprice_month[above] = pol.rate_cap.from_month - 1
         reprice_rate = np.where(above, pol.rate_cap.cap / 12.0, reprice_rate)
         flag |= above
+        _warn_if_idle(above, where + "rate_cap]", f"no loan's annual_rate is above the cap {pol.rate_cap.cap:g} "
+                      f"(highest in the book: {portfolio.annual_rate.max():g})")
 
     shaped = np.zeros(n, dtype=bool)
     shape = np.ones((len(industries), horizon))
@@ -113,6 +122,8 @@ def compile_policy(
     if pol.seasonal_schedule is not None:
         shaped, shape, scale = _seasonal_schedule(portfolio, scenario, industries, industry)
         flag |= shaped
+        _warn_if_idle(shaped, where + "seasonal_schedule]", "no annuity or equal-principal loan with more than one "
+                      "month left is in its industries")
 
     group = np.zeros(n, dtype=np.int32)
     log_mult = np.zeros((1, horizon))
@@ -120,6 +131,7 @@ def compile_policy(
         rs = pol.revenue_support
         mask = eligible_loans(portfolio, where + "revenue_support]", industries=rs.industries, regions=rs.regions, borrower_types=rs.borrower_types)
         group[mask] = 1
+        _warn_if_idle(mask, where + "revenue_support]", "no loan of the book is in its industries, regions and borrower types")
         log_mult = np.vstack([np.zeros(horizon), -np.log1p(shock_path(rs.uplift, horizon))])
 
     arrays = PolicyArrays(
@@ -140,6 +152,21 @@ def compile_policy(
         shape_scale=scale,
     )
     return CompiledPolicy(arrays, group, log_mult, months, accrue, extend, capped, volume)
+
+
+def _warn_if_idle(touched: np.ndarray, lever: str, why: str) -> None:
+    """A StresslabWarning naming the lever when it touches no loan of the book."""
+    if not touched.any():
+        warnings.warn(f"{lever} touches no loan: {why}", StresslabWarning, stacklevel=4)
+
+
+def _largest(portfolio: Portfolio) -> str:
+    """The largest borrower exposure of each type in the book, for the loan cap's warning."""
+    borrowers, owner = np.unique(portfolio.borrower_id, return_inverse=True)
+    total = np.bincount(owner, weights=portfolio.balance, minlength=borrowers.size)
+    kind = np.empty(borrowers.size, dtype=object)
+    kind[owner] = portfolio.borrower_type
+    return ", ".join(f"{t} {total[kind == t].max():,.0f} CNY" for t in sorted(set(portfolio.borrower_type)))
 
 
 def cap_gaps(
