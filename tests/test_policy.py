@@ -159,3 +159,18 @@ def test_collection_preset_changes_recoveries():
 def test_policy_eligibility_typo_is_an_error():
     with pytest.raises(stresslab.ScenarioError, match=r"did you mean 'catering'"):
         _pair(_book(20), {"interest_subsidy": {"points": 0.02, "industries": ["cateringg"]}}, n_paths=2)
+
+
+def test_compare_prints_lever_costs_that_apply_and_loss_avoided_per_public_cny():
+    loans = _book(100)
+    base = scenario(12, factors=STRESS, delinquency={"default_after": 4})
+    subsidy = base.with_overrides({"policy": {"interest_subsidy": {"points": 0.03}}, "name": "subsidy"})
+    ds = stresslab.compare(loans, [base, subsidy], n_paths=50, seed=4, progress=False)
+    s = stresslab.compare_summary(ds, n_boot=20)
+    text = stresslab.format_comparison(s)
+    assert "(expected_subsidy_cost)" in text
+    assert "(expected_interest_foregone)" not in text and "(expected_enhancement_cost)" not in text  # none applies
+    avoided = -float(s.difference.sel(scenario="subsidy", metric="expected_gross_loss"))
+    cost = float(s.difference.sel(scenario="subsidy", metric="expected_subsidy_cost"))
+    assert cost > 0 and f"subsidy: {avoided / cost:,.2f} CNY of gross loss avoided per CNY of subsidy" in text
+    assert float(s.value.sel(scenario="subsidy", metric="expected_interest_foregone")) == 0.0

@@ -219,3 +219,28 @@ def test_non_extending_deferral_past_maturity_leaves_the_balance_due():
     assert float(ds.balance_by_state.isel(path=0).sel(state="C", month=6)) == pytest.approx(owed)
     assert float(ds.interest_income.isel(path=0).sel(month=7)) == pytest.approx(0.01 * owed)
     assert int(ds.count_by_state.isel(path=0).sel(state="P", month=7)) == 1
+
+
+def _foregone(levers: dict) -> np.ndarray:
+    frame = pd.DataFrame({
+        "loan_id": ["L1"], "borrower_id": ["B1"], "borrower_type": "individual", "industry": "retail",
+        "region": "east", "balance": BALANCE, "annual_rate": RATE, "remaining_term": TERM,
+        "amortization": "annuity", "pd": 0.0, "state": "C",
+    })
+    scen = stresslab.Scenario.from_dict({"horizon_months": HORIZON, "policy": levers, "recovery": {"unsecured_mean": 0.0}})
+    ds = stresslab.simulate(stresslab.Portfolio.from_frame(frame, source="<golden loan>"), scen, n_paths=1, seed=1,
+                            progress=False)
+    return ds.interest_foregone.isel(path=0).values
+
+
+def test_interest_foregone_by_hand():
+    """The lender's interest foregone: the rate cap's cut on the balance at the start of each month
+    from month 3; a waived deferral's whole contract interest in its months (balance frozen)."""
+    capped = hand_schedule("annuity", {"rate_cap": LEVERS["rate_cap"]})
+    start = [BALANCE] + [row.exposure for row in capped[:-1]]
+    want = [(RATE - 0.06) / 12 * b if t >= 3 else 0.0 for t, b in enumerate(start, start=1)]
+    np.testing.assert_allclose(_foregone({"rate_cap": LEVERS["rate_cap"]}), want, rtol=1e-12, atol=1e-9)
+    waived = {**LEVERS["deferral"], "interest": "waived"}
+    after_month_1 = hand_schedule("annuity", {})[0].exposure
+    want = [0.01 * after_month_1 if 2 <= t <= 4 else 0.0 for t in range(1, HORIZON + 1)]
+    np.testing.assert_allclose(_foregone({"deferral": waived}), want, rtol=1e-12, atol=1e-9)

@@ -134,6 +134,7 @@ class Outputs(NamedTuple):
     deferred_count: np.ndarray  # (P, T) int64 loans in a deferral
     gap_paid: np.ndarray  # (P, T) loan-cap gap paid (due month, or a cure clearing gap arrears)
     gap_defaulted: np.ndarray  # (P, T) gap arrears of the loans defaulting in the month
+    interest_foregone: np.ndarray  # (P, T) interest not charged: rate cap's cut, waived deferral
     weight: np.ndarray  # (P,) likelihood ratio of the path (1 without importance sampling)
     eta: np.ndarray  # (P, T + 1, K) factor innovations, for tuning IS; (P, 0, K) when not recorded
     chi2: np.ndarray  # (P,) chi-square of the t mixing (0 for the Gaussian copula)

@@ -90,6 +90,7 @@ def _simulate_path(
     cash_in = out.recoveries[row]
     subsidy_cost = out.subsidy_cost[row]
     gap_paid = out.gap_paid[row]
+    foregone = out.interest_foregone[row]
 
     for j in range(n_loans):
         i = np.uint64(loans.industry[j])  # unsigned indices: no wraparound checks in the month loop
@@ -119,6 +120,9 @@ def _simulate_path(
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
                 rate, level = _rate_cap(t, j, kind, bp, rate, level, n, policy)
                 deferral_end = _deferral_start(t, j, s, deferral_end, policy, params)
+                cut = _interest_foregone(bp, ap, rate, loans.rate[j], t < deferral_end and not params.deferral_accrue)
+                if cut != 0.0:
+                    foregone[t] += cut
                 if t < deferral_end:  # deferred: nothing due, state frozen, no draw
                     bp, n = _deferred_month(bp, ap, rate, n, params)
                     out.deferred_count[row, t] += 1
@@ -178,7 +182,8 @@ def _simulate_path(
                     s = 1
                 else:
                     income[t] += due_interest
-                    gap_paid[t] += gap_due
+                    if gap_due != 0.0:
+                        gap_paid[t] += gap_due
                     if subsidy != 0.0:
                         subsidy_cost[t] += subsidy
                     bp -= pp
@@ -204,7 +209,8 @@ def _simulate_path(
                     income[t] += due_interest + ai
                     if subsidy != 0.0:
                         subsidy_cost[t] += subsidy
-                    gap_paid[t] += gap_due + ag
+                    if gap_due + ag != 0.0:
+                        gap_paid[t] += gap_due + ag
                     bp -= pp
                     ap = 0.0
                     ai = 0.0
@@ -212,7 +218,8 @@ def _simulate_path(
                     s = STATE_P if n == 0 and bp <= 0.0 else 0
                 else:
                     income[t] += due_interest
-                    gap_paid[t] += gap_due
+                    if gap_due != 0.0:
+                        gap_paid[t] += gap_due
                     if subsidy != 0.0:
                         subsidy_cost[t] += subsidy
                     bp -= pp
@@ -262,6 +269,13 @@ def _rate_cap(
         return rate, level
     rate = policy.reprice_rate[j]
     return rate, _level(kind, bp, rate, n) if n > 0 else level
+
+
+@njit()
+def _interest_foregone(bp: float, ap: float, rate: float, contract_rate: float, waived: bool) -> float:
+    """Interest the lender does not charge this month: all of the contract's in a waived
+    deferral month, else the rate cap's cut (0 for a loan at its contract rate)."""
+    return (contract_rate if waived else contract_rate - rate) * (bp + ap)
 
 
 @njit()

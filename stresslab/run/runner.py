@@ -106,6 +106,7 @@ def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) ->
         deferred_count=np.zeros((n_paths, t), dtype=np.int64),
         gap_paid=np.zeros((n_paths, t)),
         gap_defaulted=np.zeros((n_paths, t)),
+        interest_foregone=np.zeros((n_paths, t)),
         weight=np.zeros(n_paths),
         eta=np.zeros((n_paths, t + 1 if record_eta else 0, model.tables.sqrt_cov.shape[0])),
         chi2=np.zeros(n_paths),

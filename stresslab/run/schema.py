@@ -47,6 +47,7 @@ DIMS = {
     "deferred_count": ("path", "month"),
     "gap_paid": ("path", "month"),
     "gap_defaulted": ("path", "month"),
+    "interest_foregone": ("path", "month"),
     "capped_borrowers": (),
     "gap_volume": (),
     "loss_by_industry": ("path", "industry"),
@@ -75,11 +76,17 @@ DESCRIPTIONS = {
     "deferred_count": ("number of loans in a deferral at month end", "1"),
     "gap_paid": ("loan-cap gap paid by the borrowers (in its due month, or by a cure of gap arrears)", "CNY"),
     "gap_defaulted": ("loan-cap gap arrears of the loans defaulting in the month", "CNY"),
+    "interest_foregone": ("interest the lender does not charge: the rate cap's cut, waived deferral interest", "CNY"),
     "capped_borrowers": ("borrowers above the loan cap", "1"),
     "gap_volume": ("loan-cap gap: scheduled exposure above the caps at the months it falls due", "CNY"),
 }
-# variables of a run only when its scenario has a loan cap
-_LOAN_CAP_VARIABLES = ("gap_paid", "gap_defaulted")
+# variables of a run only when its scenario has the lever they report
+_LEVER_VARIABLES = {
+    "gap_paid": lambda policy: policy.loan_cap is not None,
+    "gap_defaulted": lambda policy: policy.loan_cap is not None,
+    "interest_foregone": lambda policy: policy.rate_cap is not None
+    or (policy.deferral is not None and policy.deferral.interest == "waived"),
+}
 
 # what every run has and a summary needs
 REQUIRED_VARIABLES = {name: DIMS[name] for name in ("loss_gross", "loss_net", "balance_by_state", "count_by_state", "weight")}
@@ -129,7 +136,7 @@ def build_dataset(
             continue
         if name == "loss_by_loan" and not model.tracked_loans:
             continue
-        if name in _LOAN_CAP_VARIABLES and scenario.policy.loan_cap is None:
+        if name in _LEVER_VARIABLES and not _LEVER_VARIABLES[name](scenario.policy):
             continue
         long_name, units = DESCRIPTIONS[name]
         data[name] = xr.Variable(DIMS[name], value, {"long_name": long_name, "units": units})
