@@ -243,6 +243,8 @@ def format_comparison(s: xr.Dataset) -> str:
     labels = [str(v) for v in s["scenario"].values.tolist()]
     for metric in s["metric"].values.tolist():
         at = s.sel(metric=metric)
+        if metric in _COSTS and not np.any(np.nan_to_num(at["value"].values)):
+            continue  # a cost no scenario has: not a block of +0 [+0, +0]
         units = str(at["metric_units"].values)
         header = ([sweep_head] if sweep else []) + ["scenario", "value", "difference vs baseline [CI]"]
         rows = []
@@ -282,7 +284,22 @@ def format_comparison(s: xr.Dataset) -> str:
                 gain = f"variance reduced {1 / ratio**2:,.1f}x" if np.isfinite(ratio) and ratio > 0 else "-"
                 lines.append(f"    {label}: {format_money(float(row['difference_se']))} vs {format_money(float(row['independent_se']))}"
                              f" (ratio {ratio:.3f}, {gain})")
+        if metric == "expected_subsidy_cost":
+            lines += _per_public_cny(s, labels, base)
     return "\n".join(lines)
+
+
+# cost metrics of compare_summary, shown only when some scenario has the cost
+_COSTS = ("expected_subsidy_cost", "expected_interest_foregone", "expected_enhancement_cost")
+
+
+def _per_public_cny(s: xr.Dataset, labels: list[str], base: str) -> list[str]:
+    """Gross loss avoided per CNY of public money (the subsidy cost), for scenarios that spend some."""
+    loss = s["difference"].sel(metric="expected_gross_loss").values
+    cost = s["difference"].sel(metric="expected_subsidy_cost").values
+    out = [f"  {label}: {-loss[i] / cost[i]:,.2f} CNY of gross loss avoided per CNY of subsidy (point estimates)"
+           for i, label in enumerate(labels) if label != base and np.isfinite(cost[i]) and cost[i] > 0]
+    return ["  public money: expected gross loss avoided / extra expected subsidy cost", *out] if out else []
 
 
 # ----------------------------------------------------------------------------- books

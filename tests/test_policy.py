@@ -77,8 +77,9 @@ def test_deferral_waived_interest_is_lost_income():
 
 
 def test_loan_cap_gap_raises_defaults_at_maturity():
-    # borrowers of 2 loans of 200k each = 400k > the 300k cap for individuals
-    loans = _book(400, balance=200_000.0, term=12, borrower_id=[f"B{j // 2:05d}" for j in range(400)])
+    # borrowers of 2 interest-only loans of 200k each: 400k due at maturity > the 300k cap for individuals
+    loans = _book(400, balance=200_000.0, term=12, amortization="interest_only",
+                  borrower_id=[f"B{j // 2:05d}" for j in range(400)])
     policy = {"loan_cap": {"caps": {"individual": 300_000.0}, "transition_months": 24}}
     base, capped = _pair(loans, policy, horizon=12)
     assert int(capped.capped_borrowers) == 200
@@ -93,9 +94,14 @@ def test_loan_cap_window_end_is_an_extra_payment():
     loans = _book(100, pd_=0.0, balance=400_000.0, term=24, borrower_type="enterprise")
     policy = {"loan_cap": {"caps": {"enterprise": 300_000.0}, "transition_months": 6}}
     base, capped = _pair(loans, policy, n_paths=2)
-    # without misses the excess (100k a loan) is repaid in month 6: exposure falls by it
+    # without misses the excess of the scheduled balance at the start of month 6 (five level
+    # payments made) over the cap is repaid in month 6: exposure falls by it
+    level = 400_000.0 * 0.01 / (1 - 1.01**-24)
+    scheduled = 400_000.0 * 1.01**5 - level * (1.01**5 - 1) / 0.01  # = 324,355.2...
     drop = base.balance_by_state.sel(state="C", month=6) - capped.balance_by_state.sel(state="C", month=6)
-    np.testing.assert_allclose(drop, 100 * 100_000.0, rtol=1e-9)
+    np.testing.assert_allclose(drop, 100 * (scheduled - 300_000.0), rtol=1e-9)
+    np.testing.assert_allclose(capped.gap_paid.sel(month=6), 100 * (scheduled - 300_000.0), rtol=1e-9)
+    assert float(capped.gap_volume) == pytest.approx(100 * (scheduled - 300_000.0), rel=1e-12)
     assert (capped.count_by_state.sel(state="P", month=24) == 100).all()  # re-amortised, repaid at maturity
 
 
@@ -153,3 +159,18 @@ def test_collection_preset_changes_recoveries():
 def test_policy_eligibility_typo_is_an_error():
     with pytest.raises(stresslab.ScenarioError, match=r"did you mean 'catering'"):
         _pair(_book(20), {"interest_subsidy": {"points": 0.02, "industries": ["cateringg"]}}, n_paths=2)
+
+
+def test_compare_prints_lever_costs_that_apply_and_loss_avoided_per_public_cny():
+    loans = _book(100)
+    base = scenario(12, factors=STRESS, delinquency={"default_after": 4})
+    subsidy = base.with_overrides({"policy": {"interest_subsidy": {"points": 0.03}}, "name": "subsidy"})
+    ds = stresslab.compare(loans, [base, subsidy], n_paths=50, seed=4, progress=False)
+    s = stresslab.compare_summary(ds, n_boot=20)
+    text = stresslab.format_comparison(s)
+    assert "(expected_subsidy_cost)" in text
+    assert "(expected_interest_foregone)" not in text and "(expected_enhancement_cost)" not in text  # none applies
+    avoided = -float(s.difference.sel(scenario="subsidy", metric="expected_gross_loss"))
+    cost = float(s.difference.sel(scenario="subsidy", metric="expected_subsidy_cost"))
+    assert cost > 0 and f"subsidy: {avoided / cost:,.2f} CNY of gross loss avoided per CNY of subsidy" in text
+    assert float(s.value.sel(scenario="subsidy", metric="expected_interest_foregone")) == 0.0

@@ -30,7 +30,7 @@ LEVERS = {
     "deferral": {"start_month": 2, "months": 3, "interest": "accrued", "extend_term": True},
     "interest_subsidy": {"points": 0.03, "start_month": 3, "months": 4},
     "rate_cap": {"cap": 0.06, "from_month": 3},
-    "loan_cap": {"caps": {"individual": 9_000.0}, "transition_months": 4},
+    "loan_cap": {"caps": {"individual": 6_000.0}, "transition_months": 4},
     "revenue_support": {"uplift": 0.1},
     "seasonal_schedule": {},
 }
@@ -58,9 +58,12 @@ def hand_schedule(kind: str, levers: dict) -> list[Row]:
     defer_from, defer_to = (deferral["start_month"], deferral["start_month"] + deferral["months"]) if deferral else (0, 0)
     cap = levers.get("rate_cap")
     gap = 0.0
-    if "loan_cap" in levers:
-        gap = max(BALANCE - levers["loan_cap"]["caps"]["individual"], 0.0)
+    if "loan_cap" in levers:  # the contract's balance at the start of the due month above the cap
         gap_month = min(levers["loan_cap"]["transition_months"], TERM)  # window end, or maturity first
+        scheduled = BALANCE
+        for _ in range(gap_month - 1):
+            scheduled -= level - r * scheduled if kind == "annuity" else 0.0
+        gap = max(scheduled - levers["loan_cap"]["caps"]["individual"], 0.0)
     sub = levers.get("interest_subsidy")
     shaped = "seasonal_schedule" in levers and kind == "annuity"
     if shaped:  # installment k * s_m * level keeps the present value: k = sum v^m / sum s_m v^m
@@ -165,9 +168,14 @@ def test_hand_worked_values():
     # month 1 pays as usual; months 2-4 capitalise 1% a month: B_4 = (12,000 - (level - 120)) * 1.01^3
     assert deferred[3].exposure == pytest.approx((12_000 - (level - 120)) * 1.01**3)
     capped = hand_schedule("bullet", {"loan_cap": LEVERS["loan_cap"]})
-    # a bullet loan pays the 3,000 excess over the 9,000 cap at the window end (month 4), nothing before
-    assert [row.paid for row in capped[:4]] == [0.0, 0.0, 0.0, 3_000.0]
-    assert capped[3].exposure == pytest.approx(9_000.0 + 120.0 * 4)  # four months of accrued 1% interest on 12,000
+    # a bullet loan pays the 6,000 excess over the 6,000 cap at the window end (month 4), nothing before
+    assert [row.paid for row in capped[:4]] == [0.0, 0.0, 0.0, 6_000.0]
+    assert capped[3].exposure == pytest.approx(6_000.0 + 120.0 * 4)  # four months of accrued 1% interest on 12,000
+    capped = hand_schedule("annuity", {"loan_cap": LEVERS["loan_cap"]})
+    # an annuity's gap comes from its scheduled balance at the start of month 4 (three level payments made):
+    # 12,000 x 1.01^3 - level x (1.01^3 - 1) / 0.01 = 7,247.10..., so 1,247.10... above the cap
+    scheduled = 12_000 * 1.01**3 - level * (1.01**3 - 1) / 0.01
+    assert capped[3].paid == pytest.approx(level + scheduled - 6_000.0)
     both = hand_schedule("annuity", {"deferral": LEVERS["deferral"], "rate_cap": LEVERS["rate_cap"]})
     # the rate cap's month 3 lies inside the deferral: month 3 and 4 accrue at 0.5%, not 1%
     assert both[3].exposure == pytest.approx((12_000 - (level - 120)) * 1.01 * 1.005**2)
@@ -211,3 +219,28 @@ def test_non_extending_deferral_past_maturity_leaves_the_balance_due():
     assert float(ds.balance_by_state.isel(path=0).sel(state="C", month=6)) == pytest.approx(owed)
     assert float(ds.interest_income.isel(path=0).sel(month=7)) == pytest.approx(0.01 * owed)
     assert int(ds.count_by_state.isel(path=0).sel(state="P", month=7)) == 1
+
+
+def _foregone(levers: dict) -> np.ndarray:
+    frame = pd.DataFrame({
+        "loan_id": ["L1"], "borrower_id": ["B1"], "borrower_type": "individual", "industry": "retail",
+        "region": "east", "balance": BALANCE, "annual_rate": RATE, "remaining_term": TERM,
+        "amortization": "annuity", "pd": 0.0, "state": "C",
+    })
+    scen = stresslab.Scenario.from_dict({"horizon_months": HORIZON, "policy": levers, "recovery": {"unsecured_mean": 0.0}})
+    ds = stresslab.simulate(stresslab.Portfolio.from_frame(frame, source="<golden loan>"), scen, n_paths=1, seed=1,
+                            progress=False)
+    return ds.interest_foregone.isel(path=0).values
+
+
+def test_interest_foregone_by_hand():
+    """The lender's interest foregone: the rate cap's cut on the balance at the start of each month
+    from month 3; a waived deferral's whole contract interest in its months (balance frozen)."""
+    capped = hand_schedule("annuity", {"rate_cap": LEVERS["rate_cap"]})
+    start = [BALANCE] + [row.exposure for row in capped[:-1]]
+    want = [(RATE - 0.06) / 12 * b if t >= 3 else 0.0 for t, b in enumerate(start, start=1)]
+    np.testing.assert_allclose(_foregone({"rate_cap": LEVERS["rate_cap"]}), want, rtol=1e-12, atol=1e-9)
+    waived = {**LEVERS["deferral"], "interest": "waived"}
+    after_month_1 = hand_schedule("annuity", {})[0].exposure
+    want = [0.01 * after_month_1 if 2 <= t <= 4 else 0.0 for t in range(1, HORIZON + 1)]
+    np.testing.assert_allclose(_foregone({"deferral": waived}), want, rtol=1e-12, atol=1e-9)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import stresslab
+from stresslab.compile.model import compile_model
 from stresslab.errors import ScenarioError
 from stresslab.scenario.scenario import Scenario, load_scenario
 from stresslab.scenario.specs import (
@@ -60,7 +62,7 @@ def test_field_names_are_the_engine_contract() -> None:
         CollectionSpec)}
     assert names[PolicySpec] == list(POLICY_LEVERS) == [
         "loan_cap", "deferral", "interest_subsidy", "rate_cap", "revenue_support", "seasonal_schedule", "collection"]
-    assert names[LoanCapSpec] == ["caps", "transition_months"]
+    assert names[LoanCapSpec] == ["caps", "transition_months", "refinanced_share"]
     assert names[DeferralSpec] == ["industries", "regions", "borrower_types", "states", "start_month", "months",
                                    "interest", "extend_term"]
     assert names[SubsidySpec] == ["points", "industries", "regions", "borrower_types", "max_balance", "start_month",
@@ -428,7 +430,7 @@ def test_to_dict_round_trip_with_policy() -> None:
     s = full_scenario()
     d = s.to_dict()
     assert d["policy"] == {
-        "loan_cap": {"caps": {"enterprise": 1e6, "individual": 3e5}, "transition_months": 12},
+        "loan_cap": {"caps": {"enterprise": 1e6, "individual": 3e5}, "transition_months": 12, "refinanced_share": 0.0},
         "deferral": {"industries": ["retail"], "regions": None, "borrower_types": None, "states": ["C"],
                      "start_month": 2, "months": 6, "interest": "waived", "extend_term": False},
         "interest_subsidy": {"points": 0.02, "industries": None, "regions": None, "borrower_types": ["individual"],
@@ -554,10 +556,19 @@ def test_loan_cap_2020() -> None:
     s = load_scenario(SCENARIOS / "loan_cap_2020.toml")
     baseline = load_scenario(SCENARIOS / "baseline.toml")
     assert s.policy.active == ("loan_cap",)
-    assert s.policy.loan_cap.cap("individual") == 300_000.0 and s.policy.loan_cap.cap("enterprise") == 1_000_000.0
+    # individuals: one third of an assumed 300k income (the draft's income clause), within its 300k ceiling
+    assert s.policy.loan_cap.cap("individual") == 100_000.0 and s.policy.loan_cap.cap("enterprise") == 1_000_000.0
+    assert s.policy.loan_cap.refinanced_share == 0.0
     assert 0 < s.policy.loan_cap.transition_months <= s.horizon_months
     assert dataclasses.replace(s, name="baseline", description=baseline.description, policy=PolicySpec()) == baseline
-    assert "2 November 2020" in s.text and "draft" in s.text
+    assert "2 November 2020" in s.text and "draft" in s.text and "What you should see" in s.text
+
+
+def test_loan_cap_2020_caps_someone_on_the_synthetic_book() -> None:
+    """The shipped scenario acts on the synthetic book (issue 13, item 6)."""
+    s = load_scenario(SCENARIOS / "loan_cap_2020.toml")
+    model = compile_model(stresslab.synthetic_portfolio(2_000, seed=0), s)
+    assert model.policy.capped_borrowers == 60 and model.policy.gap_volume > 1e6  # as its comment says
 
 
 def test_deferral_programme() -> None:

@@ -102,7 +102,8 @@ class PolicyArrays(NamedTuple):
     deferral_start: np.ndarray  # int32 month a deferral would start
     deferral_states: np.ndarray  # (4,) uint8: states C..M3 eligible for the deferral
     gap_month: np.ndarray  # int32 month the excess over the borrower cap falls due
-    gap_amount: np.ndarray  # the loan's share of its borrower's excess
+    gap_amount: np.ndarray  # the loan's share of its borrower's excess the borrower must pay (not refinanced)
+    gap_refinanced: np.ndarray  # the share of it other lenders refinance
     subsidy: np.ndarray  # monthly rate paid by the state
     subsidy_start: np.ndarray  # int32, first month of the subsidy
     subsidy_end: np.ndarray  # int32, month after the last
@@ -131,6 +132,9 @@ class Outputs(NamedTuple):
     layer_failure_month: np.ndarray  # (P, L) int64, 1-based; 0 = did not fail
     subsidy_cost: np.ndarray  # (P, T) interest paid by the state
     deferred_count: np.ndarray  # (P, T) int64 loans in a deferral
+    gap_paid: np.ndarray  # (P, T) loan-cap gap paid (due month, or a cure clearing gap arrears)
+    gap_defaulted: np.ndarray  # (P, T) gap arrears of the loans defaulting in the month
+    interest_foregone: np.ndarray  # (P, T) interest not charged: rate cap's cut, waived deferral
     weight: np.ndarray  # (P,) likelihood ratio of the path (1 without importance sampling)
     eta: np.ndarray  # (P, T + 1, K) factor innovations, for tuning IS; (P, 0, K) when not recorded
     chi2: np.ndarray  # (P,) chi-square of the t mixing (0 for the Gaussian copula)

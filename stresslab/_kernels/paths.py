@@ -89,6 +89,8 @@ def _simulate_path(
     income = out.interest_income[row]
     cash_in = out.recoveries[row]
     subsidy_cost = out.subsidy_cost[row]
+    gap_paid = out.gap_paid[row]
+    foregone = out.interest_foregone[row]
 
     for j in range(n_loans):
         i = np.uint64(loans.industry[j])  # unsigned indices: no wraparound checks in the month loop
@@ -101,8 +103,10 @@ def _simulate_path(
         ap = loans.arrears_principal[j]
         ai = loans.arrears_interest[j]
         accrued = 0.0
+        ag = 0.0  # the loan-cap gap part of the principal in arrears (ap includes it)
         rate = loans.rate[j]
         level = loans.installment[j]
+        contract_level = level  # the contract's level installment (re-amortised once the gap fell due)
         c = loans.threshold[j]
         inv_sigma = loans.inv_sigma[j]
         inv_idio = loans.inv_idio[j]
@@ -116,6 +120,9 @@ def _simulate_path(
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
                 rate, level = _rate_cap(t, j, kind, bp, rate, level, n, policy)
                 deferral_end = _deferral_start(t, j, s, deferral_end, policy, params)
+                cut = _interest_foregone(bp, ap, rate, loans.rate[j], t < deferral_end and not params.deferral_accrue)
+                if cut != 0.0:
+                    foregone[t] += cut
                 if t < deferral_end:  # deferred: nothing due, state frozen, no draw
                     bp, n = _deferred_month(bp, ap, rate, n, params)
                     out.deferred_count[row, t] += 1
@@ -141,10 +148,12 @@ def _simulate_path(
                 shape = policy.shape[i, t] * policy.shape_scale[j] if levers and policy.shaped[j] else 1.0
                 pp = principal_due(kind, maturity, bp, rate, level * shape)
             shortfall = 0.0
+            gap_due = 0.0
             gap_now = gap_open and t >= policy.gap_month[j]  # also when a deferral covered its month
             if gap_now:
                 gap_open = False
-                pp, has_due, shortfall = _cap_gap(policy.gap_amount[j], pp, bp, has_due, maturity or n == 0)
+                pp, bp, has_due, shortfall, gap_due = _cap_gap(
+                    policy.gap_amount[j], policy.gap_refinanced[j], pp, bp, has_due, maturity or n == 0)
             if n > 0:
                 n -= 1
             if s == 0 and not has_due:
@@ -156,7 +165,7 @@ def _simulate_path(
                 if policy.subsidy_start[j] <= t < policy.subsidy_end[j]:
                     subsidy = policy.subsidy[j] * (bp + ap)
                 due = pp + due_interest - subsidy + shortfall
-                reference = _contract_due(kind, maturity, has_due, bp, ap, loans.rate[j], loans.installment[j]) + accrued_due
+                reference = _contract_due(kind, maturity, has_due, bp, ap, loans.rate[j], contract_level) + accrued_due
                 if due > 0.0 and reference > 0.0:
                     log_ratio = math.log(due / reference)
             # MODEL.md §3: one latent per loan-month against ordered thresholds shifted by the stress
@@ -168,10 +177,13 @@ def _simulate_path(
                 if below_norm_cdf(u, (miss_at * inv_sqrt_w - x_t) * inv_idio, norm, lo, inv_step):
                     ai += due_interest
                     ap += pp
+                    ag += gap_due
                     bp -= pp
                     s = 1
                 else:
                     income[t] += due_interest
+                    if gap_due != 0.0:
+                        gap_paid[t] += gap_due
                     if subsidy != 0.0:
                         subsidy_cost[t] += subsidy
                     bp -= pp
@@ -183,22 +195,31 @@ def _simulate_path(
             else:
                 x_d = kappa * x_t
                 roll_at = tables.roll_threshold[s - 1] + params.roll_sensitivity * stress
-                cure_at = max(tables.cure_threshold[s - 1] + params.cure_sensitivity * stress, roll_at)
+                cure_stress = stress
+                if ag > 0.0:  # a cure also pays the gap arrears it clears (docs/policy.md)
+                    cure_stress += _cure_need(ag, pp + due_interest - subsidy + ap - ag + ai, rate * (bp + ap)) * inv_sigma
+                cure_at = max(tables.cure_threshold[s - 1] + params.cure_sensitivity * cure_stress, roll_at)
                 if below_norm_cdf(u, (roll_at * inv_sqrt_w - x_d) * inv_idio_d, norm, lo, inv_step):
                     ai += due_interest
                     ap += pp
+                    ag += gap_due
                     bp -= pp
                     s += 1
                 elif not below_norm_cdf(u, (cure_at * inv_sqrt_w - x_d) * inv_idio_d, norm, lo, inv_step):
                     income[t] += due_interest + ai
                     if subsidy != 0.0:
                         subsidy_cost[t] += subsidy
+                    if gap_due + ag != 0.0:
+                        gap_paid[t] += gap_due + ag
                     bp -= pp
                     ap = 0.0
                     ai = 0.0
+                    ag = 0.0
                     s = STATE_P if n == 0 and bp <= 0.0 else 0
                 else:
                     income[t] += due_interest
+                    if gap_due != 0.0:
+                        gap_paid[t] += gap_due
                     if subsidy != 0.0:
                         subsidy_cost[t] += subsidy
                     bp -= pp
@@ -211,9 +232,11 @@ def _simulate_path(
                 n_events = write_event(events, n_events, j, t, 1, loss, (bp + ap) / ead if ead > 0.0 else 1.0)
                 absorbed_count[t, 0] += 1
                 absorbed_balance[t] += ead
+                out.gap_defaulted[row, t] += ag
                 break
-            if gap_now and n > 0:
-                level = _level(kind, bp, rate, n)  # re-amortise after the excess fell due
+            if gap_now and n > 0:  # re-amortise after the excess fell due (paid or in arrears)
+                level = _level(kind, bp, rate, n)
+                contract_level = _level(kind, bp, loans.rate[j], n)
             _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
 
     path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
@@ -249,6 +272,13 @@ def _rate_cap(
 
 
 @njit()
+def _interest_foregone(bp: float, ap: float, rate: float, contract_rate: float, waived: bool) -> float:
+    """Interest the lender does not charge this month: all of the contract's in a waived
+    deferral month, else the rate cap's cut (0 for a loan at its contract rate)."""
+    return (contract_rate if waived else contract_rate - rate) * (bp + ap)
+
+
+@njit()
 def _deferral_start(t: int, j: int, s: int, deferral_end: int, policy: PolicyArrays, params: Params) -> int:
     """Month after the deferral of loan j (its start month if the loan's state is eligible then)."""
     if t == policy.deferral_start[j] and policy.deferral_states[s]:
@@ -279,16 +309,39 @@ def _after_deferral(kind: int, bp: float, rate: float, n: int, level: float) -> 
 
 
 @njit()
-def _cap_gap(gap: float, pp: float, bp: float, has_due: bool, matures: bool) -> tuple[float, bool, float]:
-    """The excess over the borrower cap falling due: principal due, whether anything is due, shortfall.
+def _cap_gap(
+    gap: float, refinanced: float, pp: float, bp: float, has_due: bool, matures: bool
+) -> tuple[float, float, bool, float, float]:
+    """The excess over the borrower cap falling due: principal due, performing principal,
+    whether anything is due, shortfall, and the gap part of the principal due.
 
-    Before maturity the excess is paid as extra principal (for a bullet or interest-only
-    loan it is the month's only due amount); at maturity the balance falls due anyway and the
-    excess is the borrower's refinancing shortfall, which adds to the stress.
+    ``gap`` is what the borrower must pay itself, ``refinanced`` what other lenders take
+    over. Before maturity the refinanced part is repaid at once and the rest is due as
+    extra principal (for a bullet or interest-only loan the month's only due amount); at
+    maturity the balance falls due anyway and the gap is the part of it the borrower cannot
+    refinance (a shortfall that adds to the stress). Either way the gap part, if missed,
+    is gap arrears.
     """
     if matures:
-        return pp, has_due, gap
-    return pp + min(gap, bp - pp), True, 0.0
+        return pp, bp, has_due, gap, min(gap, pp)
+    bp -= min(refinanced, bp - pp)
+    extra = min(gap, bp - pp)
+    return pp + extra, bp, True, 0.0, extra
+
+
+@njit()
+def _cure_need(gap_arrears: float, regular: float, monthly_interest: float) -> float:
+    """log(1 + gap arrears / regular need): what gap arrears add to the log cash need of a cure.
+
+    ``regular`` is what the cure would cost without them (the month's due and the regular
+    arrears), whose cure rate is the input q_k; a bullet loan whose only arrears are the
+    gap owes nothing regular before maturity, and its monthly interest is the reference,
+    as in the stress of the month its gap fell due.
+    """
+    base = regular if regular > 0.0 else monthly_interest
+    if base <= 0.0:
+        return 0.0
+    return math.log1p(gap_arrears / base)
 
 
 @njit()

@@ -35,7 +35,7 @@ from stresslab.compile.calibration import (
 )
 from stresslab.compile.factors import correlation_sqrt, factor_names
 from stresslab.compile.layers import compile_layers
-from stresslab.compile.policy import CompiledPolicy, compile_policy
+from stresslab.compile.policy import CompiledPolicy, Schedule, compile_policy
 from stresslab.errors import PortfolioError, ScenarioError, did_you_mean
 from stresslab.scenario.scenario import Scenario
 
@@ -136,7 +136,8 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
     discount_rate = portfolio.annual_rate if rec.discount_rate is None else np.full(portfolio.n_loans, rec.discount_rate)
     monthly_discount = 1.0 / (1.0 + discount_rate / 12.0)
 
-    policy = compile_policy(portfolio, scenario, tuple(industries), industry)
+    schedule = Schedule(kind, principal, arrears_principal, installment, rate, term)
+    policy = compile_policy(portfolio, scenario, tuple(industries), industry, schedule)
     loans = LoanArrays(
         key=name_keys(portfolio.loan_id),
         industry=industry.astype(np.int32),

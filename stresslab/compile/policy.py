@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -9,10 +10,11 @@ import numpy as np
 from stresslab._kernels.arrays import ANNUITY, EQUAL_PRINCIPAL, PolicyArrays
 from stresslab.book.portfolio import Portfolio
 from stresslab.compile.binding import eligible_loans
+from stresslab.errors import StresslabWarning
 from stresslab.scenario.scenario import Scenario
 from stresslab.scenario.specs import shock_path
 
-__all__ = ["CompiledPolicy", "compile_policy"]
+__all__ = ["CompiledPolicy", "Schedule", "cap_gaps", "compile_policy"]
 
 _STATE_INDEX = {"C": 0, "M1": 1, "M2": 2, "M3": 3}
 
@@ -31,7 +33,21 @@ class CompiledPolicy:
     gap_volume: float
 
 
-def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[str, ...], industry: np.ndarray) -> CompiledPolicy:
+@dataclass(frozen=True)
+class Schedule:
+    """The contractual schedule the loan kernel starts from (stresslab.compile.model), shape (n_loans,) each."""
+
+    kind: np.ndarray  # int8 ANNUITY..BULLET
+    principal: np.ndarray  # performing principal
+    arrears_principal: np.ndarray
+    installment: np.ndarray  # level installment (annuity) or principal part (equal principal)
+    rate: np.ndarray  # monthly rate
+    term: np.ndarray  # months to maturity
+
+
+def compile_policy(
+    portfolio: Portfolio, scenario: Scenario, industries: tuple[str, ...], industry: np.ndarray, schedule: Schedule
+) -> CompiledPolicy:
     """Per-loan lever arrays for this book.
 
     Parameters
@@ -42,6 +58,8 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
         The industry axis (sorted book industries).
     industry : ndarray of shape (n_loans,)
         Each loan's index into ``industries``.
+    schedule : Schedule
+        The loans' contractual schedule (the loan cap's gaps are taken from it).
 
     Returns
     -------
@@ -49,6 +67,7 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
     """
     n, horizon = portfolio.n_loans, scenario.horizon_months
     pol = scenario.policy
+    where = f"{scenario.source}: [policy."
     never = np.full(n, -1, dtype=np.int32)
     flag = np.zeros(n, dtype=bool)
 
@@ -60,14 +79,19 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
         states[[_STATE_INDEX[s] for s in d.states]] = 1
         months, accrue, extend = d.months, d.interest == "accrued", d.extend_term
         flag |= mask
+        _warn_if_idle(mask, where + "deferral]", "no loan of the book is in its industries, regions and borrower types")
 
-    gap_month, gap_amount, capped, volume = never.copy(), np.zeros(n), 0, 0.0
+    gap_month, gap_amount, gap_refinanced, capped, volume = never.copy(), np.zeros(n), np.zeros(n), 0, 0.0
     if pol.loan_cap is not None:
-        gap_amount, capped, volume = _cap_gaps(portfolio, dict(pol.loan_cap.caps))
-        due = np.minimum(portfolio.remaining_term - 1, max(pol.loan_cap.transition_months - 1, 0))
-        has_gap = gap_amount > 0.0
-        gap_month[has_gap] = due[has_gap]
+        due = np.minimum(portfolio.remaining_term, max(pol.loan_cap.transition_months, 1))  # 1-based
+        gap, capped, volume = cap_gaps(portfolio, dict(pol.loan_cap.caps), schedule, due)
+        has_gap = gap > 0.0
+        gap_month[has_gap] = due[has_gap] - 1
+        gap_refinanced = gap * pol.loan_cap.refinanced_share
+        gap_amount = gap - gap_refinanced  # what the borrower must find in cash
         flag |= has_gap
+        _warn_if_idle(has_gap, where + "loan_cap]", "no borrower's scheduled exposure is above the cap of its type "
+                      f"in the month its gap would fall due (largest exposure at the start: {_largest(portfolio)})")
 
     subsidy, sub_start, sub_end = np.zeros(n), np.zeros(n, np.int32), np.zeros(n, np.int32)
     if pol.interest_subsidy is not None:
@@ -80,6 +104,8 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
         sub_start[:] = sp.start_month - 1
         sub_end[:] = horizon if sp.months is None else sp.start_month - 1 + sp.months
         flag |= mask
+        _warn_if_idle(mask, where + "interest_subsidy]", "no loan of the book is in its industries, regions and "
+                      "borrower types with a balance up to max_balance")
 
     reprice_month, reprice_rate = never.copy(), portfolio.annual_rate / 12.0
     if pol.rate_cap is not None:
@@ -87,6 +113,8 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
         reprice_month[above] = pol.rate_cap.from_month - 1
         reprice_rate = np.where(above, pol.rate_cap.cap / 12.0, reprice_rate)
         flag |= above
+        _warn_if_idle(above, where + "rate_cap]", f"no loan's annual_rate is above the cap {pol.rate_cap.cap:g} "
+                      f"(highest in the book: {portfolio.annual_rate.max():g})")
 
     shaped = np.zeros(n, dtype=bool)
     shape = np.ones((len(industries), horizon))
@@ -94,6 +122,8 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
     if pol.seasonal_schedule is not None:
         shaped, shape, scale = _seasonal_schedule(portfolio, scenario, industries, industry)
         flag |= shaped
+        _warn_if_idle(shaped, where + "seasonal_schedule]", "no annuity or equal-principal loan with more than one "
+                      "month left is in its industries")
 
     group = np.zeros(n, dtype=np.int32)
     log_mult = np.zeros((1, horizon))
@@ -101,6 +131,7 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
         rs = pol.revenue_support
         mask = eligible_loans(portfolio, industries=rs.industries, regions=rs.regions, borrower_types=rs.borrower_types)
         group[mask] = 1
+        _warn_if_idle(mask, where + "revenue_support]", "no loan of the book is in its industries, regions and borrower types")
         log_mult = np.vstack([np.zeros(horizon), -np.log1p(shock_path(rs.uplift, horizon))])
 
     arrays = PolicyArrays(
@@ -110,6 +141,7 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
         deferral_states=states,
         gap_month=gap_month,
         gap_amount=gap_amount,
+        gap_refinanced=gap_refinanced,
         subsidy=subsidy,
         subsidy_start=sub_start,
         subsidy_end=sub_end,
@@ -122,16 +154,76 @@ def compile_policy(portfolio: Portfolio, scenario: Scenario, industries: tuple[s
     return CompiledPolicy(arrays, group, log_mult, months, accrue, extend, capped, volume)
 
 
-def _cap_gaps(portfolio: Portfolio, caps: dict[str, float]) -> tuple[np.ndarray, int, float]:
-    """Each loan's share of its borrower's exposure above the cap of its type (pro rata to balance)."""
+def _warn_if_idle(touched: np.ndarray, lever: str, why: str) -> None:
+    """A StresslabWarning naming the lever when it touches no loan of the book."""
+    if not touched.any():
+        warnings.warn(f"{lever} touches no loan: {why}", StresslabWarning, stacklevel=4)
+
+
+def _largest(portfolio: Portfolio) -> str:
+    """The largest borrower exposure of each type in the book, for the loan cap's warning."""
     borrowers, owner = np.unique(portfolio.borrower_id, return_inverse=True)
     total = np.bincount(owner, weights=portfolio.balance, minlength=borrowers.size)
+    kind = np.empty(borrowers.size, dtype=object)
+    kind[owner] = portfolio.borrower_type
+    return ", ".join(f"{t} {total[kind == t].max():,.0f} CNY" for t in sorted(set(portfolio.borrower_type)))
+
+
+def cap_gaps(
+    portfolio: Portfolio, caps: dict[str, float], schedule: Schedule, due: np.ndarray
+) -> tuple[np.ndarray, int, float]:
+    """Each loan's gap: its share of its borrower's scheduled exposure above the cap, at its due month.
+
+    With S_k(t) the contractual principal outstanding of loan k at the start of month t
+    (performing principal amortised by the schedule, plus principal in arrears; 0 after
+    maturity) and E_b(t) the sum over the borrower's loans, loan j's gap is
+
+        gap_j = S_j(tau_j) * max(0, 1 - cap_b / E_b(tau_j)),   tau_j = ``due[j]`` (1-based),
+
+    the part of the borrower's exposure above the cap in the month it falls due, pro rata
+    to the loans' balances then. S and E never rise with t, so a later due month (a longer
+    transition window) never gives a larger gap, and a higher cap never a larger one.
+
+    Returns
+    -------
+    gap : ndarray of shape (n_loans,)
+    capped_borrowers : int
+        Borrowers with a gap on some loan.
+    gap_volume : float
+        Sum of the gaps, CNY.
+    """
+    n = portfolio.n_loans
+    gap = np.zeros(n)
+    borrowers, owner = np.unique(portfolio.borrower_id, return_inverse=True)
     cap = np.array([caps.get(t, np.inf) for t in portfolio.borrower_type])
-    borrower_cap = np.full(borrowers.size, np.inf)
-    borrower_cap[owner] = cap  # one type per borrower (validated by the book)
-    excess = np.maximum(total - borrower_cap, 0.0)
-    gap = excess[owner] * portfolio.balance / total[owner]
-    return gap, int(np.count_nonzero(excess)), float(excess.sum())
+    start = np.bincount(owner, weights=schedule.principal + schedule.arrears_principal, minlength=borrowers.size)
+    # only borrowers above the cap at the start can be above it later (exposure never rises)
+    rows = np.flatnonzero(start[owner] > cap)
+    if rows.size == 0:
+        return gap, 0, 0.0
+    sub, local = np.unique(owner[rows], return_inverse=True)
+    kind, rate, level, term = schedule.kind[rows], schedule.rate[rows], schedule.installment[rows], schedule.term[rows]
+    performing, arrears = schedule.principal[rows].copy(), schedule.arrears_principal[rows]
+    tau = due[rows]
+    for t in range(1, int(tau.max()) + 1):
+        exposure = np.where(term >= t, performing + arrears, 0.0)  # start of month t
+        total = np.bincount(local, weights=exposure, minlength=sub.size)[local]
+        now = tau == t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap[rows[now]] = np.where(total[now] > cap[rows[now]], exposure[now] * (1.0 - cap[rows[now]] / total[now]), 0.0)
+        performing = performing - _principal_part(kind, term == t, performing, rate, level)
+    capped = np.unique(owner[gap > 0.0]).size
+    return gap, int(capped), float(gap.sum())
+
+
+def _principal_part(kind: np.ndarray, maturity: np.ndarray, bp: np.ndarray, rate: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The kernel's principal part of a month's installment (settlement.principal_due), for arrays."""
+    part = np.select(
+        [kind == ANNUITY, kind == EQUAL_PRINCIPAL],
+        [np.minimum(np.maximum(level - rate * bp, 0.0), bp), np.minimum(level, bp)],
+        0.0,
+    )
+    return np.where(maturity, bp, part)
 
 
 def _seasonal_schedule(

@@ -68,6 +68,8 @@ def _metric_table(levels: tuple[float, ...], layers: list[str]) -> list[dict]:
         rows.append(m(f"expected_payout:{name}", f"expected payout of layer {name} over the horizon", "CNY", "mean", layer=name))
     rows += [
         m("expected_subsidy_cost", "expected interest subsidy cost over the horizon", "CNY", "mean"),
+        m("expected_interest_foregone", "expected lender's interest foregone over the horizon (rate cap, waived "
+          "deferral)", "CNY", "mean"),
         m("expected_enhancement_cost", "expected fund/insurer cost: payouts of all layers over the horizon", "CNY", "mean"),
     ]
     return rows
@@ -94,8 +96,20 @@ def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str]) -> np
                 cost += paid[:, j]
             else:
                 rows += [np.full(n, np.nan), np.full(n, np.nan)]
-    rows += [_values(run, "subsidy_cost", pm).sum(axis=1), cost]
+    rows += [_values(run, "subsidy_cost", pm).sum(axis=1), _lever_total(run, "interest_foregone"), cost]
     return np.array(rows)
+
+
+def _lever_total(run: xr.Dataset, name: str) -> np.ndarray:
+    """Per-path horizon total of a variable only runs with its lever have (0 without: NaN in a stack)."""
+    if name not in run.data_vars:
+        return np.zeros(run.sizes["path"])
+    values = _values(run, name, ("path", "month"))
+    if np.isnan(values).all():
+        return np.zeros(run.sizes["path"])
+    if not np.all(np.isfinite(values)):
+        raise StresslabError(f"comparison variable {name} holds NaN or infinite values in some paths or months but not all")
+    return values.sum(axis=1)
 
 
 # ----------------------------------------------------------------------------- bootstrap
@@ -388,7 +402,8 @@ def compare_summary(
         ``es_99.9``), ``peak_dpd30_ratio``, ``expected_defaults``, per layer
         ``exhaustion_probability:<layer>`` and ``expected_payout:<layer>`` (NaN in a scenario
         without that layer, and so are the differences involving it),
-        ``expected_subsidy_cost``, ``expected_enhancement_cost`` (payouts of all layers;
+        ``expected_subsidy_cost``, ``expected_interest_foregone`` (0 in a scenario without a
+        rate cap or a waived deferral), ``expected_enhancement_cost`` (payouts of all layers;
         0 without layers). Coordinates along ``metric``: ``metric_long_name``,
         ``metric_units`` ("CNY", "1" for probabilities and ratios, "loans"),
         ``metric_method`` ("mean" or "bootstrap"), ``metric_level`` (NaN but for VaR/ES),

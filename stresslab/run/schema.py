@@ -45,6 +45,11 @@ DIMS = {
     "layer_failure_month": ("path", "layer"),
     "subsidy_cost": ("path", "month"),
     "deferred_count": ("path", "month"),
+    "gap_paid": ("path", "month"),
+    "gap_defaulted": ("path", "month"),
+    "interest_foregone": ("path", "month"),
+    "capped_borrowers": (),
+    "gap_volume": (),
     "loss_by_industry": ("path", "industry"),
     "loss_by_region": ("path", "region"),
     "weight": ("path",),
@@ -70,7 +75,19 @@ DESCRIPTIONS = {
     "layer_failure_month": ("month the layer's provider failed (0: no failure)", "1"),
     "subsidy_cost": ("interest paid by the state under the interest subsidy", "CNY"),
     "deferred_count": ("number of loans in a deferral at month end", "1"),
+    "gap_paid": ("loan-cap gap paid by the borrowers (in its due month, or by a cure of gap arrears)", "CNY"),
+    "gap_defaulted": ("loan-cap gap arrears of the loans defaulting in the month", "CNY"),
+    "interest_foregone": ("interest the lender does not charge: the rate cap's cut, waived deferral interest", "CNY"),
+    "capped_borrowers": ("borrowers above the loan cap", "1"),
+    "gap_volume": ("loan-cap gap: scheduled exposure above the caps at the months it falls due", "CNY"),
     "layer_present": ("1 if the scenario has the layer (its layer variables are NaN otherwise)", "1"),
+}
+# variables of a run only when its scenario has the lever they report
+_LEVER_VARIABLES = {
+    "gap_paid": lambda policy: policy.loan_cap is not None,
+    "gap_defaulted": lambda policy: policy.loan_cap is not None,
+    "interest_foregone": lambda policy: policy.rate_cap is not None
+    or (policy.deferral is not None and policy.deferral.interest == "waived"),
 }
 
 # what every run has and a summary needs
@@ -121,6 +138,8 @@ def build_dataset(
             continue
         if name == "loss_by_loan" and not model.tracked_loans:
             continue
+        if name in _LEVER_VARIABLES and not _LEVER_VARIABLES[name](scenario.policy):
+            continue
         long_name, units = DESCRIPTIONS[name]
         data[name] = xr.Variable(DIMS[name], value, {"long_name": long_name, "units": units})
     data["weight"] = xr.Variable(
@@ -129,8 +148,9 @@ def build_dataset(
     for name, dim, axis in (("loss_by_industry", "industry", 2), ("loss_by_region", "region", 1)):
         long_name, units = DESCRIPTIONS[name]
         data[name] = xr.Variable(("path", dim), out.loss_by_cell.sum(axis=axis), {"long_name": long_name, "units": units})
-    data["capped_borrowers"] = xr.Variable((), model.policy.capped_borrowers, {"long_name": "borrowers above the loan cap", "units": "1"})
-    data["gap_volume"] = xr.Variable((), model.policy.gap_volume, {"long_name": "exposure above the loan caps (refinancing gap)", "units": "CNY"})
+    for name in ("capped_borrowers", "gap_volume"):
+        long_name, units = DESCRIPTIONS[name]
+        data[name] = xr.Variable(DIMS[name], getattr(model.policy, name), {"long_name": long_name, "units": units})
     if model.layer_names:
         data["layer_failed"] = xr.Variable(
             ("path", "layer"),

@@ -443,6 +443,9 @@ _LEVERS: dict[str, _Key] = {
         "transition_months": _Key(_integer(0, MAX_HORIZON), 0,
                                   doc="the excess over the cap falls due at each loan's maturity or at the end of "
                                       "month `transition_months`, whichever comes first; 0 = at month 1"),
+        "refinanced_share": _Key(_number(0, 1), 0.0,
+                                 doc="share of each gap other lenders refinance; the borrower must pay the rest "
+                                     "itself (docs/policy.md)"),
     }, LoanCapSpec, "single-borrower cap: a cap per borrower type on a borrower's total exposure"),
     "deferral": _lever({
         **_POLICY_ELIGIBILITY,

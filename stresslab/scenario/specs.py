@@ -473,10 +473,14 @@ class LoanCapSpec:
         0..120. The excess of a borrower's exposure over its cap falls due at each loan's
         maturity or at the end of month ``transition_months``, whichever comes first;
         0 = at month 1.
+    refinanced_share : float
+        0..1, default 0. Share of each gap that other lenders refinance (the borrower
+        needs only the rest in cash); 0 = nobody steps in (docs/policy.md says why).
     """
 
     caps: tuple[tuple[str, float], ...] = field(metadata={"pairs": True})
     transition_months: int = 0
+    refinanced_share: float = 0.0
 
     def cap(self, borrower_type: str) -> float | None:
         """The cap of a borrower type, CNY, or None if that type is not capped."""
