@@ -1,0 +1,225 @@
+"""The pd_horizon_months default rate of current loans: observed on a tape, implied by a chain.
+
+The book's ``pd`` column is the unconditional probability that a loan current now, with
+an installment due every month, defaults within H = ``pd_horizon_months`` (MODEL.md §2,
+prepayment a competing risk). Observed: cohorts of loans current at each month-end t0,
+followed for H months. Implied: the same probability computed by the calibration
+integral (stresslab.compile.calibration.default_probability) from fitted monthly rates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from stresslab.book.history import STATE_CODES, History, month_label
+from stresslab.calibrate.transitions import ALL, ttc_mean
+from stresslab.compile.calibration import ChainInputs, FactorLaw, default_probability, latent_quantile
+from stresslab.errors import StresslabError
+from stresslab.scenario.scenario import Scenario
+
+__all__ = ["observed_pd", "implied_pd", "chain_inputs"]
+
+_Z95 = 1.959963984540054
+
+
+def observed_pd(history: History, horizon: int = 12, by: str | None = None) -> xr.Dataset:
+    """Share of current loans that default within ``horizon`` months, per segment.
+
+    A cohort is the loans current (C) at a month-end t0 with t0 + H within the tape; a
+    member defaults if it reaches D by t0 + H. Left out (counted in attrs): loans with a gap
+    anywhere in their rows, loans that leave the tape live before t0 + H (censored), and,
+    when the tape has ``remaining_term``, loans with fewer than H installments left or
+    bullet loans (MODEL.md §9: the pd is that of loans with monthly installments and terms
+    of at least H). A loan that pays off early stays in its cohort as not defaulted
+    (prepayment is a competing risk in the pd's definition).
+
+    Parameters
+    ----------
+    history : History
+    horizon : int
+        H, the scenario's ``pd_horizon_months`` (default 12).
+    by : str, optional
+        A column of the tape to estimate each of its values separately.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``segment`` and ``cohort`` (YYYY-MM of t0). ``members(segment, cohort)``,
+        ``defaults(segment, cohort)``; per segment ``pd_pooled`` = sum defaults / sum
+        members, ``pd`` the through-the-cycle mean of the cohort default rates with
+        ``pd_se`` (:func:`stresslab.calibrate.transitions.ttc_mean`: the cohorts overlap
+        and share factors, so their rates are strongly autocorrelated; the AR(1)
+        effective sample size accounts for it approximately) and ``pd_lower``/``pd_upper``
+        (pd -+ 1.96 se), and ``pd_book``, the mean over cohorts of the members' ``pd``
+        column where the tape has one (what the book says the rate should be).
+
+    References
+    ----------
+    The cohort default-rate estimator of rating agencies' default studies, e.g. Cantor &
+    Hamilton (2004), Rating transition and default rates conditioned on outlooks, Journal
+    of Fixed Income 14(2).
+    """
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= 120:
+        raise StresslabError(f"horizon must be an integer number of months in 1..120; got {horizon!r}")
+    f = history.frame
+    if by is not None and by not in f.columns:
+        raise StresslabError(f"{history.source}: by={by!r} is not a column of the tape")
+    lid = f["loan_id"].to_numpy()
+    mon = f["month"].to_numpy()
+    st = f["state"].to_numpy()
+    start = np.flatnonzero(np.r_[True, lid[1:] != lid[:-1]])
+    loan = np.cumsum(np.r_[True, lid[1:] != lid[:-1]]) - 1  # loan number of each row
+    stop = np.r_[start[1:], len(f)] - 1  # last row of each loan
+    gap = np.zeros(start.size, dtype=bool)
+    inner = np.flatnonzero((lid[1:] == lid[:-1]) & (mon[1:] - mon[:-1] > 1))
+    gap[loan[inner]] = True
+    last_month, last_state = mon[stop], st[stop]
+    default_month = np.where(last_state == STATE_CODES["D"], last_month, np.iinfo(np.int64).max)
+    end = int(mon.max())
+    member = (st == STATE_CODES["C"]) & (mon + horizon <= end) & ~gap[loan]
+    censored = member & (last_month[loan] < mon + horizon) & (last_state[loan] < STATE_CODES["D"])
+    member &= ~censored
+    dropped = {"gaps": int(np.count_nonzero((st == STATE_CODES["C"]) & (mon + horizon <= end) & gap[loan])),
+               "censored": int(np.count_nonzero(censored))}
+    if "remaining_term" in f.columns:
+        short = member & (f["remaining_term"].to_numpy() < horizon)
+        if "amortization" in f.columns:
+            short |= member & (f["amortization"].to_numpy() == "bullet")
+        dropped["short_term"] = int(np.count_nonzero(short))
+        member &= ~short
+    rows = np.flatnonzero(member)
+    if rows.size == 0:
+        raise StresslabError(f"{history.source}: no current loan can be followed for {horizon} months "
+                             f"(the tape spans {len(history.months)} month-ends)")
+    defaulted = default_month[loan[rows]] <= mon[rows] + horizon
+    segment = np.full(rows.size, ALL, dtype=object) if by is None else f[by].to_numpy()[rows].astype(str)
+    segments = np.unique(segment.astype(str))
+    seg = np.searchsorted(segments, segment.astype(str))
+    c0, c1 = int(mon[rows].min()), int(mon[rows].max())
+    cohort = mon[rows] - c0
+    shape = (segments.size, c1 - c0 + 1)
+    members = np.zeros(shape, dtype=np.int64)
+    defaults = np.zeros(shape, dtype=np.int64)
+    np.add.at(members, (seg, cohort), 1)
+    np.add.at(defaults, (seg, cohort), defaulted.astype(np.int64))
+    valid = members > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = defaults / members
+        pooled = defaults.sum(axis=1) / members.sum(axis=1)
+    mean, se = ttc_mean(rate, valid)
+    data = {
+        "members": (("segment", "cohort"), members),
+        "defaults": (("segment", "cohort"), defaults),
+        "pd_pooled": ("segment", pooled),
+        "pd": ("segment", mean, {"long_name": f"{horizon}-month default rate of current loans (mean over cohorts)"}),
+        "pd_se": ("segment", se),
+        "pd_lower": ("segment", mean - _Z95 * se),
+        "pd_upper": ("segment", mean + _Z95 * se),
+        "n_cohorts": ("segment", valid.sum(axis=1)),
+    }
+    if "pd" in f.columns:
+        book = np.zeros(shape)
+        np.add.at(book, (seg, cohort), f["pd"].to_numpy(dtype=float)[rows])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            data["pd_book"] = ("segment", np.nanmean(np.where(valid, book / members, np.nan), axis=1))
+    return xr.Dataset(data, coords={"segment": segments, "cohort": month_label(np.arange(c0, c1 + 1))},
+                      attrs={"source": history.source, "horizon": horizon, "by": by or "", **dropped})
+
+
+def chain_inputs(rates: xr.DataArray, scenario: Scenario) -> tuple[float, ChainInputs]:
+    """Monthly entry probability and ChainInputs of one segment's fitted rates.
+
+    ``rates`` has dims (from_state, to_state); the roll from M_k goes to M_{k+1}, or to D
+    from the last delinquent state before ``default_after`` (the scenario's); miss is C ->
+    M1 (C -> D with default_after 1); sensitivities and the cycle sensitivity are the
+    scenario's (a tape without stress cannot identify them).
+    """
+    deq = scenario.delinquency
+    after = deq.default_after
+    to = ["M1", "M2", "M3", "D"]
+    entry = float(rates.sel(from_state="C", to_state="M1" if after > 1 else "D"))
+    roll, cure = [], []
+    for k, name in enumerate(("M1", "M2", "M3")):
+        if k + 1 < after:
+            roll.append(float(rates.sel(from_state=name, to_state=to[k + 1] if k + 2 < after else "D")))
+            cure.append(float(rates.sel(from_state=name, to_state="C")))
+        else:  # states the chain never reaches: the scenario's own values
+            roll.append(float(deq.roll_rates[k]))
+            cure.append(float(deq.cure_rates[k]))
+    prepay = float(rates.sel(from_state="C", to_state="P"))
+    return entry, ChainInputs(after, tuple(roll), tuple(cure), deq.roll_sensitivity, deq.cure_sensitivity,
+                              prepay, deq.cycle_sensitivity)
+
+
+def implied_pd(transitions: xr.Dataset, scenario: Scenario, rho: float | xr.DataArray, *, horizon: int | None = None,
+               draws: int = 200, seed: int = 0) -> xr.Dataset:
+    """The H-month pd implied by fitted monthly rates under a scenario's factor model.
+
+    PD_H(c) of MODEL.md §2 with c = F^{-1}(p) (p the fitted C -> M1 rate), the fitted roll,
+    cure and prepayment rates (:func:`chain_inputs`), and the scenario's copula, dof, ar1,
+    default_after, sensitivities and cycle sensitivity; integrated as the book's
+    calibration integrates it (stresslab.compile.calibration.default_probability), without
+    seasonality. If the fitted rates are the model's inputs, this is the pd the engine
+    calibrates the book to, so ``observed_pd`` and ``implied_pd`` agree on a tape the model
+    simulated without stress (tests/test_calibrate.py).
+
+    Parameters
+    ----------
+    transitions : xarray.Dataset
+        :func:`stresslab.fit_transitions`; its ``rate_ttc`` and ``rate_ttc_se`` are used.
+    scenario : Scenario
+        The factor model and chain structure (usually the base of the calibration).
+    rho : float or DataArray over ``segment``
+        Systematic variance of the latent (sum of squared loadings) of each segment.
+    horizon : int, optional
+        Default: the scenario's ``pd_horizon_months``.
+    draws : int
+        Parametric-bootstrap draws for the interval: rates drawn normal around
+        ``rate_ttc`` with ``rate_ttc_se`` (independently; clipped to (0, 1)), the 2.5% and
+        97.5% quantiles of the implied pds (0: no interval).
+    seed : int
+        Seed of those draws.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``pd_implied``, ``pd_implied_lower``, ``pd_implied_upper`` over ``segment``.
+    """
+    horizon = scenario.pd_horizon_months if horizon is None else horizon
+    fac = scenario.factors
+    law = FactorLaw(fac.copula, fac.dof, fac.ar1)
+    rho = xr.DataArray(rho).broadcast_like(transitions["segment"]) if not isinstance(rho, xr.DataArray) else rho
+    rng = np.random.default_rng(seed)
+    point, lower, upper = [], [], []
+    for segment in transitions["segment"].values:
+        rates = transitions["rate_ttc"].sel(segment=segment)
+        se = transitions["rate_ttc_se"].sel(segment=segment).fillna(0.0)
+        r = float(rho.sel(segment=segment))
+        point.append(_pd_of(rates, scenario, r, law, horizon))
+        if draws > 0:
+            sample = [_pd_of((rates + se * rng.standard_normal(rates.shape)).clip(1e-9, 1 - 1e-9), scenario, r, law, horizon)
+                      for _ in range(draws)]
+            lo, hi = np.quantile(sample, [0.025, 0.975])
+        else:
+            lo = hi = np.nan
+        lower.append(lo)
+        upper.append(hi)
+    dims = ("segment",)
+    return xr.Dataset({"pd_implied": (dims, point), "pd_implied_lower": (dims, lower), "pd_implied_upper": (dims, upper)},
+                      coords={"segment": transitions["segment"].values}, attrs={"horizon": horizon})
+
+
+def _pd_of(rates: xr.DataArray, scenario: Scenario, rho: float, law: FactorLaw, horizon: int) -> float:
+    entry, chain = chain_inputs(rates, scenario)
+    if not np.isfinite(entry) or entry <= 0.0:
+        return 0.0
+    roll, cure = np.asarray(chain.roll_rates), np.asarray(chain.cure_rates)
+    excess = roll + cure - 1.0  # sampling noise may break r + q <= 1: share the excess out
+    if (excess > 0).any():
+        roll, cure = roll - excess.clip(0) / 2, cure - excess.clip(0) / 2
+        chain = ChainInputs(chain.default_after, tuple(roll), tuple(cure), chain.roll_sensitivity,
+                            chain.cure_sensitivity, chain.prepayment_rate, chain.kappa)
+    c = latent_quantile(np.array([entry]), law)
+    return float(default_probability(c, rho, chain, law, horizon)[0, 0])
