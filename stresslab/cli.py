@@ -1,4 +1,4 @@
-"""Command-line interface: ``stresslab run | compare | sweep | show | report | synth | validate``. A thin wrapper of the API."""
+"""Command-line interface: ``stresslab run | compare | sweep | show | report | synth | synth-history | validate``. A thin wrapper of the API."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from stresslab.io import load_results, save_results
 from stresslab.metrics.paired import compare_summary
 from stresslab.metrics.summary import summary
 from stresslab.run.compare import compare, sweep
+from stresslab.run.history import simulate_history
 from stresslab.run.schema import check_result_types, package_versions
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import load_scenario
@@ -180,6 +181,17 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=_non_negative_int, default=0)
     synth.set_defaults(func=_synth)
 
+    tape = sub.add_parser("synth-history", help="write the loan tape of one simulated path (docs/history.md)")
+    tape.add_argument("n_loans", type=_positive_int, metavar="N", nargs="?", help="synthetic book of N loans")
+    tape.add_argument("--portfolio", type=Path, help="loan book (CSV or Parquet) instead of a synthetic one")
+    tape.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
+    tape.add_argument("--scenario", type=Path, required=True, help="scenario TOML the tape is simulated under")
+    tape.add_argument("--months", type=_positive_int, required=True, help="months after the first month-end")
+    tape.add_argument("--seed", type=_non_negative_int, required=True, help="simulation seed")
+    tape.add_argument("--path", type=_non_negative_int, default=0, help="which Monte Carlo path [0]")
+    tape.add_argument("--out", type=Path, required=True, help="output .parquet or .csv")
+    tape.set_defaults(func=_synth_history)
+
     validate = sub.add_parser("validate", help="check scenario files; exit 2 on the first bad one")
     validate.add_argument("files", type=Path, nargs="+")
     validate.set_defaults(func=_validate)
@@ -315,6 +327,18 @@ def _synth(args: argparse.Namespace) -> int:
     book = synthetic_portfolio(args.n_loans, seed=args.seed)
     book.save(args.out)
     _print(f"wrote {book.n_loans} loans to {args.out} (digest {book.digest[:12]})")
+    return 0
+
+
+def _synth_history(args: argparse.Namespace) -> int:
+    if (args.n_loans is None) == (args.portfolio is None):
+        raise StresslabError("synth-history needs a book: N (a synthetic book of N loans) or --portfolio, not both")
+    _check_outputs(args, args.scenario, args.portfolio)
+    scenario = load_scenario(args.scenario)
+    book = load_portfolio(args.portfolio) if args.portfolio is not None else synthetic_portfolio(args.n_loans, seed=args.book_seed)
+    tape = simulate_history(book, scenario, args.months, args.seed, path=args.path)
+    tape.save(args.out)
+    _print(f"wrote {len(tape):,} rows ({tape.n_loans:,} loans, {tape.months[0]}..{tape.months[-1]}) to {args.out}")
     return 0
 
 
