@@ -119,7 +119,7 @@ def ttc_mean(series: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndar
     series = np.where(valid, series, np.nan)
     t = valid.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nanmean(series, axis=-1) if series.size else np.full(series.shape[:-1], np.nan)
+        mean = np.nansum(series, axis=-1) / t
         dev = series - mean[..., None]
         var = np.nansum(dev**2, axis=-1) / (t - 1)
         lag = np.nansum(dev[..., 1:] * dev[..., :-1], axis=-1) / np.nansum(dev**2, axis=-1)

@@ -1,0 +1,149 @@
+"""Estimators of stresslab.calibrate against hand counts, independent implementations and the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import minimize
+from scipy.special import ndtr, ndtri
+from scipy.stats import binom
+
+import stresslab
+from stresslab.book.history import History
+from stresslab.calibrate.correlation import fit_asset_correlation, vasicek_loglik
+from stresslab.calibrate.transitions import goodman_intervals
+from stresslab.errors import StresslabError
+
+
+def _tape(rows: list[tuple[str, str, str]], **columns: list) -> History:
+    frame = pd.DataFrame(rows, columns=["loan_id", "month", "state"])
+    frame["balance"] = 1.0
+    for name, values in columns.items():
+        frame[name] = values
+    return History.from_frame(frame)
+
+
+HAND = [
+    ("a", "2021-01", "C"), ("a", "2021-02", "C"), ("a", "2021-03", "M1"), ("a", "2021-04", "M2"), ("a", "2021-05", "C"),
+    ("b", "2021-01", "C"), ("b", "2021-03", "M1"), ("b", "2021-04", "D"),  # a gap: C -> M1 across it is not counted
+    ("c", "2021-02", "M3"), ("c", "2021-03", "D"), ("c", "2021-04", "D"),  # D -> D is no transition
+    ("d", "2021-01", "C"), ("d", "2021-02", "P"),
+]
+
+
+def test_transition_counts_by_hand() -> None:
+    ds = stresslab.fit_transitions(_tape(HAND, industry=["x"] * 8 + ["y"] * 5))
+    count = ds["count"].sel(segment="all").to_pandas()
+    expected = {("C", "C"): 1, ("C", "M1"): 1, ("C", "P"): 1, ("M1", "M2"): 1, ("M1", "D"): 1, ("M2", "C"): 1, ("M3", "D"): 1}
+    for (a, b), n in expected.items():
+        assert count.loc[a, b] == n, (a, b)
+    assert int(ds["count"].sum()) == sum(expected.values())
+    assert ds.attrs["gaps"] == 1
+    np.testing.assert_allclose(ds["rate"].sel(segment="all", from_state="C").values, [1 / 3, 1 / 3, 0, 0, 0, 1 / 3])
+    # the month pairs of each month; segments add up to the pooled fit
+    assert int(ds["monthly_count"].sel(segment="all", month="2021-02").sum()) == 2  # a: C -> C, d: C -> P
+    by = stresslab.fit_transitions(_tape(HAND, industry=["x"] * 8 + ["y"] * 5), by="industry")
+    np.testing.assert_array_equal(by["count"].sum("segment").values, ds["count"].sel(segment="all").values)
+    with pytest.raises(StresslabError, match="by='sector' is not a column of the tape"):
+        stresslab.fit_transitions(_tape(HAND), by="sector")
+
+
+def test_maturity_and_bullet_pairs_are_left_out() -> None:
+    rows = [("a", "2021-01", "C"), ("a", "2021-02", "C"), ("a", "2021-03", "P"),
+            ("b", "2021-01", "C"), ("b", "2021-02", "C")]
+    ds = stresslab.fit_transitions(_tape(rows, remaining_term=[2, 1, 0, 5, 4], amortization=["annuity"] * 3 + ["bullet"] * 2))
+    assert ds.attrs["maturity"] == 1 and ds.attrs["nothing_due"] == 1
+    assert int(ds["count"].sum()) == 1  # a: C -> C in its second-last month
+
+
+def test_goodman_intervals_against_the_quadratic() -> None:
+    # Goodman's bounds are the roots in p of (n_i - N p)^2 = A N p (1 - p), A = chi2_1 quantile at 1 - alpha / k
+    from scipy.stats import chi2
+
+    counts = np.array([[120, 30, 7, 0, 3, 40]])
+    lower, upper = goodman_intervals(counts, 0.95)
+    a, total = chi2.ppf(1 - 0.05 / 6, 1), counts.sum()
+    for n, lo, hi in zip(counts[0], lower[0], upper[0]):
+        roots = np.sort(np.roots([total**2 + a * total, -(2 * n * total + a * total), n**2]).real)
+        np.testing.assert_allclose([lo, hi], roots, atol=1e-12)
+
+
+def test_observed_pd_by_hand() -> None:
+    rows = [("a", "2021-01", "C"), ("a", "2021-02", "M1"), ("a", "2021-03", "D"),
+            ("b", "2021-01", "C"), ("b", "2021-02", "C"), ("b", "2021-03", "C"), ("b", "2021-04", "C"),
+            ("c", "2021-01", "C"), ("c", "2021-02", "P"),
+            ("e", "2021-01", "C"), ("e", "2021-02", "C")]  # leaves the tape live: censored
+    o = stresslab.observed_pd(_tape(rows), horizon=2)
+    # cohort 2021-01: a (defaults in 2021-03), b, c (paid off: not a default); 2021-02: b; e censored twice
+    np.testing.assert_array_equal(o["members"].sel(segment="all").values, [3, 1])
+    np.testing.assert_array_equal(o["defaults"].sel(segment="all").values, [1, 0])
+    o = o.sel(segment="all")
+    assert o.attrs["censored"] == 2 and float(o["pd_pooled"]) == 0.25 and float(o["pd"]) == pytest.approx(1 / 6)
+
+
+# --- asset correlation ---------------------------------------------------------------------------
+
+def _grid_loglik(pd: float, rho: float, d: np.ndarray, n: np.ndarray, m: int = 64_001) -> float:
+    """Independent reference: the mixture integral by the trapezoid on a fine grid of y in [-16, 16].
+
+    The grid must be wide: for small rho and a period with a high default rate the
+    integrand's mass sits beyond |y| = 9 (a [-9, 9] grid is off by 0.007 in the test below).
+    """
+    y = np.linspace(-16.0, 16.0, m)
+    p = ndtr((ndtri(pd) - np.sqrt(rho) * y) / np.sqrt(1.0 - rho))
+    log_f = binom.logpmf(d[:, None], n[:, None], p[None, :]) - 0.5 * y**2 - 0.5 * np.log(2 * np.pi)
+    top = log_f.max(axis=1, keepdims=True)
+    return float(np.sum(np.log(np.exp(log_f - top).sum(axis=1) * (y[1] - y[0])) + top[:, 0]))
+
+
+def _series(seed: int, periods: int, n: int, pd: float, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = ndtr((ndtri(pd) - np.sqrt(rho) * rng.standard_normal(periods)) / np.sqrt(1 - rho))
+    return rng.binomial(n, p), np.full(periods, n)
+
+
+def test_vasicek_mle_against_a_fine_likelihood_grid() -> None:
+    d, n = _series(7, 40, 3_000, 0.03, 0.08)  # a fixed series: seed 7
+    for pd, rho in [(0.03, 0.08), (0.02, 0.01), (0.05, 0.3), (0.037, 0.063)]:
+        assert vasicek_loglik(pd, rho, d, n) == pytest.approx(_grid_loglik(pd, rho, d, n), abs=1e-6)
+    fit = fit_asset_correlation(d, n)
+    # the maximum of the reference likelihood, found on its own from another start
+    ref = minimize(lambda v: -_grid_loglik(v[0], v[1], d, n, m=8_001), [0.03, 0.1], method="Nelder-Mead",
+                   options={"xatol": 1e-7, "fatol": 1e-9})
+    np.testing.assert_allclose([fit.pd, fit.rho], ref.x, atol=2e-5)  # both optimisers' tolerances
+    assert fit.loglik == pytest.approx(-ref.fun, abs=1e-3)
+    assert 0.005 < fit.rho_se < 0.05 and 0.001 < fit.pd_se < 0.01
+
+
+def test_a_naive_quadrature_would_be_wrong() -> None:
+    # segments of 20,000 loans, rho 0.2: each period's integrand is a spike of sd ~0.03 in y;
+    # 32 Gauss-Hermite nodes of N(0, 1), about 0.38 apart near the centre, miss it (measured:
+    # off by about 99 in log-likelihood, i.e. a likelihood ratio of e^99)
+    d, n = _series(3, 30, 20_000, 0.02, 0.2)
+    x, w = np.polynomial.hermite.hermgauss(32)
+    p = ndtr((ndtri(0.02) - np.sqrt(0.2) * np.sqrt(2) * x) / np.sqrt(0.8))
+    naive = float(np.sum(np.log(binom.pmf(d[:, None], n[:, None], p[None, :]) @ (w / np.sqrt(np.pi)))))
+    reference = _grid_loglik(0.02, 0.2, d, n)
+    assert abs(naive - reference) > 20.0
+    assert vasicek_loglik(0.02, 0.2, d, n) == pytest.approx(reference, abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["mle", "moments"])
+def test_asset_correlation_recovers_its_parameters(method: str) -> None:
+    # 300 periods of 2,000 obligors: the estimates lie within 4 of their own standard errors
+    d, n = _series(11, 300, 2_000, 0.02, 0.12)
+    fit = fit_asset_correlation(d, n, method=method)
+    assert abs(fit.rho - 0.12) < 4 * fit.rho_se and abs(fit.pd - 0.02) < 4 * fit.pd_se
+    assert fit.rho_se < 0.02 and fit.method == method and fit.n_periods == 300
+
+
+def test_asset_correlation_errors() -> None:
+    with pytest.raises(StresslabError, match="at least 3 periods"):
+        fit_asset_correlation([1, 2], [10, 10])
+    with pytest.raises(StresslabError, match=r"period 1: defaults 11 of counts 10"):
+        fit_asset_correlation([1, 11, 2], [10, 10, 10])
+    with pytest.raises(StresslabError, match="no defaults"):
+        fit_asset_correlation([0, 0, 0], [10, 10, 10])
+    with pytest.raises(StresslabError, match="method must be 'mle' or 'moments'"):
+        fit_asset_correlation([1, 2, 3], [10, 10, 10], method="grid")
