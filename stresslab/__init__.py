@@ -12,7 +12,15 @@ Load a book and a scenario, simulate, summarise::
 from stresslab.book.history import History, load_history
 from stresslab.book.portfolio import Portfolio, load_portfolio
 from stresslab.book.synthetic import synthetic_portfolio
-from stresslab.calibrate import fit_transitions, implied_pd, observed_pd
+from stresslab.calibrate import (
+    AssetCorrelationFit,
+    Calibration,
+    calibrate,
+    fit_asset_correlation,
+    fit_transitions,
+    implied_pd,
+    observed_pd,
+)
 from stresslab.errors import (
     InternalError,
     PortfolioError,
@@ -38,6 +46,8 @@ from stresslab.text import format_comparison, format_summary
 __version__ = "0.1.0"
 
 __all__ = [
+    "AssetCorrelationFit",
+    "Calibration",
     "History",
     "InternalError",
     "Portfolio",
@@ -46,10 +56,12 @@ __all__ = [
     "ScenarioError",
     "StresslabError",
     "StresslabWarning",
+    "calibrate",
     "compare",
     "compare_summary",
     "es_contributions",
     "expected_loss_contributions",
+    "fit_asset_correlation",
     "fit_transitions",
     "format_comparison",
     "format_summary",

@@ -147,3 +147,102 @@ def test_asset_correlation_errors() -> None:
         fit_asset_correlation([0, 0, 0], [10, 10, 10])
     with pytest.raises(StresslabError, match="method must be 'mle' or 'moments'"):
         fit_asset_correlation([1, 2, 3], [10, 10, 10], method="grid")
+
+
+# --- round trip: the engine simulates a tape with known inputs; calibrate recovers them -----------
+
+ROUND_TRIP = """
+name = "round_trip"
+horizon_months = 36
+pd_horizon_months = 12
+[factors]
+copula = "gaussian"
+global_loading = {{ default = 0.35 }}
+industry_loading = {{ default = 0.0 }}
+region_loading = {{ default = 0.0 }}
+ar1 = {ar1}
+[delinquency]
+default_after = 4
+roll_rates = [0.35, 0.55, 0.75]
+cure_rates = [0.30, 0.15, 0.08]
+prepayment_rate = 0.01
+"""
+ROLL, CURE, PREPAY, PD, RHO = (0.35, 0.55, 0.75), (0.30, 0.15, 0.08), 0.01, 0.04, 0.35**2
+
+
+def _round_trip_book(n_loans: int) -> stresslab.Portfolio:
+    frame = stresslab.synthetic_portfolio(n_loans, seed=2).to_frame()
+    frame["remaining_term"] = 120  # no maturity within the tape: every current loan has an installment due
+    frame["amortization"] = "annuity"
+    frame["pd"] = PD
+    return stresslab.Portfolio.from_frame(frame)
+
+
+def _check_round_trip(tmp_path, ar1: float, n_loans: int, months: int, seed: int, check_rho: bool) -> None:
+    base_file = tmp_path / "round_trip.toml"
+    base_file.write_text(ROUND_TRIP.format(ar1=ar1))
+    base = stresslab.load_scenario(base_file)
+    book = _round_trip_book(n_loans)
+    tape = stresslab.simulate_history(book, base, months, seed=seed)
+    result = stresslab.calibrate(tape, base)
+    fit = result.pooled.sel(segment="all")
+    # each input within 4 of its estimate's s.e. (the s.e. allows for the factors' persistence);
+    # the s.e. themselves bounded, so a useless estimator cannot pass on a huge interval
+    cells = [(f"M{k + 1}", ("M2", "M3", "D")[k], ROLL[k]) for k in range(3)]
+    cells += [(f"M{k + 1}", "C", CURE[k]) for k in range(3)] + [("C", "P", PREPAY)]
+    for a, b, truth in cells:
+        est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(fit["rate_ttc_se"].sel(from_state=a, to_state=b))
+        assert abs(est - truth) < 4 * se, (a, b, est, se, truth)
+        assert se < 0.25 * truth, (a, b, se)
+    assert result.scenario.delinquency.roll_rates == pytest.approx([float(fit["rate_ttc"].sel(from_state=a, to_state=b)) for a, b, _ in cells[:3]])
+    pd = result.pd.sel(segment="all")
+    assert abs(float(pd["pd"]) - PD) < 4 * float(pd["pd_se_model"]) and float(pd["pd_se_model"]) < 0.5 * PD
+    assert abs(float(pd["pd_implied"]) - PD) < 4 * float(pd["pd_implied_se"]) and float(pd["pd_implied_se"]) < 0.5 * PD
+    assert float(pd["pd_book"]) == pytest.approx(PD, rel=1e-12)
+    if check_rho:  # months independent (ar1 = 0): the monthly miss series is a Vasicek mixture with rho = 0.35^2
+        rho = result.correlation["all"]
+        assert abs(rho.rho - RHO) < 4 * rho.rho_se and rho.rho_se < 0.5 * RHO
+        entry = float(ndtr(stresslab.compile.model.compile_model(book, base.with_overrides({"horizon_months": months})).loans.threshold[0]))
+        assert abs(rho.pd - entry) < 4 * rho.pd_se
+
+
+def test_round_trip_iid_factors(tmp_path) -> None:
+    # 20,000 loans x 36 months, ar1 = 0, one global factor of loading 0.35; seed 5 (any seed should do)
+    _check_round_trip(tmp_path, ar1=0.0, n_loans=20_000, months=36, seed=5, check_rho=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ar1, seed", [(0.0, 8), (0.9, 9)])
+def test_round_trip_large(tmp_path, ar1: float, seed: int) -> None:
+    # the issue's size: 50,000 loans x 60 months (about a minute each)
+    _check_round_trip(tmp_path, ar1=ar1, n_loans=50_000, months=60, seed=seed, check_rho=ar1 == 0.0)
+
+
+def test_fitted_toml_loads_back_and_cli(tmp_path) -> None:
+    base_file = tmp_path / "round_trip.toml"
+    base_file.write_text(ROUND_TRIP.format(ar1=0.5))
+    base = stresslab.load_scenario(base_file)
+    tape = stresslab.simulate_history(_round_trip_book(2_000), base, 18, seed=1)
+    tape.save(tmp_path / "tape.parquet")
+    out = tmp_path / "fitted.toml"
+    from stresslab.cli import main
+
+    assert main(["calibrate", str(tmp_path / "tape.parquet"), "--base", str(base_file), "--out", str(out),
+                 "--by", "borrower_type"]) == 0
+    fitted = stresslab.load_scenario(out)
+    rates = stresslab.fit_transitions(tape)["rate_ttc"].sel(segment="all")
+    roll = [float(rates.sel(from_state=a, to_state=b)) for a, b in [("M1", "M2"), ("M2", "M3"), ("M3", "D")]]
+    cure = [float(rates.sel(from_state=a, to_state="C")) for a in ("M1", "M2", "M3")]
+    assert list(fitted.delinquency.roll_rates) == roll and list(fitted.delinquency.cure_rates) == cure  # exactly
+    assert fitted.delinquency.prepayment_rate == float(rates.sel(from_state="C", to_state="P"))
+    assert fitted.reference.delinquency == fitted.delinquency  # its own calibration reference
+    assert fitted.factors == base.factors and str(base_file) in fitted.files
+    text = out.read_text()
+    assert "#   M1->M2 " in text and "], n = " in text and "loan-cohorts" in text and "#   individual: " in text
+    # the fitted scenario runs
+    assert stresslab.simulate(_round_trip_book(200), fitted, n_paths=2, seed=1)["count_by_state"].shape == (2, 36, 6)
+    # a scenario loads its parents only from its own folder or below: refused before writing
+    (tmp_path / "sub").mkdir()
+    assert main(["calibrate", str(tmp_path / "tape.parquet"), "--base", str(base_file),
+                 "--out", str(tmp_path / "sub" / "fitted.toml")]) == 2
+    assert not (tmp_path / "sub" / "fitted.toml").exists()

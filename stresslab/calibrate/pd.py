@@ -14,12 +14,14 @@ import pandas as pd
 import xarray as xr
 
 from stresslab.book.history import STATE_CODES, History, month_label
-from stresslab.calibrate.transitions import ALL, ttc_mean
-from stresslab.compile.calibration import ChainInputs, FactorLaw, default_probability, latent_quantile
+from stresslab.calibrate.transitions import ALL, hac_mean, persistence_lags
+from stresslab._kernels.chain import chain_default_probability
+from stresslab._kernels.special import normal_table
+from stresslab.compile.calibration import ChainInputs, FactorLaw, _chain_thresholds, default_probability, latent_quantile
 from stresslab.errors import StresslabError
 from stresslab.scenario.scenario import Scenario
 
-__all__ = ["observed_pd", "implied_pd", "chain_inputs"]
+__all__ = ["observed_pd", "implied_pd", "chain_inputs", "observed_pd_spread"]
 
 _Z95 = 1.959963984540054
 
@@ -49,10 +51,11 @@ def observed_pd(history: History, horizon: int = 12, by: str | None = None) -> x
         Dims ``segment`` and ``cohort`` (YYYY-MM of t0). ``members(segment, cohort)``,
         ``defaults(segment, cohort)``; per segment ``pd_pooled`` = sum defaults / sum
         members, ``pd`` the through-the-cycle mean of the cohort default rates with
-        ``pd_se`` (:func:`stresslab.calibrate.transitions.ttc_mean`: the cohorts overlap
-        and share factors, so their rates are strongly autocorrelated; the AR(1)
-        effective sample size accounts for it approximately) and ``pd_lower``/``pd_upper``
-        (pd -+ 1.96 se), and ``pd_book``, the mean over cohorts of the members' ``pd``
+        ``pd_se`` (:func:`stresslab.calibrate.transitions.hac_mean` over H - 1 lags, as
+        cohorts H months apart share no month, plus the lags over which the monthly miss
+        rate of current loans stays autocorrelated, :func:`persistence_lags`; NaN for a
+        tape too short for that dependence: a few times H months are needed) and
+        ``pd_lower``/``pd_upper`` (pd -+ 1.96 se), and ``pd_book``, the mean over cohorts of the members' ``pd``
         column where the tape has one (what the book says the rate should be).
 
     References
@@ -108,7 +111,12 @@ def observed_pd(history: History, horizon: int = 12, by: str | None = None) -> x
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = defaults / members
         pooled = defaults.sum(axis=1) / members.sum(axis=1)
-    mean, se = ttc_mean(rate, valid)
+    # cohorts t0 and t0 + l share months for l < H, and the factors persist beyond: lags H - 1
+    # plus the persistence of the monthly miss rates of the current loans
+    lags = horizon - 1 + _miss_persistence(history, c0, c1)
+    mean, se = np.full(segments.size, np.nan), np.full(segments.size, np.nan)
+    for k in range(segments.size):
+        mean[k], se[k] = hac_mean(rate[k], valid[k], lags)
     data = {
         "members": (("segment", "cohort"), members),
         "defaults": (("segment", "cohort"), defaults),
@@ -126,6 +134,19 @@ def observed_pd(history: History, horizon: int = 12, by: str | None = None) -> x
             data["pd_book"] = ("segment", np.nanmean(np.where(valid, book / members, np.nan), axis=1))
     return xr.Dataset(data, coords={"segment": segments, "cohort": month_label(np.arange(c0, c1 + 1))},
                       attrs={"source": history.source, "horizon": horizon, "by": by or "", **dropped})
+
+
+def _miss_persistence(history: History, first: int, last: int) -> int:
+    """persistence_lags of the tape's monthly miss rate (C -> M1 or D) over months first..last + H."""
+    f = history.frame
+    lid, mon, st = f["loan_id"].to_numpy(), f["month"].to_numpy(), f["state"].to_numpy()
+    pair = (lid[1:] == lid[:-1]) & (mon[1:] - mon[:-1] == 1) & (st[:-1] == STATE_CODES["C"])
+    k = np.flatnonzero(pair)
+    month = mon[k + 1] - mon.min()
+    n = np.bincount(month, minlength=mon.max() - mon.min() + 1)
+    miss = np.bincount(month, weights=((st[k + 1] >= 1) & (st[k + 1] <= STATE_CODES["D"])).astype(float), minlength=n.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return persistence_lags(miss / n, n > 0)
 
 
 def chain_inputs(rates: xr.DataArray, scenario: Scenario) -> tuple[float, ChainInputs]:
@@ -153,8 +174,8 @@ def chain_inputs(rates: xr.DataArray, scenario: Scenario) -> tuple[float, ChainI
                               prepay, deq.cycle_sensitivity)
 
 
-def implied_pd(transitions: xr.Dataset, scenario: Scenario, rho: float | xr.DataArray, *, horizon: int | None = None,
-               draws: int = 200, seed: int = 0) -> xr.Dataset:
+def implied_pd(transitions: xr.Dataset, scenario: Scenario, rho: float | xr.DataArray, *,
+               horizon: int | None = None) -> xr.Dataset:
     """The H-month pd implied by fitted monthly rates under a scenario's factor model.
 
     PD_H(c) of MODEL.md §2 with c = F^{-1}(p) (p the fitted C -> M1 rate), the fitted roll,
@@ -175,39 +196,39 @@ def implied_pd(transitions: xr.Dataset, scenario: Scenario, rho: float | xr.Data
         Systematic variance of the latent (sum of squared loadings) of each segment.
     horizon : int, optional
         Default: the scenario's ``pd_horizon_months``.
-    draws : int
-        Parametric-bootstrap draws for the interval: rates drawn normal around
-        ``rate_ttc`` with ``rate_ttc_se`` (independently; clipped to (0, 1)), the 2.5% and
-        97.5% quantiles of the implied pds (0: no interval).
-    seed : int
-        Seed of those draws.
 
     Returns
     -------
     xarray.Dataset
-        ``pd_implied``, ``pd_implied_lower``, ``pd_implied_upper`` over ``segment``.
+        ``pd_implied``, its ``pd_implied_se`` and ``pd_implied_lower``/``_upper`` (-+ 1.96
+        s.e.) over ``segment``. The s.e. is the delta method over the fitted rates taken
+        as independent with their ``rate_ttc_se`` (central differences of PD_H, a step of
+        a tenth of each s.e.); the rates share the factors, so it is indicative.
     """
     horizon = scenario.pd_horizon_months if horizon is None else horizon
     fac = scenario.factors
     law = FactorLaw(fac.copula, fac.dof, fac.ar1)
-    rho = xr.DataArray(rho).broadcast_like(transitions["segment"]) if not isinstance(rho, xr.DataArray) else rho
-    rng = np.random.default_rng(seed)
-    point, lower, upper = [], [], []
+    rho = rho if isinstance(rho, xr.DataArray) else xr.DataArray(rho).broadcast_like(transitions["segment"])
+    point, errors = [], []
     for segment in transitions["segment"].values:
         rates = transitions["rate_ttc"].sel(segment=segment)
         se = transitions["rate_ttc_se"].sel(segment=segment).fillna(0.0)
         r = float(rho.sel(segment=segment))
         point.append(_pd_of(rates, scenario, r, law, horizon))
-        if draws > 0:
-            sample = [_pd_of((rates + se * rng.standard_normal(rates.shape)).clip(1e-9, 1 - 1e-9), scenario, r, law, horizon)
-                      for _ in range(draws)]
-            lo, hi = np.quantile(sample, [0.025, 0.975])
-        else:
-            lo = hi = np.nan
-        lower.append(lo)
-        upper.append(hi)
+        variance = 0.0
+        for i, j in zip(*np.nonzero((se.values > 0) & (rates.values > 0))):
+            h = 0.1 * float(se.values[i, j])
+            up, down = rates.copy(), rates.copy()
+            up.values[i, j] = min(rates.values[i, j] + h, 1.0 - 1e-9)
+            down.values[i, j] = max(rates.values[i, j] - h, 1e-9)
+            slope = (_pd_of(up, scenario, r, law, horizon) - _pd_of(down, scenario, r, law, horizon)) / (
+                up.values[i, j] - down.values[i, j])
+            variance += (slope * float(se.values[i, j])) ** 2
+        errors.append(np.sqrt(variance))
     dims = ("segment",)
-    return xr.Dataset({"pd_implied": (dims, point), "pd_implied_lower": (dims, lower), "pd_implied_upper": (dims, upper)},
+    point, errors = np.asarray(point), np.asarray(errors)
+    return xr.Dataset({"pd_implied": (dims, point), "pd_implied_se": (dims, errors),
+                       "pd_implied_lower": (dims, point - _Z95 * errors), "pd_implied_upper": (dims, point + _Z95 * errors)},
                       coords={"segment": transitions["segment"].values}, attrs={"horizon": horizon})
 
 
@@ -215,11 +236,80 @@ def _pd_of(rates: xr.DataArray, scenario: Scenario, rho: float, law: FactorLaw, 
     entry, chain = chain_inputs(rates, scenario)
     if not np.isfinite(entry) or entry <= 0.0:
         return 0.0
-    roll, cure = np.asarray(chain.roll_rates), np.asarray(chain.cure_rates)
-    excess = roll + cure - 1.0  # sampling noise may break r + q <= 1: share the excess out
-    if (excess > 0).any():
-        roll, cure = roll - excess.clip(0) / 2, cure - excess.clip(0) / 2
-        chain = ChainInputs(chain.default_after, tuple(roll), tuple(cure), chain.roll_sensitivity,
-                            chain.cure_sensitivity, chain.prepayment_rate, chain.kappa)
+    chain = _feasible(chain)
     c = latent_quantile(np.array([entry]), law)
     return float(default_probability(c, rho, chain, law, horizon)[0, 0])
+
+
+def observed_pd_spread(rates: xr.DataArray, scenario: Scenario, rho: float, members: np.ndarray, *,
+                       horizon: int | None = None, paths: int = 200, seed: int = 0) -> float:
+    """Model-based standard error of the observed through-the-cycle pd of one tape.
+
+    A parametric bootstrap over the factors: the observed pd (:func:`observed_pd`) is the
+    mean over the tape's cohorts of their H-month default rates, and cohorts that overlap
+    share factor months, so the tape's own spread of cohort rates cannot tell how far
+    the mean of one tape falls from the pd (a tape of a few H spans holds a few independent
+    windows at most). Under the fitted chain and the scenario's factor law, this draws
+    ``paths`` stationary index paths Y_1..Y_{K+H-1} (AR(1) with the scenario's ar1; one
+    W a path for the t copula) spanning the K cohorts of the tape, takes each cohort's
+    conditional default probability given its window Y_{k+1..k+H} (the calibration kernel,
+    stresslab._kernels.chain, one node per window), averages over the cohorts with members,
+    and returns the standard deviation over paths, plus the binomial part
+    sum_k pd (1 - pd) / N_k / K² (large-N limit; overlap of members ignored there).
+
+    Parameters
+    ----------
+    rates : DataArray (from_state, to_state)
+        Fitted monthly rates of the segment (``rate_ttc``).
+    scenario : Scenario
+    rho : float
+        Systematic variance of the segment's latent.
+    members : ndarray of shape (K,)
+        Members of each cohort (0: no cohort that month).
+    """
+    horizon = scenario.pd_horizon_months if horizon is None else horizon
+    fac = scenario.factors
+    law = FactorLaw(fac.copula, fac.dof, fac.ar1)
+    entry, chain = chain_inputs(rates, scenario)
+    chain = _feasible(chain)
+    if not np.isfinite(entry) or entry <= 0.0:
+        return 0.0
+    members = np.asarray(members)
+    keep = np.flatnonzero(members > 0)
+    rng = np.random.default_rng(seed)
+    n_months = int(keep.max()) + horizon
+    phi = float(fac.ar1)
+    y = np.empty((paths, n_months + 1))
+    y[:, 0] = rng.standard_normal(paths)
+    for t in range(1, n_months + 1):  # month 1 is one AR step after the stationary start
+        y[:, t] = phi * y[:, t - 1] + np.sqrt(1.0 - phi * phi) * rng.standard_normal(paths)
+    windows = np.stack([y[:, k + 1 : k + 1 + horizon] for k in keep], axis=1)  # (paths, K, H)
+    s_w = np.ones(paths) if law.copula != "t" else np.sqrt(rng.chisquare(law.dof, paths) / law.dof)
+    c = latent_quantile(np.array([entry]), law)
+    # as default_probability builds them (stresslab.compile.calibration)
+    kappa_rho = chain.kappa**2 * rho
+    coefficients = np.array([np.sqrt(rho), 1.0 / np.sqrt(1.0 - rho), chain.kappa * np.sqrt(rho),
+                             1.0 / np.sqrt(1.0 - kappa_rho), chain.roll_sensitivity, chain.cure_sensitivity])
+    thresholds = _chain_thresholds(chain, law)
+    table = normal_table()
+    weight = np.full(keep.size, 1.0 / keep.size)
+    out = np.empty((1, 1))
+    means = np.empty(paths)
+    for p in range(paths):
+        chain_default_probability(c, np.zeros(1), np.zeros(horizon), np.ascontiguousarray(windows[p]),
+                                  np.full(keep.size, s_w[p]), weight, thresholds, coefficients, int(chain.default_after),
+                                  table.values, table.lo, table.inv_step, out)
+        means[p] = out[0, 0]
+    pd = float(means.mean())
+    binomial = float(np.sum(pd * (1.0 - pd) / members[keep])) / keep.size**2
+    return float(np.sqrt(means.var(ddof=1) + binomial))
+
+
+def _feasible(chain: ChainInputs) -> ChainInputs:
+    """The chain with r_k + q_k <= 1 (sampling noise may break it: the excess shared out)."""
+    roll, cure = np.asarray(chain.roll_rates), np.asarray(chain.cure_rates)
+    excess = (roll + cure - 1.0).clip(0.0)
+    if not excess.any():
+        return chain
+    return ChainInputs(chain.default_after, tuple(roll - excess / 2), tuple(cure - excess / 2), chain.roll_sensitivity,
+                       chain.cure_sensitivity, chain.prepayment_rate, chain.kappa)

@@ -15,7 +15,7 @@ from stresslab.book.history import STATE_CODES, History, month_label
 from stresslab.errors import StresslabError
 from stresslab.vocabulary import LIVE_STATES, STATES
 
-__all__ = ["fit_transitions", "month_pairs", "goodman_intervals", "ttc_mean"]
+__all__ = ["fit_transitions", "month_pairs", "goodman_intervals", "ttc_mean", "hac_mean", "persistence_lags"]
 
 ALL = "all"  # the segment label of a pooled fit
 
@@ -56,7 +56,7 @@ def month_pairs(history: History, by: str | None = None) -> tuple[pd.DataFrame, 
         dropped["maturity"] = int(np.count_nonzero(keep & maturity))
         keep &= ~(nothing_due | maturity)
     k = np.flatnonzero(keep)
-    segment = np.full(k.size, ALL, dtype=object) if by is None else f[by].to_numpy()[k].astype(str)
+    segment = np.full(k.size, ALL, dtype=object) if by is None else f[by].astype(str).to_numpy()[k]
     pairs = pd.DataFrame({"month": mon[k + 1], "from_state": st[k], "to_state": st[k + 1], "segment": segment})
     return pairs, dropped
 
@@ -128,6 +128,54 @@ def ttc_mean(series: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndar
     return mean, np.where(t >= 3, se, np.nan)
 
 
+def persistence_lags(series: np.ndarray, valid: np.ndarray, floor: float = 0.05) -> int:
+    """Lags until an AR(1) with the series' lag-1 autocorrelation φ̂ decays below ``floor``.
+
+    ``ceil(log(floor) / log(φ̂))`` for φ̂ in (0, 0.95] (clipped), 0 for φ̂ <= 0; a series
+    too short to tell (< 3 valid months) gives 0.
+    """
+    x = np.asarray(series, dtype=float)[np.asarray(valid, dtype=bool)]
+    if x.size < 3:
+        return 0
+    dev = x - x.mean()
+    denominator = float(dev @ dev)
+    phi = float(dev[1:] @ dev[:-1]) / denominator if denominator > 0 else 0.0
+    if phi <= 0.0:
+        return 0
+    return int(np.ceil(np.log(floor) / np.log(min(phi, 0.95))))
+
+
+def hac_mean(series: np.ndarray, valid: np.ndarray, lags: int) -> tuple[float, float]:
+    """Mean of a dependent series and its s.e., for dependence over at most ``lags`` lags.
+
+    With γ̂_l the sample autocovariances (around the sample mean, divided by T), the
+    truncated estimator S = sum_{|l| <= L} (1 - |l|/T) γ̂_l estimates T Var(ȳ) less a bias
+    of K Var(ȳ), K = sum_{|l| <= L} (1 - |l|/T), because each γ̂_l is taken around ȳ
+    (E γ̂_l ≈ γ_l - Var(ȳ)); so Var(ȳ) ≈ S / (T - K). This is the uniform-kernel HAC
+    estimator (Hansen & Hodrick 1980, for overlapping observations) with that
+    small-sample correction. It needs T > K + 1; otherwise (a series too short for its
+    dependence) the s.e. is NaN. Months are taken consecutive (invalid ones dropped).
+
+    Returns
+    -------
+    mean, se : float
+    """
+    y = np.asarray(series, dtype=float)[np.asarray(valid, dtype=bool)]
+    t = y.size
+    if t == 0:
+        return float("nan"), float("nan")
+    mean = float(y.mean())
+    lags = int(min(max(lags, 0), t - 1))
+    dev = y - mean
+    weights = 1.0 - np.arange(lags + 1) / t
+    gamma = np.array([dev[l:] @ dev[: t - l] / t for l in range(lags + 1)])
+    total = gamma[0] + 2.0 * float(weights[1:] @ gamma[1:])
+    k = 1.0 + 2.0 * float(weights[1:].sum())
+    if t - k <= 1.0 or total <= 0.0:
+        return mean, float("nan")
+    return mean, float(np.sqrt(total / (t - k)))
+
+
 def fit_transitions(history: History, by: str | None = None, level: float = 0.95) -> xr.Dataset:
     """Monthly transition rates from every live state, pooled or by segment.
 
@@ -177,13 +225,15 @@ def fit_transitions(history: History, by: str | None = None, level: float = 0.95
     pairs, dropped = month_pairs(history, by)
     if pairs.empty:
         raise StresslabError(f"{history.source}: no month pairs of live loans to count (a tape needs two consecutive months)")
-    segments = np.unique(pairs["segment"].to_numpy().astype(str))
+    seg, uniques = pd.factorize(pairs["segment"], sort=True)
+    segments = np.asarray(uniques, dtype=str)
     m0, m1 = int(pairs["month"].min()), int(pairs["month"].max())
     months = np.arange(m0, m1 + 1)
-    seg = np.searchsorted(segments, pairs["segment"].to_numpy().astype(str))
     n_from, n_to = len(LIVE_STATES), len(STATES)
-    monthly = np.zeros((segments.size, months.size, n_from, n_to), dtype=np.int64)
-    np.add.at(monthly, (seg, pairs["month"].to_numpy() - m0, pairs["from_state"].to_numpy(), pairs["to_state"].to_numpy()), 1)
+    shape = (segments.size, months.size, n_from, n_to)
+    cell = np.ravel_multi_index((seg, pairs["month"].to_numpy() - m0, pairs["from_state"].to_numpy(),
+                                 pairs["to_state"].to_numpy()), shape)
+    monthly = np.bincount(cell, minlength=int(np.prod(shape))).reshape(shape)
     count = monthly.sum(axis=1)
     at_risk = count.sum(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
