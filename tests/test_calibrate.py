@@ -193,11 +193,14 @@ def _check_round_trip(tmp_path, ar1: float, n_loans: int, months: int, seed: int
     for a, b, truth in cells:
         est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(fit["rate_ttc_se"].sel(from_state=a, to_state=b))
         assert abs(est - truth) < 4 * se, (a, b, est, se, truth)
-        assert se < 0.25 * truth, (a, b, se)
+        assert se < (0.25 if ar1 == 0.0 else 0.5) * truth, (a, b, se)  # persistent factors: fewer independent months
     assert result.scenario.delinquency.roll_rates == pytest.approx([float(fit["rate_ttc"].sel(from_state=a, to_state=b)) for a, b, _ in cells[:3]])
     pd = result.pd.sel(segment="all")
-    assert abs(float(pd["pd"]) - PD) < 4 * float(pd["pd_se_model"]) and float(pd["pd_se_model"]) < 0.5 * PD
-    assert abs(float(pd["pd_implied"]) - PD) < 4 * float(pd["pd_implied_se"]) and float(pd["pd_implied_se"]) < 0.5 * PD
+    # one tape of persistent factors holds few independent 12-month windows: measured pd_se_model
+    # 0.033 for pd 0.04 at ar1 0.9 over 60 months (0.011 at ar1 0 over 36)
+    bound = (0.5 if ar1 == 0.0 else 1.0) * PD
+    assert abs(float(pd["pd"]) - PD) < 4 * float(pd["pd_se_model"]) and float(pd["pd_se_model"]) < bound
+    assert abs(float(pd["pd_implied"]) - PD) < 4 * float(pd["pd_implied_se"]) and float(pd["pd_implied_se"]) < bound
     assert float(pd["pd_book"]) == pytest.approx(PD, rel=1e-12)
     if check_rho:  # months independent (ar1 = 0): the monthly miss series is a Vasicek mixture with rho = 0.35^2
         rho = result.correlation["all"]
@@ -246,3 +249,24 @@ def test_fitted_toml_loads_back_and_cli(tmp_path) -> None:
     assert main(["calibrate", str(tmp_path / "tape.parquet"), "--base", str(base_file),
                  "--out", str(tmp_path / "sub" / "fitted.toml")]) == 2
     assert not (tmp_path / "sub" / "fitted.toml").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ar1", [0.0, 0.9])
+def test_transition_intervals_cover(tmp_path, ar1: float) -> None:
+    # over 40 seeds (tapes of 4,000 loans x 48 months), the 95% intervals of the seven
+    # through-the-cycle rates cover the inputs 90-99% of the time, as the issue asks (about
+    # 1.5 minutes each)
+    base_file = tmp_path / "round_trip.toml"
+    base_file.write_text(ROUND_TRIP.format(ar1=ar1))
+    base = stresslab.load_scenario(base_file)
+    book = _round_trip_book(4_000)
+    cells = [(f"M{k + 1}", ("M2", "M3", "D")[k], ROLL[k]) for k in range(3)]
+    cells += [(f"M{k + 1}", "C", CURE[k]) for k in range(3)] + [("C", "P", PREPAY)]
+    hits = []
+    for seed in range(40):
+        fit = stresslab.fit_transitions(stresslab.simulate_history(book, base, 48, seed=seed, path=seed)).sel(segment="all")
+        for a, b, truth in cells:
+            est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(fit["rate_ttc_se"].sel(from_state=a, to_state=b))
+            hits.append(abs(est - truth) <= 1.959963984540054 * se)
+    assert 0.90 <= np.mean(hits) <= 0.99, np.mean(hits)
