@@ -12,6 +12,7 @@ from scipy.stats import binom
 import stresslab
 from stresslab.book.history import History
 from stresslab.calibrate.correlation import fit_asset_correlation, vasicek_loglik
+from stresslab.calibrate.spread import ttc_rate_se_model
 from stresslab.calibrate.transitions import goodman_intervals
 from stresslab.errors import StresslabError
 
@@ -191,7 +192,7 @@ def _check_round_trip(tmp_path, ar1: float, n_loans: int, months: int, seed: int
     cells = [(f"M{k + 1}", ("M2", "M3", "D")[k], ROLL[k]) for k in range(3)]
     cells += [(f"M{k + 1}", "C", CURE[k]) for k in range(3)] + [("C", "P", PREPAY)]
     for a, b, truth in cells:
-        est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(fit["rate_ttc_se"].sel(from_state=a, to_state=b))
+        est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(fit["rate_ttc_se_model"].sel(from_state=a, to_state=b))
         assert abs(est - truth) < 4 * se, (a, b, est, se, truth)
         assert se < (0.25 if ar1 == 0.0 else 0.5) * truth, (a, b, se)  # persistent factors: fewer independent months
     assert result.scenario.delinquency.roll_rates == pytest.approx([float(fit["rate_ttc"].sel(from_state=a, to_state=b)) for a, b, _ in cells[:3]])
@@ -255,8 +256,8 @@ def test_fitted_toml_loads_back_and_cli(tmp_path) -> None:
 @pytest.mark.parametrize("ar1", [0.0, 0.9])
 def test_transition_intervals_cover(tmp_path, ar1: float) -> None:
     # over 40 seeds (tapes of 4,000 loans x 48 months), the 95% intervals of the seven
-    # through-the-cycle rates cover the inputs 90-99% of the time, as the issue asks (about
-    # 1.5 minutes each)
+    # through-the-cycle rates (model-based s.e.) cover the inputs 90-99% of the time, as the
+    # issue asks (about a minute each). The tape's own rate_ttc_se covered 59% at ar1 = 0.9.
     base_file = tmp_path / "round_trip.toml"
     base_file.write_text(ROUND_TRIP.format(ar1=ar1))
     base = stresslab.load_scenario(base_file)
@@ -265,8 +266,10 @@ def test_transition_intervals_cover(tmp_path, ar1: float) -> None:
     cells += [(f"M{k + 1}", "C", CURE[k]) for k in range(3)] + [("C", "P", PREPAY)]
     hits = []
     for seed in range(40):
-        fit = stresslab.fit_transitions(stresslab.simulate_history(book, base, 48, seed=seed, path=seed)).sel(segment="all")
+        fit = stresslab.fit_transitions(stresslab.simulate_history(book, base, 48, seed=seed, path=seed))
+        model_se = ttc_rate_se_model(fit, "all", base, RHO)
+        fit = fit.sel(segment="all")
         for a, b, truth in cells:
-            est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(fit["rate_ttc_se"].sel(from_state=a, to_state=b))
+            est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(model_se.sel(from_state=a, to_state=b))
             hits.append(abs(est - truth) <= 1.959963984540054 * se)
     assert 0.90 <= np.mean(hits) <= 0.99, np.mean(hits)

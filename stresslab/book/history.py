@@ -172,7 +172,7 @@ def _validate(frame: pd.DataFrame, source: str, default_dpd: int) -> History:
         raise PortfolioError(f"default_dpd must be an integer in 0..90 (days past due above which a loan is D); got {default_dpd!r}")
 
     loan_id = frame["loan_id"].astype(str).str.strip().to_numpy()
-    empty = np.flatnonzero(loan_id == "")
+    empty = np.flatnonzero((loan_id == "") | frame["loan_id"].isna().to_numpy())
     if empty.size:
         raise _fail(source, int(empty[0]), "loan_id", frame["loan_id"].iloc[empty[0]], "every row needs a loan id")
     month = _months(frame["month"], source)

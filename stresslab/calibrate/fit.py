@@ -16,6 +16,7 @@ from stresslab._files import write_atomically
 from stresslab.book.history import History
 from stresslab.calibrate.correlation import AssetCorrelationFit, fit_asset_correlation
 from stresslab.calibrate.pd import implied_pd, observed_pd, observed_pd_spread
+from stresslab.calibrate.spread import ttc_rate_se_model
 from stresslab.calibrate.transitions import ALL, fit_transitions
 from stresslab.errors import StresslabError
 from stresslab.scenario.scenario import Scenario
@@ -37,7 +38,11 @@ class Calibration:
         rate, and those also as its calibration reference (the tape's PDs were measured
         under the lender's own chain, so the fitted scenario is a baseline of its own).
     transitions : xarray.Dataset
-        :func:`stresslab.fit_transitions` of the tape (by segment when ``by`` is given).
+        :func:`stresslab.fit_transitions` of the tape (by segment when ``by`` is given),
+        with ``rate_ttc_se_model``: the s.e. of ``rate_ttc`` under the fitted rates and the
+        base's factor law (:func:`stresslab.calibrate.spread.ttc_rate_se_model`), which
+        the intervals of the TOML use (the tape's own ``rate_ttc_se`` understates the
+        factors' part when they persist).
     pooled : xarray.Dataset
         The pooled fit the scenario's values come from (the scenario schema holds one chain).
     pd : xarray.Dataset
@@ -158,6 +163,8 @@ def calibrate(history: History, base: Scenario | None = None, by: str | None = N
     horizon = base.pd_horizon_months
     observed = observed_pd(history, horizon=horizon, by=by)
     rho = _segment_rho(history, base, observed["segment"].values, by)
+    transitions = _with_model_se(transitions, history, scenario, by)
+    pooled = transitions if by is None else _with_model_se(pooled, history, scenario, None)
     implied = implied_pd(transitions.sel(segment=observed["segment"].values), scenario, rho, horizon=horizon)
     pd = xr.merge([observed, implied], compat="override")
     spread = [observed_pd_spread(transitions["rate_ttc"].sel(segment=seg), scenario, float(rho.sel(segment=seg)),
@@ -181,6 +188,15 @@ def calibrate(history: History, base: Scenario | None = None, by: str | None = N
                        dropped={**{k: int(v) for k, v in transitions.attrs.items() if k in ("gaps", "maturity", "nothing_due")},
                                 **{f"pd_{k}": int(v) for k, v in observed.attrs.items() if k in ("gaps", "censored", "short_term")}},
                        base_source=base.source)
+
+
+def _with_model_se(ds: xr.Dataset, history: History, scenario: Scenario, by: str | None) -> xr.Dataset:
+    """``ds`` with ``rate_ttc_se_model`` (stresslab.calibrate.spread) for each of its segments."""
+    rho = _segment_rho(history, scenario, ds["segment"].values, by)
+    se = xr.concat([ttc_rate_se_model(ds, seg, scenario, float(rho.sel(segment=seg))) for seg in ds["segment"].values],
+                   dim="segment")
+    se.attrs = {"long_name": "model-based s.e. of rate_ttc (parametric bootstrap over the factors)"}
+    return ds.assign(rate_ttc_se_model=se.drop_vars("segment", errors="ignore").assign_coords(segment=ds["segment"]))
 
 
 def _segment_rho(history: History, base: Scenario, segments: np.ndarray, by: str | None) -> xr.DataArray:
@@ -224,7 +240,7 @@ def _toml(result: Calibration, out: Path | None) -> str:
     deq = scn.delinquency
     lines = [f"# Fitted by stresslab calibrate from {result.transitions.attrs['source']}",
              "# Each fitted value: through-the-cycle estimate (mean of the monthly cohort rates), its 95% interval",
-             "# (estimate -+ 1.96 s.e., s.e. allowing for the factors' persistence) and n = month pairs counted.",
+             "# (estimate -+ 1.96 s.e., the s.e. under the base's factor law: docs/calibration.md) and n = month pairs.",
              f"# Month pairs left out: {json.dumps(result.dropped)}", ""]
     if result.base_source and result.base_source != "<dict>":
         base = Path(result.base_source).resolve()
@@ -237,7 +253,7 @@ def _toml(result: Calibration, out: Path | None) -> str:
 
     def rate(from_state: str, to_state: str) -> tuple[float, float, int]:
         cell = pooled.sel(from_state=from_state, to_state=to_state)
-        return float(cell["rate_ttc"]), float(cell["rate_ttc_se"]), int(pooled["at_risk"].sel(from_state=from_state))
+        return float(cell["rate_ttc"]), float(cell["rate_ttc_se_model"]), int(pooled["at_risk"].sel(from_state=from_state))
 
     def comment(from_state: str, to_state: str) -> str:
         est, se, n = rate(from_state, to_state)

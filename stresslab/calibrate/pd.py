@@ -189,7 +189,8 @@ def implied_pd(transitions: xr.Dataset, scenario: Scenario, rho: float | xr.Data
     Parameters
     ----------
     transitions : xarray.Dataset
-        :func:`stresslab.fit_transitions`; its ``rate_ttc`` and ``rate_ttc_se`` are used.
+        :func:`stresslab.fit_transitions`; its ``rate_ttc`` and ``rate_ttc_se_model``
+        (as :func:`stresslab.calibrate` adds it; else ``rate_ttc_se``) are used.
     scenario : Scenario
         The factor model and chain structure (usually the base of the calibration).
     rho : float or DataArray over ``segment``
@@ -212,7 +213,8 @@ def implied_pd(transitions: xr.Dataset, scenario: Scenario, rho: float | xr.Data
     point, errors = [], []
     for segment in transitions["segment"].values:
         rates = transitions["rate_ttc"].sel(segment=segment)
-        se = transitions["rate_ttc_se"].sel(segment=segment).fillna(0.0)
+        name = "rate_ttc_se_model" if "rate_ttc_se_model" in transitions else "rate_ttc_se"
+        se = transitions[name].sel(segment=segment).fillna(0.0)
         r = float(rho.sel(segment=segment))
         point.append(_pd_of(rates, scenario, r, law, horizon))
         variance = 0.0
