@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from scipy.special import ndtr, ndtri
 
 from stresslab._files import write_atomically
 from stresslab.book.history import History
@@ -193,10 +194,13 @@ def calibrate(history: History, base: Scenario | None = None, by: str | None = N
 def _with_model_se(ds: xr.Dataset, history: History, scenario: Scenario, by: str | None) -> xr.Dataset:
     """``ds`` with ``rate_ttc_se_model`` (stresslab.calibrate.spread) for each of its segments."""
     rho = _segment_rho(history, scenario, ds["segment"].values, by)
-    se = xr.concat([ttc_rate_se_model(ds, seg, scenario, float(rho.sel(segment=seg))) for seg in ds["segment"].values],
-                   dim="segment")
-    se.attrs = {"long_name": "model-based s.e. of rate_ttc (parametric bootstrap over the factors)"}
-    return ds.assign(rate_ttc_se_model=se.drop_vars("segment", errors="ignore").assign_coords(segment=ds["segment"]))
+    out = {}
+    for scale, name, what in [("rate", "rate_ttc_se_model", "rate_ttc"), ("probit", "rate_ttc_probit_se_model", "probit of rate_ttc")]:
+        se = xr.concat([ttc_rate_se_model(ds, seg, scenario, float(rho.sel(segment=seg)), scale=scale)
+                        for seg in ds["segment"].values], dim="segment")
+        se.attrs = {"long_name": f"model-based s.e. of {what} (parametric bootstrap over the factors)"}
+        out[name] = se.drop_vars("segment", errors="ignore").assign_coords(segment=ds["segment"])
+    return ds.assign(**out)
 
 
 def _segment_rho(history: History, base: Scenario, segments: np.ndarray, by: str | None) -> xr.DataArray:
@@ -240,7 +244,7 @@ def _toml(result: Calibration, out: Path | None) -> str:
     deq = scn.delinquency
     lines = [f"# Fitted by stresslab calibrate from {result.transitions.attrs['source']}",
              "# Each fitted value: through-the-cycle estimate (mean of the monthly cohort rates), its 95% interval",
-             "# (estimate -+ 1.96 s.e., the s.e. under the base's factor law: docs/calibration.md) and n = month pairs.",
+             "# (probit(estimate) -+ 1.96 s.e., the s.e. under the base's factor law: docs/calibration.md) and n = month pairs.",
              f"# Month pairs left out: {json.dumps(result.dropped)}", ""]
     if result.base_source and result.base_source != "<dict>":
         base = Path(result.base_source).resolve()
@@ -251,13 +255,12 @@ def _toml(result: Calibration, out: Path | None) -> str:
         lines.append(f"extends = {json.dumps(Path(rel).as_posix())}")
     lines += [f"name = {json.dumps(scn.name)}", f"description = {json.dumps(scn.description)}", ""]
 
-    def rate(from_state: str, to_state: str) -> tuple[float, float, int]:
-        cell = pooled.sel(from_state=from_state, to_state=to_state)
-        return float(cell["rate_ttc"]), float(cell["rate_ttc_se_model"]), int(pooled["at_risk"].sel(from_state=from_state))
-
     def comment(from_state: str, to_state: str) -> str:
-        est, se, n = rate(from_state, to_state)
-        return f"{from_state}->{to_state} {_fmt(est)} [{_fmt(est - _Z95 * se)}, {_fmt(est + _Z95 * se)}], n = {n:,}"
+        cell = pooled.sel(from_state=from_state, to_state=to_state)
+        est, se = float(cell["rate_ttc"]), float(cell["rate_ttc_probit_se_model"])
+        n = int(pooled["at_risk"].sel(from_state=from_state))
+        lo, hi = (ndtr(ndtri(est) + z * se) for z in (-_Z95, _Z95)) if 0.0 < est < 1.0 else (est, est)
+        return f"{from_state}->{to_state} {_fmt(est)} [{_fmt(lo)}, {_fmt(hi)}], n = {n:,}"
 
     table = []
     roll_notes, cure_notes = [], []
