@@ -7,6 +7,10 @@ roll/cure rates of the baseline scenario, drawn with numpy (the engine's
 simulate_history takes ~0.5 ms a loan, too slow for a million loans; the loader and the
 estimators do not care where the tape came from). Prints rows, the time and peak memory
 (ru_maxrss) of load_history and of fit_transitions.
+
+Measured (2 shared cores): 100,000 x 24 (2.16 M rows): load 4.8 s, fit 1.0 s, peak RSS
+1.16 GiB. The issue's 1,000,000 x 24 target (< 60 s, < 4 GiB) was not run; see
+docs/calibration.md, Speed.
 """
 
 from __future__ import annotations
