@@ -276,3 +276,18 @@ def test_transition_intervals_cover(tmp_path, ar1: float) -> None:
             est, se = float(fit["rate_ttc"].sel(from_state=a, to_state=b)), float(probit_se.sel(from_state=a, to_state=b))
             hits.append(abs(ndtri(est) - ndtri(truth)) <= 1.959963984540054 * se)
     assert 0.90 <= np.mean(hits) <= 0.99, np.mean(hits)
+
+
+def test_months_on_book_bands(tmp_path) -> None:
+    rows = [("a", "2021-01", "C"), ("a", "2021-02", "M1"), ("b", "2021-01", "C"), ("b", "2021-02", "C"),
+            ("c", "2021-01", "C"), ("c", "2021-02", "C")]
+    tape = _tape(rows, origination_month=["2020-12"] * 2 + ["2018-06"] * 2 + ["2020-01"] * 2)
+    ds = stresslab.fit_transitions(tape, by="months_on_book")
+    # months on book at the pair's first month: a 1 -> 0-5, b 31 -> 24+, c 12 -> 12-23
+    assert list(ds["segment"].values) == ["0-5", "12-23", "24+"]
+    assert int(ds["count"].sel(segment="0-5", from_state="C", to_state="M1")) == 1
+    assert int(ds["count"].sel(segment="24+", from_state="C", to_state="C")) == 1
+    tape.save(tmp_path / "t.csv")  # origination_month is written back as YYYY-MM
+    assert stresslab.load_history(tmp_path / "t.csv").frame["origination_month"].tolist() == tape.frame["origination_month"].tolist()
+    with pytest.raises(StresslabError, match="months_on_book' needs an origination_month column"):
+        stresslab.fit_transitions(_tape(rows), by="months_on_book")

@@ -61,7 +61,8 @@ class History:
     frame : pandas.DataFrame
         One row per loan and month-end, sorted by ``loan_id`` then ``month``. Columns:
         ``loan_id`` (str), ``month`` (int64 month index, :func:`month_index`), ``state``
-        (int8 code into ``stresslab.vocabulary.STATES``), ``balance`` (float64), and every
+        (int8 code into ``stresslab.vocabulary.STATES``), ``balance`` (float64),
+        ``origination_month`` (int64 month index) where given, and every
         other column of the tape unchanged (static columns such as ``industry``,
         ``region``, ``borrower_type``, ``pd``, ``remaining_term``, ``origination_month``).
     source : str
@@ -101,6 +102,8 @@ class History:
         """The tape in its file format: ``month`` as ``YYYY-MM``, ``state`` as its name."""
         out = self.frame.copy()
         out["month"] = month_label(out["month"].to_numpy())
+        if "origination_month" in out.columns:
+            out["origination_month"] = month_label(out["origination_month"].to_numpy())
         out["state"] = np.asarray(STATES)[out["state"].to_numpy()]
         return out
 
@@ -181,6 +184,8 @@ def _validate(frame: pd.DataFrame, source: str, default_dpd: int) -> History:
     if bad.size:
         raise _fail(source, int(bad[0]), "balance", frame["balance"].iloc[bad[0]], "a balance is a finite number >= 0")
     numeric = {name: _numeric(frame[name], name, source) for name in _NUMERIC if name in names}
+    if "origination_month" in names:
+        numeric["origination_month"] = _months(frame["origination_month"], source, "origination_month")
     if "state" in names:
         state = _states(frame["state"], source)
     else:
@@ -228,12 +233,12 @@ def _validate(frame: pd.DataFrame, source: str, default_dpd: int) -> History:
     return History(frame=out, source=source, gaps=gaps)
 
 
-def _months(column: pd.Series, source: str) -> np.ndarray:
+def _months(column: pd.Series, source: str, name: str = "month") -> np.ndarray:
     text = column.astype(str).str.strip()
     ok = text.str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])").to_numpy(dtype=bool)
     bad = np.flatnonzero(~ok)
     if bad.size:
-        raise _fail(source, int(bad[0]), "month", column.iloc[bad[0]], "a month is written YYYY-MM (e.g. 2021-03)")
+        raise _fail(source, int(bad[0]), name, column.iloc[bad[0]], "a month is written YYYY-MM (e.g. 2021-03)")
     year = text.str.slice(0, 4).astype(np.int64).to_numpy()
     mon = text.str.slice(5, 7).astype(np.int64).to_numpy()
     return month_index(year, mon)

@@ -18,7 +18,7 @@ from stresslab.book.history import History
 from stresslab.calibrate.correlation import AssetCorrelationFit, fit_asset_correlation
 from stresslab.calibrate.pd import implied_pd, observed_pd, observed_pd_spread
 from stresslab.calibrate.spread import ttc_rate_se_model
-from stresslab.calibrate.transitions import ALL, fit_transitions
+from stresslab.calibrate.transitions import ALL, fit_transitions, segment_labels
 from stresslab.errors import StresslabError
 from stresslab.scenario.scenario import Scenario
 
@@ -213,7 +213,7 @@ def _segment_rho(history: History, base: Scenario, segments: np.ndarray, by: str
         loads = np.asarray(base.factors.loadings(industries), dtype=float)
     rho_of = dict(zip(industries, (loads**2).sum(axis=1)))
     rho = np.array([rho_of[n] for n in names])
-    group = np.full(len(f), ALL, dtype=object) if by is None else f[by].astype(str).to_numpy()
+    group = segment_labels(history, by)
     values = [float(rho[group == s].mean()) for s in segments]
     return xr.DataArray(values, coords={"segment": segments}, dims="segment")
 

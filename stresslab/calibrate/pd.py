@@ -14,7 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from stresslab.book.history import STATE_CODES, History, month_label
-from stresslab.calibrate.transitions import ALL, hac_mean, persistence_lags
+from stresslab.calibrate.transitions import ALL, hac_mean, persistence_lags, segment_labels
 from stresslab._kernels.chain import chain_default_probability
 from stresslab._kernels.special import normal_table
 from stresslab.compile.calibration import ChainInputs, FactorLaw, _chain_thresholds, default_probability, latent_quantile
@@ -67,8 +67,7 @@ def observed_pd(history: History, horizon: int = 12, by: str | None = None) -> x
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or not 1 <= horizon <= 120:
         raise StresslabError(f"horizon must be an integer number of months in 1..120; got {horizon!r}")
     f = history.frame
-    if by is not None and by not in f.columns:
-        raise StresslabError(f"{history.source}: by={by!r} is not a column of the tape")
+    labels = segment_labels(history, by)
     lid = f["loan_id"].to_numpy()
     mon = f["month"].to_numpy()
     st = f["state"].to_numpy()
@@ -97,7 +96,7 @@ def observed_pd(history: History, horizon: int = 12, by: str | None = None) -> x
         raise StresslabError(f"{history.source}: no current loan can be followed for {horizon} months "
                              f"(the tape spans {len(history.months)} month-ends)")
     defaulted = default_month[loan[rows]] <= mon[rows] + horizon
-    segment = np.full(rows.size, ALL, dtype=object) if by is None else f[by].to_numpy()[rows].astype(str)
+    segment = labels[rows]
     segments = np.unique(segment.astype(str))
     seg = np.searchsorted(segments, segment.astype(str))
     c0, c1 = int(mon[rows].min()), int(mon[rows].max())

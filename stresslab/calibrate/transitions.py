@@ -19,6 +19,31 @@ __all__ = ["fit_transitions", "month_pairs", "goodman_intervals", "ttc_mean", "h
 
 ALL = "all"  # the segment label of a pooled fit
 
+MONTHS_ON_BOOK = "months_on_book"  # by= this: bands of months since origination_month
+_MOB_BANDS = (0, 6, 12, 24)  # band starts: 0-5, 6-11, 12-23, 24+
+
+
+def segment_labels(history: History, by: str | None) -> np.ndarray:
+    """The segment of every row of the tape: ``ALL``, a column's text, or a months-on-book band.
+
+    ``by="months_on_book"`` needs an ``origination_month`` column: a row's months on book
+    are its month less that, banded 0-5, 6-11, 12-23, 24+ (at the first month of a pair or
+    the start of a pd cohort).
+    """
+    f = history.frame
+    if by is None:
+        return np.full(len(f), ALL, dtype=object)
+    if by == MONTHS_ON_BOOK and by not in f.columns:
+        if "origination_month" not in f.columns:
+            raise StresslabError(f"{history.source}: by='months_on_book' needs an origination_month column (YYYY-MM)")
+        mob = f["month"].to_numpy() - f["origination_month"].to_numpy()
+        labels = np.array([f"{a}-{b - 1}" for a, b in zip(_MOB_BANDS, _MOB_BANDS[1:])] + [f"{_MOB_BANDS[-1]}+"], dtype=object)
+        return labels[np.clip(np.searchsorted(_MOB_BANDS, mob, side="right") - 1, 0, None)]
+    if by not in f.columns:
+        raise StresslabError(f"{history.source}: by={by!r} is not a column of the tape; "
+                             f"columns: {', '.join(map(str, f.columns))} (or months_on_book)")
+    return f[by].astype(str).to_numpy()
+
 
 def month_pairs(history: History, by: str | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
     """The month pairs a transition estimator counts, and how many rows it left out and why.
@@ -34,9 +59,7 @@ def month_pairs(history: History, by: str | None = None) -> tuple[pd.DataFrame, 
         month: paying it closes the loan, which is not a prepayment).
     """
     f = history.frame
-    if by is not None and by not in f.columns:
-        raise StresslabError(f"{history.source}: by={by!r} is not a column of the tape; "
-                             f"columns: {', '.join(map(str, f.columns))}")
+    labels = segment_labels(history, by)
     lid = f["loan_id"].to_numpy()
     mon = f["month"].to_numpy()
     st = f["state"].to_numpy()
@@ -56,7 +79,7 @@ def month_pairs(history: History, by: str | None = None) -> tuple[pd.DataFrame, 
         dropped["maturity"] = int(np.count_nonzero(keep & maturity))
         keep &= ~(nothing_due | maturity)
     k = np.flatnonzero(keep)
-    segment = np.full(k.size, ALL, dtype=object) if by is None else f[by].astype(str).to_numpy()[k]
+    segment = labels[k]
     pairs = pd.DataFrame({"month": mon[k + 1], "from_state": st[k], "to_state": st[k + 1], "segment": segment})
     return pairs, dropped
 
@@ -185,7 +208,9 @@ def fit_transitions(history: History, by: str | None = None, level: float = 0.95
         A loan tape (:func:`stresslab.load_history`).
     by : str, optional
         A column of the tape to fit each of its values separately (``"industry"``,
-        ``"borrower_type"``, ``"region"``); default: one pooled fit (segment ``"all"``).
+        ``"borrower_type"``, ``"region"``), or ``"months_on_book"`` (bands of months since
+        ``origination_month``: :func:`segment_labels`); default: one pooled fit (segment
+        ``"all"``).
     level : float
         Confidence level of the intervals (default 0.95).
 
