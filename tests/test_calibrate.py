@@ -106,8 +106,8 @@ def _series(seed: int, periods: int, n: int, pd: float, rho: float) -> tuple[np.
 
 def test_vasicek_mle_against_a_fine_likelihood_grid() -> None:
     d, n = _series(7, 40, 3_000, 0.03, 0.08)  # a fixed series: seed 7
-    for pd, rho in [(0.03, 0.08), (0.02, 0.01), (0.05, 0.3), (0.037, 0.063)]:
-        assert vasicek_loglik(pd, rho, d, n) == pytest.approx(_grid_loglik(pd, rho, d, n), abs=1e-6)
+    for p, rho in [(0.03, 0.08), (0.02, 0.01), (0.05, 0.3), (0.037, 0.063)]:
+        assert vasicek_loglik(p, rho, d, n) == pytest.approx(_grid_loglik(p, rho, d, n), abs=1e-6)
     fit = fit_asset_correlation(d, n)
     # the maximum of the reference likelihood, found on its own from another start
     ref = minimize(lambda v: -_grid_loglik(v[0], v[1], d, n, m=8_001), [0.03, 0.1], method="Nelder-Mead",

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import stresslab
-from stresslab.cli import main
 from stresslab.book.history import STATE_CODES, History, load_history
+from stresslab.cli import main
 from stresslab.errors import PortfolioError, StresslabError
 from stresslab.run.history import simulate_history
 

@@ -18,7 +18,7 @@ from stresslab.book.formats import READERS, WRITERS, unsupported_suffix
 from stresslab.errors import PortfolioError
 from stresslab.vocabulary import STATES
 
-__all__ = ["History", "load_history", "DEFAULT_DPD", "STATE_CODES", "month_index", "month_label"]
+__all__ = ["DEFAULT_DPD", "STATE_CODES", "History", "load_history", "month_index", "month_label"]
 
 #: days past due above which a loan is in default (D), unless the caller says otherwise
 DEFAULT_DPD = 90

@@ -232,7 +232,7 @@ def _information_se(pd: float, rho: float, d: np.ndarray, n: np.ndarray) -> tupl
     step = np.array([max(pd * 1e-3, 1e-7), max(rho * 1e-3, 1e-6)])
     if rho - step[1] <= 0.0:  # on the boundary the information is not that of an interior optimum
         return float("nan"), float("nan")
-    f = lambda v: vasicek_loglik(v[0], v[1], d, n)  # noqa: E731
+    f = lambda v: vasicek_loglik(v[0], v[1], d, n)
     hess = np.empty((2, 2))
     for i in range(2):
         for j in range(2):

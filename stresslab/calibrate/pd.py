@@ -10,18 +10,27 @@ integral (stresslab.compile.calibration.default_probability) from fitted monthly
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from stresslab.book.history import STATE_CODES, History, month_label
-from stresslab.calibrate.transitions import ALL, hac_mean, persistence_lags, segment_labels
 from stresslab._kernels.chain import chain_default_probability
 from stresslab._kernels.special import normal_table
-from stresslab.compile.calibration import ChainInputs, FactorLaw, _chain_thresholds, default_probability, latent_quantile
+from stresslab.book.history import STATE_CODES, History, month_label
+from stresslab.calibrate.transitions import (
+    hac_mean,
+    persistence_lags,
+    segment_labels,
+)
+from stresslab.compile.calibration import (
+    ChainInputs,
+    FactorLaw,
+    _chain_thresholds,
+    default_probability,
+    latent_quantile,
+)
 from stresslab.errors import StresslabError
 from stresslab.scenario.scenario import Scenario
 
-__all__ = ["observed_pd", "implied_pd", "chain_inputs", "observed_pd_spread"]
+__all__ = ["chain_inputs", "implied_pd", "observed_pd", "observed_pd_spread"]
 
 _Z95 = 1.959963984540054
 

@@ -6,6 +6,8 @@ it); n_ab(t) loans went from state a to b in month t, N_a(t) = sum_b n_ab(t).
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -15,7 +17,7 @@ from stresslab.book.history import STATE_CODES, History, month_label
 from stresslab.errors import StresslabError
 from stresslab.vocabulary import LIVE_STATES, STATES
 
-__all__ = ["fit_transitions", "month_pairs", "goodman_intervals", "ttc_mean", "hac_mean", "persistence_lags"]
+__all__ = ["fit_transitions", "goodman_intervals", "hac_mean", "month_pairs", "persistence_lags", "ttc_mean"]
 
 ALL = "all"  # the segment label of a pooled fit
 
@@ -37,7 +39,7 @@ def segment_labels(history: History, by: str | None) -> np.ndarray:
         if "origination_month" not in f.columns:
             raise StresslabError(f"{history.source}: by='months_on_book' needs an origination_month column (YYYY-MM)")
         mob = f["month"].to_numpy() - f["origination_month"].to_numpy()
-        labels = np.array([f"{a}-{b - 1}" for a, b in zip(_MOB_BANDS, _MOB_BANDS[1:])] + [f"{_MOB_BANDS[-1]}+"], dtype=object)
+        labels = np.array([f"{a}-{b - 1}" for a, b in pairwise(_MOB_BANDS)] + [f"{_MOB_BANDS[-1]}+"], dtype=object)
         return labels[np.clip(np.searchsorted(_MOB_BANDS, mob, side="right") - 1, 0, None)]
     if by not in f.columns:
         raise StresslabError(f"{history.source}: by={by!r} is not a column of the tape; "

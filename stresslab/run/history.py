@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from stresslab._kernels.arrays import LayerArrays, LoanArrays, Outputs, PolicyArrays
+from stresslab._kernels.arrays import LayerArrays, LoanArrays, PolicyArrays
 from stresslab._kernels.paths import _simulate_path
 from stresslab.book.history import STATE_CODES, History, month_index
 from stresslab.book.portfolio import Portfolio
@@ -131,7 +131,6 @@ def _no_layers(layers: LayerArrays) -> LayerArrays:
 
 
 def _tape(portfolio: Portfolio, model: CompiledModel, state: np.ndarray, exposure: np.ndarray, month0: int) -> History:
-    n, width = state.shape
     live = state >= 0
     loan, t = np.nonzero(live)  # row-major: by loan, then month
     frame = pd.DataFrame({
