@@ -9,8 +9,18 @@ Load a book and a scenario, simulate, summarise::
     print(stresslab.format_summary(stresslab.summary(ds)))
 """
 
+from stresslab.book.history import History, load_history
 from stresslab.book.portfolio import Portfolio, load_portfolio
 from stresslab.book.synthetic import synthetic_portfolio
+from stresslab.calibrate import (
+    AssetCorrelationFit,
+    Calibration,
+    calibrate,
+    fit_asset_correlation,
+    fit_transitions,
+    implied_pd,
+    observed_pd,
+)
 from stresslab.errors import (
     InternalError,
     PortfolioError,
@@ -28,6 +38,7 @@ from stresslab.metrics.regulatory import irb_capital, irb_reference
 from stresslab.metrics.summary import summary
 from stresslab.report import write_report
 from stresslab.run.compare import compare, scenario_run, sweep
+from stresslab.run.history import simulate_history
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import Scenario, load_scenario
 from stresslab.text import format_comparison, format_summary
@@ -35,6 +46,9 @@ from stresslab.text import format_comparison, format_summary
 __version__ = "0.1.0"
 
 __all__ = [
+    "AssetCorrelationFit",
+    "Calibration",
+    "History",
     "InternalError",
     "Portfolio",
     "PortfolioError",
@@ -42,20 +56,27 @@ __all__ = [
     "ScenarioError",
     "StresslabError",
     "StresslabWarning",
+    "calibrate",
     "compare",
     "compare_summary",
     "es_contributions",
     "expected_loss_contributions",
+    "fit_asset_correlation",
+    "fit_transitions",
     "format_comparison",
     "format_summary",
+    "implied_pd",
     "irb_capital",
     "irb_reference",
+    "load_history",
     "load_portfolio",
     "load_results",
     "load_scenario",
+    "observed_pd",
     "save_results",
     "scenario_run",
     "simulate",
+    "simulate_history",
     "summary",
     "sweep",
     "synthetic_portfolio",

@@ -1,4 +1,4 @@
-"""Command-line interface: ``stresslab run | compare | sweep | show | report | synth | validate``. A thin wrapper of the API."""
+"""Command-line interface: ``stresslab run | compare | sweep | show | report | synth | synth-history | calibrate | validate``. A thin wrapper of the API."""
 
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ from pathlib import Path
 import xarray as xr
 
 from stresslab._files import check_output_file
+from stresslab.book.history import load_history
 from stresslab.book.portfolio import Portfolio, load_portfolio
 from stresslab.book.synthetic import synthetic_portfolio
+from stresslab.calibrate.fit import calibrate, check_output_place
 from stresslab.errors import StresslabError
 from stresslab.io import load_results, save_results
 from stresslab.metrics.paired import compare_summary
 from stresslab.metrics.summary import summary
 from stresslab.run.compare import compare, sweep
+from stresslab.run.history import simulate_history
 from stresslab.run.schema import check_result_types, package_versions
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import load_scenario
@@ -190,6 +193,26 @@ def _parser() -> argparse.ArgumentParser:
     warmup = sub.add_parser("warmup", help="compile every kernel once (about a minute), so later runs start at once")
     warmup.set_defaults(func=_warmup)
 
+    tape = sub.add_parser("synth-history", help="write the loan tape of one simulated path (docs/history.md)")
+    tape.add_argument("n_loans", type=_positive_int, metavar="N", nargs="?", help="synthetic book of N loans")
+    tape.add_argument("--portfolio", type=Path, help="loan book (CSV or Parquet) instead of a synthetic one")
+    tape.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
+    tape.add_argument("--scenario", type=Path, required=True, help="scenario TOML the tape is simulated under")
+    tape.add_argument("--months", type=_positive_int, required=True, help="months after the first month-end")
+    tape.add_argument("--seed", type=_non_negative_int, required=True, help="simulation seed")
+    tape.add_argument("--path", type=_non_negative_int, default=0, help="which Monte Carlo path [0]")
+    tape.add_argument("--out", type=Path, required=True, help="output .parquet or .csv")
+    tape.set_defaults(func=_synth_history)
+
+    cal = sub.add_parser("calibrate", help="fit a scenario's delinquency chain to a loan tape (docs/calibration.md)")
+    cal.add_argument("history", type=Path, metavar="HISTORY", help="loan tape, CSV or Parquet (docs/history.md)")
+    cal.add_argument("--base", type=Path, help="scenario the fitted one extends [built-in defaults]")
+    cal.add_argument("--out", type=Path, required=True, help="fitted scenario TOML (in the folder of --base or below)")
+    cal.add_argument("--by", help="tape column to fit by segment as well (e.g. industry)")
+    cal.add_argument("--default-dpd", type=_non_negative_int, default=90,
+                     help="days past due above which a loan is D, for tapes with days_past_due [90]")
+    cal.set_defaults(func=_calibrate)
+
     validate = sub.add_parser("validate", help="check scenario files; exit 2 on the first bad one")
     validate.add_argument("files", type=Path, nargs="+")
     validate.set_defaults(func=_validate)
@@ -344,6 +367,30 @@ def _warmup(args: argparse.Namespace) -> int:
 
     _print("compiling (or loading from numba's cache) the kernels of every kind of run ...")
     _print(f"kernels ready in {warm_up_kernels():.1f} s; later runs load them from numba's cache")
+    return 0
+
+
+def _synth_history(args: argparse.Namespace) -> int:
+    if (args.n_loans is None) == (args.portfolio is None):
+        raise StresslabError("synth-history needs a book: N (a synthetic book of N loans) or --portfolio, not both")
+    _check_outputs(args, args.scenario, args.portfolio)
+    scenario = load_scenario(args.scenario)
+    book = load_portfolio(args.portfolio) if args.portfolio is not None else synthetic_portfolio(args.n_loans, seed=args.book_seed)
+    tape = simulate_history(book, scenario, args.months, args.seed, path=args.path)
+    tape.save(args.out)
+    _print(f"wrote {len(tape):,} rows ({tape.n_loans:,} loans, {tape.months[0]}..{tape.months[-1]}) to {args.out}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    _check_outputs(args, args.history, args.base)
+    base = load_scenario(args.base) if args.base is not None else None
+    if base is not None:
+        _check_outputs(args, *map(Path, base.files))
+        check_output_place(base.source, args.out)
+    result = calibrate(load_history(args.history, default_dpd=args.default_dpd), base, by=args.by)
+    result.save(args.out)
+    _print(f"fitted scenario written to {args.out}")
     return 0
 
 

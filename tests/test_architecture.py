@@ -22,6 +22,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("compile",),
     ("run",),
     ("metrics",),
+    # loan tape -> estimates -> a fitted scenario: reads books and scenarios, uses the
+    # calibration integral (compile) and the engine (run) for implied PDs and checks
+    ("calibrate",),
     ("text", "io"),
     ("plots",),
     ("report",),
