@@ -152,7 +152,7 @@ def calibrate(history: History, base: Scenario | None = None, by: str | None = N
             raise StresslabError(f"{history.source}: the tape has no month pairs to estimate the {name} rate(s) "
                                  f"from every state; got {value}")
     fitted = {"roll_rates": roll, "cure_rates": cure, "prepayment_rate": prepay}
-    reference = base.reference.to_dict()
+    reference = to_table(base.reference)
     reference["delinquency"] = {**reference["delinquency"], **fitted}
     scenario = base.with_overrides({
         "name": f"{base.name}_fitted",
