@@ -21,6 +21,7 @@ from stresslab.calibrate.spread import ttc_rate_se_model
 from stresslab.calibrate.transitions import ALL, fit_transitions, segment_labels
 from stresslab.errors import StresslabError
 from stresslab.scenario.scenario import Scenario
+from stresslab.scenario.specs import to_table
 
 __all__ = ["Calibration", "calibrate", "check_output_place"]
 
