@@ -180,7 +180,7 @@ def test_to_dict_forms_of_values() -> None:
     assert d["layers"][0]["eligibility"] == {"industries": None, "regions": ["east"], "borrower_types": None,
                                              "max_balance": 5e5}
     assert "attachment" not in d["layers"][1] and d["layers"][0]["attachment"] == 5e3
-    assert d["policy"]["loan_cap"] == {"caps": {"individual": 3e5}, "transition_months": 0}
+    assert d["policy"]["loan_cap"] == {"caps": {"individual": 3e5}, "transition_months": 0, "refinanced_share": 0.0}
     assert d["calibration_reference"]["seasonality"] == {"retail": [1.0] * 12}
     bare = Scenario.from_dict({"horizon_months": 3}).to_dict()
     assert bare["policy"] == {} and bare["layers"] == [] and bare["shocks"] == {"industry": {}, "region": {}}
