@@ -33,7 +33,7 @@ from stresslab._kernels.chain import chain_default_probability
 from stresslab._kernels.special import normal_table
 from stresslab.errors import ScenarioError
 
-__all__ = ["FactorLaw", "ChainInputs", "UnreachablePD", "latent_quantile", "default_probability", "entry_thresholds"]
+__all__ = ["ChainInputs", "FactorLaw", "UnreachablePD", "default_probability", "entry_thresholds", "latent_quantile"]
 
 QMC_NODES_LOG2 = 12  # 4,096 Sobol index paths (Gaussian copula)
 T_QMC_NODES_LOG2 = 10  # 1,024 index paths per mixing node (t copula)
@@ -89,27 +89,30 @@ def _chain_thresholds(chain: ChainInputs, law: FactorLaw) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def _nodes(n_months: int, ar1: float, dof: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _nodes(
+    n_months: int, ar1: float, dof: float | None, log2: int | None = None, mixing_nodes: int = MIXING_NODES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integration nodes: standardised index paths Y (N, H), 1 / sqrt(W) (N,) and weights (N,).
 
     Y: scrambled Sobol points through the principal components of the AR(1) correlation
-    (2^QMC_NODES_LOG2; 2^T_QMC_NODES_LOG2 per mixing node for the t copula). W (t copula):
-    the trapezoidal rule in log chi2 over [F^{-1}(1e-14), F^{-1}(1 - 1e-16)] with
-    MIXING_NODES nodes, crossed with the Sobol points. In log chi2 the density is smooth and
-    decays exponentially at both ends, so the trapezoid converges geometrically; quasi-Monte
-    Carlo in the chi-square's uniform does not (its quantile is steep near 0, where much of
-    a t book's small PDs comes from).
+    (2^``log2``, by default 2^QMC_NODES_LOG2, or 2^T_QMC_NODES_LOG2 per mixing node for the
+    t copula). W (t copula): the trapezoidal rule in log chi2 over
+    [F^{-1}(1e-14), F^{-1}(1 - 1e-16)] with ``mixing_nodes`` nodes, crossed with the Sobol
+    points. In log chi2 the density is smooth and decays exponentially at both ends, so the
+    trapezoid converges geometrically; quasi-Monte Carlo in the chi-square's uniform does not
+    (its quantile is steep near 0, where much of a t book's small PDs comes from).
     """
     lags = np.abs(np.subtract.outer(np.arange(n_months), np.arange(n_months)))
     corr = ar1**lags if ar1 > 0.0 else np.eye(n_months)
     values, vectors = np.linalg.eigh(corr)
     order = np.argsort(values)[::-1]
     root = vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
-    log2 = QMC_NODES_LOG2 if dof is None else T_QMC_NODES_LOG2
+    if log2 is None:
+        log2 = QMC_NODES_LOG2 if dof is None else T_QMC_NODES_LOG2
     y = ndtri(qmc.Sobol(n_months, scramble=True, seed=_QMC_SEED).random_base2(log2)) @ root.T
     if dof is None:
         return np.ascontiguousarray(y), np.ones(len(y)), np.full(len(y), 1.0 / len(y))
-    z = np.linspace(np.log(chi2.ppf(1e-14, dof)), np.log(chi2.ppf(1.0 - 1e-16, dof)), MIXING_NODES)
+    z = np.linspace(np.log(chi2.ppf(1e-14, dof)), np.log(chi2.ppf(1.0 - 1e-16, dof)), mixing_nodes)
     density = np.exp(0.5 * dof * z - 0.5 * np.exp(z) - 0.5 * dof * np.log(2.0) - gammaln(0.5 * dof))
     weight = np.outer(density / density.sum(), np.full(len(y), 1.0 / len(y)))
     s_w = np.sqrt(np.exp(z) / dof)

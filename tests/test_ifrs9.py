@@ -1,0 +1,121 @@
+"""IFRS 9 stages and expected credit losses (docs/ifrs9.md).
+
+References independent of the ECL kernel: a closed-form sum for one loan by hand; the
+engine's own Monte Carlo (the path kernel, a different code path) for a multi-state book;
+the PD calibration's chain kernel for the 12-month PD of current loans.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from helpers import book, scenario
+
+import stresslab as sl
+from stresslab.compile.provisions import expected_credit_loss
+from stresslab.errors import ScenarioError, StresslabWarning
+
+
+def test_one_annuity_by_hand() -> None:
+    # 24-month annuity, 10,000 at 1% a month, monthly default probability 0.005 (no factor
+    # loading, default_after 1), recovery 0.4 at default with no lag or cost.
+    # Convention: a default in month m (prob. (1 - p)^(m-1) p) has EAD = B_{m-1} (1 + r): the
+    # balance before the missed installment and its interest; loss 0.6 EAD, discounted
+    # (1 + r)^-m to the start of month 1. So ECL = 0.6 p sum_m (1 - p)^(m-1) B_{m-1} (1 + r)^-(m-1).
+    p, r, n, b0 = 0.005, 0.01, 24, 10_000.0
+    level = b0 * r / (1.0 - (1.0 + r) ** -n)
+    balance = [b0]
+    for _ in range(n - 1):
+        balance.append(balance[-1] * (1.0 + r) - level)
+    term = [0.6 * p * (1.0 - p) ** (m - 1) * balance[m - 1] * (1.0 + r) ** -(m - 1) for m in range(1, n + 1)]
+    loan = book(1, pd_=p, balance=b0, rate=12 * r, term=n, amortization="annuity")
+    sc = scenario(1, recovery={"unsecured_mean": 0.4, "dispersion": 0.0, "lag_months": 0, "cost": 0.0})
+    ds = expected_credit_loss(loan, sc)
+    assert float(ds.ecl_12m[0]) == pytest.approx(sum(term[:12]), rel=1e-9)
+    assert float(ds.ecl_lifetime[0]) == pytest.approx(sum(term), rel=1e-9)
+    assert float(ds.pd_12m[0]) == pytest.approx(1.0 - (1.0 - p) ** 12, rel=1e-9)
+    assert float(ds.pd_lifetime[0]) == pytest.approx(1.0 - (1.0 - p) ** 24, rel=1e-9)
+    assert int(ds.stage[0]) == 1 and float(ds.allowance[0]) == float(ds.ecl_12m[0])
+
+
+_CHAIN = {
+    "factors": {"global_loading": 0.3, "industry_loading": 0.25, "region_loading": 0.15, "ar1": 0.8},
+    "delinquency": {"default_after": 4, "roll_rates": [0.35, 0.5, 0.7], "cure_rates": [0.3, 0.2, 0.1],
+                    "prepayment_rate": 0.01},
+    "recovery": {"unsecured_mean": 0.35, "dispersion": 0.2, "lag_months": 4, "cost": 0.1,
+                 "cycle_sensitivity": 0.5},
+    "shocks": {"industry": {"retail": {"start": 2, "trough": -0.2, "trough_month": 6, "recovery_month": 14}}},
+}
+
+
+@pytest.mark.parametrize("copula", ["gaussian", "t"])
+@pytest.mark.parametrize("state", ["C", "M1", "M2", "M3"])
+def test_ecl_is_the_mean_discounted_loss_of_the_engine(copula: str, state: str) -> None:
+    # One loan per run, so its loss per month is the path's: the ECL must be the average
+    # over simulated futures of its discounted loss, within 4 Monte Carlo s.e. (the s.e. of
+    # the path mean; the quadrature error, about 0.5% at sobol_log2 = 12, is far below it).
+    term, rate = 18, 0.24
+    loan = book(1, pd_=0.06, balance=50_000.0, rate=rate, term=term, amortization="annuity", state=state)
+    factors = {**_CHAIN["factors"], "copula": copula, **({"dof": 5.0} if copula == "t" else {})}
+    horizon = term + 24
+    sc = sl.Scenario.from_dict({"name": "chain", "horizon_months": horizon, **_CHAIN, "factors": factors})
+    ds = expected_credit_loss(loan, sc, sobol_log2=12 if copula == "gaussian" else 10)
+    n_paths = 100_000
+    res = sl.simulate(loan, sc, n_paths=n_paths, seed=7, progress=False)
+    discount = (1.0 + rate / 12.0) ** -np.arange(1, horizon + 1)
+    loss = res["loss_gross"].values  # (path, month)
+    for name, months in (("ecl_12m", 12), ("ecl_lifetime", horizon)):
+        sample = loss[:, :months] @ discount[:months]
+        se = sample.std(ddof=1) / np.sqrt(n_paths)
+        assert abs(float(ds[name][0]) - sample.mean()) < 4 * se, (name, float(ds[name][0]), sample.mean(), se)
+    defaulted = (res["count_by_state"].sel(state="D").values > 0)
+    for name, month in (("pd_12m", 12), ("pd_lifetime", horizon)):
+        share = defaulted[:, month - 1].mean()
+        se = np.sqrt(share * (1 - share) / n_paths)
+        assert abs(float(ds[name][0]) - share) < 4 * se + 1e-12, (name, float(ds[name][0]), share, se)
+
+
+def test_pd_12m_of_current_loans_is_the_book_pd() -> None:
+    # The calibration (its own chain kernel, 4,096 nodes) sets c so that a current loan with
+    # an installment due every month defaults within 12 months with probability pd; the ECL
+    # kernel's pd_12m of such loans (terms of at least 12 months) must give it back. Tolerance:
+    # the two quadratures' errors, about 1e-3 and 5e-3 relative.
+    loans = book(6, pd_=0.04, balance=10_000.0, rate=0.2, term=24, amortization="annuity",
+                 industries=("retail", "services", "farming"))
+    sc = sl.Scenario.from_dict({"name": "ref", "horizon_months": 12, "factors": _CHAIN["factors"],
+                                "delinquency": _CHAIN["delinquency"]})
+    ds = expected_credit_loss(loans, sc, sobol_log2=12)
+    np.testing.assert_allclose(ds.pd_12m.values, 0.04, rtol=6e-3)
+
+
+def test_stages_follow_days_past_due_and_the_relative_pd_criterion() -> None:
+    states = ["C", "M1", "M2", "M3"]
+    loans = [book(1, pd_=0.03, balance=1e4, rate=0.2, term=12, amortization="annuity", state=s) for s in states]
+    frames = sl.Portfolio.from_frame(
+        __import__("pandas").concat([lo.to_frame().assign(loan_id=f"L{k}", borrower_id=f"B{k}") for k, lo in
+                                     enumerate(loans)]), source="<four states>")
+    sc = sl.Scenario.from_dict({"name": "ref", "horizon_months": 12, "delinquency": _CHAIN["delinquency"]})
+    ds = expected_credit_loss(frames, sc)
+    assert ds.stage.values.tolist() == [1, 1, 2, 2]
+    assert np.all(np.diff(ds.pd_12m.values) > 0)  # further behind, likelier to default
+    np.testing.assert_array_equal(ds.allowance.values, np.where(ds.stage == 1, ds.ecl_12m, ds.ecl_lifetime))
+    # an M1 loan's 12-month PD is far above its pd at origination (that of a current loan)
+    strict = expected_credit_loss(frames, sc, relative_pd_multiple=3.0)
+    assert strict.stage.values.tolist() == [1, 2, 2, 2]
+    assert float(strict.allowance[1]) == float(ds.ecl_lifetime[1])
+    with pytest.raises(ScenarioError, match="relative_pd_multiple must be above 1"):
+        expected_credit_loss(frames, sc, relative_pd_multiple=0.5)
+
+
+def test_levers_that_change_schedules_are_named() -> None:
+    loans = book(2, pd_=0.03, balance=1e4, rate=0.2, term=12, amortization="annuity")
+    sc = sl.Scenario.from_dict({"name": "lever", "horizon_months": 12,
+                                "policy": {"interest_subsidy": {"points": 0.02}}})
+    with pytest.warns(StresslabWarning, match=r"\[policy.interest_subsidy\] are not applied"):
+        with_lever = expected_credit_loss(loans, sc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = expected_credit_loss(loans, sl.Scenario.from_dict({"name": "plain", "horizon_months": 12}))
+    np.testing.assert_array_equal(with_lever.ecl_lifetime.values, plain.ecl_lifetime.values)
