@@ -21,6 +21,7 @@ from stresslab.calibrate import (
     implied_pd,
     observed_pd,
 )
+from stresslab.compile.provisions import expected_credit_loss
 from stresslab.errors import (
     InternalError,
     PortfolioError,
@@ -33,6 +34,7 @@ from stresslab.metrics.contributions import (
     es_contributions,
     expected_loss_contributions,
 )
+from stresslab.metrics.ifrs9 import stage_summary
 from stresslab.metrics.paired import compare_summary
 from stresslab.metrics.regulatory import irb_capital, irb_reference
 from stresslab.metrics.summary import summary
@@ -41,7 +43,7 @@ from stresslab.run.compare import compare, scenario_run, sweep
 from stresslab.run.history import simulate_history
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import Scenario, load_scenario
-from stresslab.text import format_comparison, format_summary
+from stresslab.text import format_comparison, format_stages, format_summary
 
 __version__ = "0.1.0"
 
@@ -60,10 +62,12 @@ __all__ = [
     "compare",
     "compare_summary",
     "es_contributions",
+    "expected_credit_loss",
     "expected_loss_contributions",
     "fit_asset_correlation",
     "fit_transitions",
     "format_comparison",
+    "format_stages",
     "format_summary",
     "implied_pd",
     "irb_capital",
@@ -77,6 +81,7 @@ __all__ = [
     "scenario_run",
     "simulate",
     "simulate_history",
+    "stage_summary",
     "summary",
     "sweep",
     "synthetic_portfolio",

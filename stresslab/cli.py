@@ -213,6 +213,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="days past due above which a loan is D, for tapes with days_past_due [90]")
     cal.set_defaults(func=_calibrate)
 
+    ecl = sub.add_parser("ecl", help="IFRS 9 stages and expected credit losses of every loan (docs/ifrs9.md)")
+    ecl.add_argument("scenario", type=Path, help="scenario TOML whose model the ECL follows")
+    ecl_book = ecl.add_mutually_exclusive_group(required=True)
+    ecl_book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
+    ecl_book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
+    ecl.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
+    ecl.add_argument("--map", type=Path, metavar="MAP.toml", help="book map of your export (docs/portfolio.md)")
+    ecl.add_argument("--relative-pd-multiple", type=float, metavar="X",
+                     help="also stage 2: loans whose 12-month PD is above X times their pd [off]")
+    ecl.add_argument("--out", type=Path, help="per-loan table: .csv, .parquet or .nc")
+    ecl.set_defaults(func=_ecl)
+
     validate = sub.add_parser("validate", help="check scenario files; exit 2 on the first bad one")
     validate.add_argument("files", type=Path, nargs="+")
     validate.set_defaults(func=_validate)
@@ -359,6 +371,25 @@ def _inspect(args: argparse.Namespace) -> int:
     book = load_portfolio(args.book, book_map=args.map)
     scenario = load_scenario(args.scenario) if args.scenario is not None else None
     _print(format_book(book, scenario))
+    return 0
+
+
+def _ecl(args: argparse.Namespace) -> int:
+    from stresslab.compile.provisions import expected_credit_loss
+    from stresslab.io import check_table_suffix, save_loan_table
+    from stresslab.metrics.ifrs9 import stage_summary
+    from stresslab.text import format_stages
+
+    _check_outputs(args, args.scenario, args.portfolio)
+    if args.out is not None:
+        check_table_suffix(args.out)
+    scenario = load_scenario(args.scenario)
+    _check_outputs(args, *map(Path, scenario.files))
+    ecl = expected_credit_loss(_book(args), scenario, relative_pd_multiple=args.relative_pd_multiple)
+    _print(format_stages(stage_summary(ecl)))
+    if args.out is not None:
+        save_loan_table(ecl, args.out)
+        _print(f"per-loan table written to {args.out}")
     return 0
 
 

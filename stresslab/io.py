@@ -11,10 +11,49 @@ from stresslab._files import refuse_special_file, write_atomically, write_failur
 from stresslab._memory import available_memory
 from stresslab.errors import StresslabError
 
-__all__ = ["save_results", "load_results"]
+__all__ = ["check_table_suffix", "load_results", "save_loan_table", "save_results"]
 
 
 # ----------------------------------------------------------------------------- files
+def save_loan_table(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
+    """Write a per-loan Dataset (e.g. expected credit losses) atomically, by the file's suffix.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Variables along one ``loan`` dimension.
+    path : str or os.PathLike
+        ``.csv`` or ``.parquet`` (one row per loan), or ``.nc`` (netCDF, with the attrs).
+
+    Raises
+    ------
+    StresslabError
+        For another suffix, or if the file cannot be written (the earlier file, if any, is
+        then unchanged).
+    """
+    path = Path(path)
+    suffix = check_table_suffix(path)
+    if suffix == ".nc":
+        save_results(ds, path)
+        return
+    writers = {".csv": lambda frame, tmp: frame.to_csv(tmp), ".parquet": lambda frame, tmp: frame.to_parquet(tmp)}
+    frame = ds.to_dataframe()
+    try:
+        write_atomically(path, lambda tmp: writers[suffix](frame, tmp))
+    except (OSError, ValueError) as exc:
+        raise StresslabError(
+            f"could not write {path}: {write_failure_reason(exc, path.parent, ds.nbytes)}; any earlier file there is unchanged"
+        ) from exc
+
+
+def check_table_suffix(path: Path) -> str:
+    """The lower-case suffix of a per-loan table file; a one-line error for one it cannot be written as."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".nc"):
+        raise StresslabError(f"{path}: unknown table format '{path.suffix}'; use .csv, .parquet or .nc")
+    return suffix
+
+
 def save_results(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
     """Write a Dataset to a netCDF-4 file atomically and losslessly.
 

@@ -12,7 +12,15 @@ from stresslab.compile.binding import bind_names
 from stresslab.metrics.summary import BOUNDS, LIVE_FLOOR, MEASURES, WINDOWS
 from stresslab.scenario.scenario import Scenario
 
-__all__ = ["format_summary", "pooled_text", "format_money", "format_layers", "format_comparison", "format_book"]
+__all__ = [
+    "format_book",
+    "format_comparison",
+    "format_layers",
+    "format_money",
+    "format_stages",
+    "format_summary",
+    "pooled_text",
+]
 
 
 # ----------------------------------------------------------------------------- terminal
@@ -347,4 +355,24 @@ def format_book(portfolio: Portfolio, scenario: Scenario | None = None) -> str:
             for name, _ in shocks:
                 hit = float(bal[column == name].sum()) / total
                 lines.append(f"  [shocks.{kind}] {name}: {100 * hit:.1f}% of the balance")
+    return "\n".join(lines)
+
+
+def format_stages(stages: xr.Dataset) -> str:
+    """The IFRS 9 stage table of a book (:func:`stresslab.metrics.ifrs9.stage_summary`) as text."""
+    attrs = stages.attrs
+    criterion = attrs.get("relative_pd_multiple", "off")
+    lines = [
+        f"IFRS 9 expected credit losses: {attrs.get('portfolio', '?')} under {attrs.get('scenario', '?')}",
+        "  stages by days past due (S1 <= 30, S2 31-90, S3 defaulted)"
+        + ("" if criterion == "off" else f", and S2 when the 12-month PD is above {criterion:g} x the pd"),
+        "",
+    ]
+    rows = []
+    for name in stages["stage"].values:
+        row = stages.sel(stage=name)
+        rows.append([str(name), f"{int(row.loans):,}", format_money(float(row.ead)), _pct(float(row.ead_share)),
+                     _pct(float(row.pd_12m)), format_money(float(row.allowance)), _pct(float(row.coverage))])
+    lines += _table(["stage", "loans", "EAD", "share", "PD 12m", "allowance", "coverage"], rows)
+    lines += ["", "  allowance: 12-month ECL in S1, lifetime ECL in S2, discounted at each loan's rate (docs/ifrs9.md)"]
     return "\n".join(lines)
