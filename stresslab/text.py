@@ -140,11 +140,31 @@ def format_summary(s: xr.Dataset) -> str:
         lines.append("  (net loss equals gross loss)")
 
     lines += ["", "DPD30+ ratio by balance: withheld (mean weight check)"] if withheld else _dpd_lines(s)
+    if "stage_transition_rate" in s:
+        lines += _stage_lines(s)
     if "party" in s.dims:
         from stresslab.text import format_layers
 
         lines += format_layers(s)
     return "\n".join(lines)
+
+
+_SHOWN_TRANSITIONS = (("S1", "S2"), ("S1", "S3"), ("S2", "S1"), ("S2", "S3"))
+
+
+def _stage_lines(s: xr.Dataset) -> list[str]:
+    """IFRS 9 stages by year: S2 and S3 shares of the exposure at the year's end, transition rates."""
+    years = s["year"].values
+    lines = ["", "IFRS 9 stages by balance (docs/ifrs9.md)" + "".join(f"{'year ' + str(y):>22}" for y in years)]
+    for stage in ("S2", "S3"):
+        share = s["stage_share_mean"].sel(stage=stage).values
+        lines.append(f"  {stage + ' share at year end':<38}" + "".join(f"{_pct(v):>22}" for v in share))
+    for origin, to in _SHOWN_TRANSITIONS:
+        rate = s["stage_transition_rate"].sel(from_stage=origin, to_stage=to).values
+        bounds = s["stage_transition_rate_ci"].sel(from_stage=origin, to_stage=to).values
+        cells = [f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]" if np.isfinite(r) else "-" for r, (lo, hi) in zip(rate, bounds)]
+        lines.append(f"  {origin + ' -> ' + to + ' in the year':<38}" + "".join(f"{c:>22}" for c in cells))
+    return lines
 
 
 # ----------------------------------------------------------------------------- terminal

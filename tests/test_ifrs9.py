@@ -173,3 +173,93 @@ def test_cli_ecl_prints_the_stages_and_writes_the_table(tmp_path, capsys) -> Non
     assert main(["ecl", scenario_file, "--synthetic", "20", "--out", str(tmp_path / "ecl.xlsx")]) == 2
     assert "unknown table format '.xlsx'; use .csv, .parquet or .nc" in capsys.readouterr().err
     assert not (tmp_path / "ecl.xlsx").exists()
+
+
+# ----------------------------------------------------------------------------- along paths
+def _four_state_book(n_each: int = 50) -> sl.Portfolio:
+    import pandas as pd
+
+    frames = []
+    for k, state in enumerate(["C", "M1", "M2", "M3"]):
+        frame = book(n_each, pd_=0.05, balance=10_000.0 + 1_000 * k, rate=0.24, term=30, amortization="annuity",
+                     state=state, industries=("retail", "services"), regions=("east", "west")).to_frame()
+        frames.append(frame.assign(loan_id=[f"{state}{j}" for j in range(n_each)],
+                                   borrower_id=[f"B{state}{j}" for j in range(n_each)]))
+    return sl.Portfolio.from_frame(pd.concat(frames), source="<four states>")
+
+
+_RUN = {"name": "chain", "horizon_months": 30, **_CHAIN}
+
+
+def test_stage_transitions_follow_the_exposure_year_by_year() -> None:
+    loans = _four_state_book()
+    ds = sl.simulate(loans, sl.Scenario.from_dict(_RUN), n_paths=64, seed=5, progress=False)
+    flows = ds["stage_transition"]
+    assert flows.dims == ("path", "year", "from_stage", "to_stage") and flows.sizes["year"] == 3
+    assert list(ds["to_stage"].values) == ["S1", "S2", "S3", "repaid"]
+    model = __import__("stresslab.compile.model", fromlist=["compile_model"]).compile_model(loans, sl.Scenario.from_dict(_RUN))
+    start = model.loans.principal + model.loans.arrears_principal + model.loans.arrears_interest
+    s2 = np.isin(loans.state, ["M2", "M3"])
+    year1 = flows.isel(year=0).sum("to_stage").values  # (path, from)
+    np.testing.assert_allclose(year1[:, 0], start[~s2].sum(), rtol=1e-12)
+    np.testing.assert_allclose(year1[:, 1], start[s2].sum(), rtol=1e-12)
+    # a year starts from where the last ended: the S1 and S2 exposure at its last month end
+    balance = ds["balance_by_state"]
+    for year, month in ((1, 12), (2, 24)):
+        start_next = flows.isel(year=year).sum("to_stage")
+        np.testing.assert_allclose(start_next.sel(from_stage="S1"), balance.sel(month=month, state=["C", "M1"]).sum("state"),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(start_next.sel(from_stage="S2"), balance.sel(month=month, state=["M2", "M3"]).sum("state"),
+                                   rtol=1e-12)
+    # defaults into S3: the exposure at the start of the year of the loans that defaulted in it
+    assert np.all(flows.sel(to_stage="S3").sum(("year", "from_stage")) > 0)
+    s = sl.summary(ds)
+    rates = s["stage_transition_rate"]
+    np.testing.assert_allclose(rates.sum("to_stage"), 1.0, rtol=1e-12)
+    lo, hi = s["stage_transition_rate_ci"].sel(bound="low"), s["stage_transition_rate_ci"].sel(bound="high")
+    assert bool(((lo <= rates) & (rates <= hi)).all())
+    assert "S1 -> S2 in the year" in sl.format_summary(s)
+
+
+def test_stage_balances_hold_defaults_until_written_off() -> None:
+    # one loan that defaults in month 1 for sure (pd 1 - 1e-12, default_after 1): it is in S3 for the
+    # recovery's lag (4 months: written off with the last cash in month 5) and 0 after
+    from stresslab.metrics.ifrs9 import stage_balances
+
+    loan = book(1, pd_=1 - 1e-12, balance=10_000.0, rate=0.12, term=12, amortization="annuity")
+    sc = scenario(8, recovery={"unsecured_mean": 0.3, "lag_months": 4})
+    ds = sl.simulate(loan, sc, n_paths=4, seed=1, progress=False)
+    s3 = stage_balances(ds).sel(stage="S3").values
+    ead = 10_000.0 * 1.01
+    np.testing.assert_allclose(s3, np.tile([ead] * 4 + [0.0] * 4, (4, 1)), rtol=1e-12)
+    flows = ds["stage_transition"].isel(year=0).sum("path")
+    assert float(flows.sel(from_stage="S1", to_stage="S3")) == pytest.approx(4 * 10_000.0, rel=1e-12)
+    assert float(abs(flows).sum()) == pytest.approx(4 * 10_000.0, rel=1e-12)
+
+
+def test_a_downturn_moves_exposure_into_stages_2_and_3() -> None:
+    # paired, on common random numbers: the same book and seed, with and without the shock
+    loans = _four_state_book(100)
+    calm = dict(_CHAIN, shocks={"industry": {}})
+    base = sl.summary(sl.simulate(loans, sl.Scenario.from_dict({**_RUN, **calm}), n_paths=200, seed=9, progress=False))
+    shocked = {**_RUN, "shocks": {"industry": {"retail": -0.3, "services": -0.3}}}
+    down = sl.summary(sl.simulate(loans, sl.Scenario.from_dict(shocked), n_paths=200, seed=9, progress=False))
+    year1 = {"year": 1}
+    for origin, to in (("S1", "S2"), ("S1", "S3"), ("S2", "S3")):
+        assert float(down["stage_transition_rate"].sel(from_stage=origin, to_stage=to, **year1)) > float(
+            base["stage_transition_rate"].sel(from_stage=origin, to_stage=to, **year1))
+    assert float(down["stage_transition_rate"].sel(from_stage="S2", to_stage="S1", **year1)) < float(
+        base["stage_transition_rate"].sel(from_stage="S2", to_stage="S1", **year1))
+    assert float(down["stage_share_mean"].sel(stage="S3", **year1)) > float(base["stage_share_mean"].sel(stage="S3", **year1))
+
+
+def test_a_pooled_run_records_no_stage_transitions() -> None:
+    import warnings as w
+
+    loans = book(40, pd_=0.05, balance=1e4, rate=0.2, term=12, amortization="annuity")
+    with w.catch_warnings():
+        w.simplefilter("ignore", StresslabWarning)
+        ds = sl.simulate(loans, sl.Scenario.from_dict({"name": "p", "horizon_months": 12}), n_paths=16, seed=1,
+                         progress=False, pooled=True)
+    assert "stage_transition" not in ds and "year" not in ds.coords
+    assert "stage_transition_rate" not in sl.summary(ds)

@@ -15,6 +15,9 @@ STATE_D = 4
 STATE_P = 5
 
 
+STAGE_TO_S3, STAGE_TO_REPAID = 2, 3  # destinations of Outputs.stage_transition besides S1 (0) and S2 (1)
+
+
 ANNUITY, EQUAL_PRINCIPAL, INTEREST_ONLY, BULLET = 0, 1, 2, 3
 
 
@@ -135,6 +138,9 @@ class Outputs(NamedTuple):
     gap_paid: np.ndarray  # (P, T) loan-cap gap paid (due month, or a cure clearing gap arrears)
     gap_defaulted: np.ndarray  # (P, T) gap arrears of the loans defaulting in the month
     interest_foregone: np.ndarray  # (P, T) interest not charged: rate cap's cut, waived deferral
+    # (P, Y, 2, 4) exposure at the start of year y of the loans in S1 / S2 then, by where they are at its end:
+    # S1, S2, S3 (defaulted in the year), repaid; (P, 0, 2, 4) when not recorded (pooled books)
+    stage_transition: np.ndarray
     weight: np.ndarray  # (P,) likelihood ratio of the path (1 without importance sampling)
     eta: np.ndarray  # (P, T + 1, K) factor innovations, for tuning IS; (P, 0, K) when not recorded
     chi2: np.ndarray  # (P,) chi-square of the t mixing (0 for the Gaussian copula)

@@ -19,6 +19,8 @@ from stresslab._kernels.arrays import (
     ANNUITY,
     BULLET,
     EQUAL_PRINCIPAL,
+    STAGE_TO_REPAID,
+    STAGE_TO_S3,
     STATE_P,
     LayerArrays,
     LoanArrays,
@@ -91,6 +93,7 @@ def _simulate_path(
     subsidy_cost = out.subsidy_cost[row]
     gap_paid = out.gap_paid[row]
     foregone = out.interest_foregone[row]
+    transition = out.stage_transition[row]  # (years, 2, 4); (0, 2, 4) when not recorded
 
     for j in range(n_loans):
         i = np.uint64(loans.industry[j])  # unsigned indices: no wraparound checks in the month loop
@@ -116,7 +119,13 @@ def _simulate_path(
         levers = policy.enabled.ndim == 2 and policy.flag[j] != 0
         deferral_end = -1
         gap_open = levers and policy.gap_month[j] >= 0
+        year_stage = _stage(s)
+        year_balance = bp + ap + ai
         for t in range(n_months):
+            if t % 12 == 0 and t > 0 and transition.shape[0] > 0:  # a year ended with month t - 1
+                stage = _stage(s)
+                transition[t // 12 - 1, year_stage, stage] += year_balance
+                year_stage, year_balance = stage, bp + ap + ai + accrued
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
                 rate, level = _rate_cap(t, j, kind, bp, rate, level, n, policy)
                 deferral_end = _deferral_start(t, j, s, deferral_end, policy, params)
@@ -225,6 +234,7 @@ def _simulate_path(
                     bp -= pp
             if s == STATE_P:
                 absorbed_count[t, 1] += 1
+                _leave(transition, t, year_stage, year_balance, STAGE_TO_REPAID)
                 break
             if s == default_after:
                 ead = bp + ap + ai + accrued
@@ -233,11 +243,14 @@ def _simulate_path(
                 absorbed_count[t, 0] += 1
                 absorbed_balance[t] += ead
                 out.gap_defaulted[row, t] += ag
+                _leave(transition, t, year_stage, year_balance, STAGE_TO_S3)
                 break
             if gap_now and n > 0:  # re-amortise after the excess fell due (paid or in arrears)
                 level = _level(kind, bp, rate, n)
                 contract_level = _level(kind, bp, loans.rate[j], n)
             _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
+        else:  # alive at the horizon: its last (maybe partial) year ends there
+            _leave(transition, n_months - 1, year_stage, year_balance, _stage(s))
 
     path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
                 loans, tables, params, layers, out)
@@ -252,6 +265,20 @@ def _record(
     count[t, s] += 1
     if cover.shape[1] > 0:
         cover[t, cls] += exposure
+
+
+@njit()
+def _stage(s: int) -> int:
+    """IFRS 9 stage index of a live state: 0 (S1) for C and M1, 1 (S2) for M2 and M3."""
+    return 1 if s >= 2 else 0
+
+
+@njit()
+def _leave(transition: np.ndarray, t: int, year_stage: int, year_balance: float, to: int) -> None:
+    """The year of month t ends for a loan: its start exposure goes to stage ``to`` (a live
+    loan's at the horizon, or STAGE_TO_S3 / STAGE_TO_REPAID for one absorbed in month t)."""
+    if transition.shape[0] > 0:
+        transition[t // 12, year_stage, to] += year_balance
 
 
 @njit()

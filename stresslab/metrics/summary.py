@@ -27,6 +27,7 @@ from stresslab.estimators import (
     sort_losses,
     z_value,
 )
+from stresslab.metrics.ifrs9 import stage_metrics
 from stresslab.metrics.layers import layer_metrics
 from stresslab.run.schema import (
     REQUIRED_VARIABLES,
@@ -34,7 +35,7 @@ from stresslab.run.schema import (
     has_layers,
     validate_layers,
 )
-from stresslab.vocabulary import DPD30_STATES, LIVE_STATES
+from stresslab.vocabulary import DPD30_STATES, LIVE_STATES, STAGES
 
 __all__ = ["summary", "validate_run", "dpd30_ratio", "LIVE_FLOOR"]
 
@@ -306,4 +307,9 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         layer_data, layer_coords = layer_metrics(ds, levels, ci)
         data.update(layer_data)
         coords.update(layer_coords)
+    if "stage_transition" in ds.data_vars:
+        data.update(stage_metrics(ds, ci))
+        for name in ("year", "from_stage", "to_stage"):
+            coords[name] = ds[name].values
+        coords["stage"] = ("stage", list(STAGES), {"long_name": "IFRS 9 stage"})
     return xr.Dataset(data, coords=coords, attrs={**ds.attrs, "ci": ci})

@@ -136,6 +136,7 @@ def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) ->
         gap_paid=np.zeros((n_paths, t)),
         gap_defaulted=np.zeros((n_paths, t)),
         interest_foregone=np.zeros((n_paths, t)),
+        stage_transition=np.zeros((n_paths, 0 if model.pooled else -(-t // 12), 2, 4)),
         weight=np.zeros(n_paths),
         eta=np.zeros((n_paths, t + 1 if record_eta else 0, model.tables.sqrt_cov.shape[0])),
         chi2=np.zeros(n_paths),

@@ -21,7 +21,7 @@ from stresslab.book.portfolio import Portfolio
 from stresslab.compile.model import CompiledModel
 from stresslab.errors import InternalError, StresslabError
 from stresslab.scenario.scenario import Scenario
-from stresslab.vocabulary import STATES
+from stresslab.vocabulary import STAGES, STATES
 
 __all__ = [
     "DIMS", "DESCRIPTIONS", "REQUIRED_VARIABLES", "LAYER_VARIABLES", "LENDER", "build_dataset", "check_finite",
@@ -48,6 +48,7 @@ DIMS = {
     "gap_paid": ("path", "month"),
     "gap_defaulted": ("path", "month"),
     "interest_foregone": ("path", "month"),
+    "stage_transition": ("path", "year", "from_stage", "to_stage"),
     "capped_borrowers": (),
     "gap_volume": (),
     "loss_by_industry": ("path", "industry"),
@@ -78,6 +79,8 @@ DESCRIPTIONS = {
     "gap_paid": ("loan-cap gap paid by the borrowers (in its due month, or by a cure of gap arrears)", "CNY"),
     "gap_defaulted": ("loan-cap gap arrears of the loans defaulting in the month", "CNY"),
     "interest_foregone": ("interest the lender does not charge: the rate cap's cut, waived deferral interest", "CNY"),
+    "stage_transition": (("exposure at the start of the year by IFRS 9 stage then and at the year's end "
+                          "(S3: defaulted in the year; repaid: paid off or prepaid)"), "CNY"),
     "capped_borrowers": ("borrowers above the loan cap", "1"),
     "gap_volume": ("loan-cap gap: scheduled exposure above the caps at the months it falls due", "CNY"),
     "layer_present": ("1 if the scenario has the layer (its layer variables are NaN otherwise)", "1"),
@@ -138,6 +141,8 @@ def build_dataset(
             continue
         if name == "loss_by_loan" and not model.tracked_loans:
             continue
+        if name == "stage_transition" and value.shape[1] == 0:  # not recorded (pooled book)
+            continue
         if name in _LEVER_VARIABLES and not _LEVER_VARIABLES[name](scenario.policy):
             continue
         long_name, units = DESCRIPTIONS[name]
@@ -166,6 +171,10 @@ def build_dataset(
     }
     if model.tracked_loans:
         coords["loan"] = np.array(model.tracked_loans)
+    if "stage_transition" in data:
+        coords["year"] = np.arange(1, out.stage_transition.shape[1] + 1, dtype=np.int64)
+        coords["from_stage"] = np.array(STAGES[:2])
+        coords["to_stage"] = np.array([*STAGES, "repaid"])
     if model.layer_names:
         coords["layer"] = np.array(model.layer_names)
         coords["layer_capacity"] = ("layer", model.layers.capacity, {"long_name": "aggregate capacity per path (inf: unlimited)", "units": "CNY"})
