@@ -42,7 +42,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -158,55 +158,66 @@ def _one_value(values: np.ndarray, what: str, side: str) -> float:
 # --------------------------------------------------------------------------- the sides
 
 
-def _stresslab() -> Callable[[Book], Run]:
-    """stresslab.simulate on the book as bullet loans due in month 1 (MODEL.md §9)."""
+def stresslab_inputs(book: Book) -> tuple[Any, Any]:
+    """The book as a stresslab Portfolio and Scenario: bullet loans due in month 1.
+
+    MODEL.md §9's one-period case: horizon 1, default_after 1, pd_horizon_months 1 (so
+    the entry threshold is F^-1(PD) exactly), one global factor with loading sqrt(rho),
+    balance = EAD at a zero rate, and a deterministic recovery of 1 - LGD of EAD.
+    """
     import pandas as pd
 
     import stresslab
 
-    def prepare(book: Book) -> Run:
-        n = book.n_names
-        frame = pd.DataFrame(
-            {
-                "loan_id": [f"L{j:06d}" for j in range(n)],
-                "borrower_id": [f"B{j:06d}" for j in range(n)],
-                "borrower_type": "enterprise",
-                "industry": "all",
-                "region": "all",
-                "balance": book.ead,
-                "annual_rate": 0.0,
-                "remaining_term": 1,
-                "amortization": "bullet",
-                "pd": book.pd,
-            }
-        )
-        portfolio = stresslab.Portfolio.from_frame(frame, source="<bench_peers book>")
-        factors: dict[str, object] = {
-            "global_loading": _one_value(book.loading, "loading", "this benchmark"),
-            "industry_loading": 0.0,
-            "region_loading": 0.0,
+    n = book.n_names
+    frame = pd.DataFrame(
+        {
+            "loan_id": [f"L{j:06d}" for j in range(n)],
+            "borrower_id": [f"B{j:06d}" for j in range(n)],
+            "borrower_type": "enterprise",
+            "industry": "all",
+            "region": "all",
+            "balance": book.ead,
+            "annual_rate": 0.0,
+            "remaining_term": 1,
+            "amortization": "bullet",
+            "pd": book.pd,
         }
-        if book.copula == "t":
-            factors.update(copula="t", dof=book.dof)
-        lgd = _one_value(book.lgd, "LGD", "stresslab")
-        scenario = stresslab.Scenario.from_dict(
-            {
-                "name": "bench_peers_one_period",
-                "horizon_months": 1,
-                "pd_horizon_months": 1,
-                "factors": factors,
-                "delinquency": {"default_after": 1},
-                # a deterministic recovery of 1 - LGD of EAD, in the default month, no cost
-                "recovery": {
-                    "unsecured_mean": 1.0 - lgd,
-                    "dispersion": 0.0,
-                    "lag_months": 0,
-                    "cost": 0.0,
-                    "cycle_sensitivity": 0.0,
-                    "lgd_sensitivity": 0.0,
-                },
-            }
-        )
+    )
+    factors: dict[str, object] = {
+        "global_loading": _one_value(book.loading, "loading", "this benchmark"),
+        "industry_loading": 0.0,
+        "region_loading": 0.0,
+    }
+    if book.copula == "t":
+        factors.update(copula="t", dof=book.dof)
+    lgd = _one_value(book.lgd, "LGD", "stresslab")
+    scenario = stresslab.Scenario.from_dict(
+        {
+            "name": "bench_peers_one_period",
+            "horizon_months": 1,
+            "pd_horizon_months": 1,
+            "factors": factors,
+            "delinquency": {"default_after": 1},
+            "recovery": {
+                "unsecured_mean": 1.0 - lgd,
+                "dispersion": 0.0,
+                "lag_months": 0,
+                "cost": 0.0,
+                "cycle_sensitivity": 0.0,
+                "lgd_sensitivity": 0.0,
+            },
+        }
+    )
+    return stresslab.Portfolio.from_frame(frame, source="<bench_peers book>"), scenario
+
+
+def _stresslab() -> Callable[[Book], Run]:
+    """stresslab.simulate, the whole call a user makes (compile, kernel, Dataset)."""
+    import stresslab
+
+    def prepare(book: Book) -> Run:
+        portfolio, scenario = stresslab_inputs(book)
 
         def run(n_paths: int, seed: int) -> np.ndarray:
             ds = stresslab.simulate(
