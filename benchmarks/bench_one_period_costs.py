@@ -11,7 +11,11 @@ Measured, best of 3 after a warm-up:
   fixed cost, b: the cost of a loan);
 - a probe kernel that runs only the path set-up (factor draws, mixing, stream keys),
   the per-path scratch buffers and the path finish (settlement with no defaults),
-  parallel over paths like the kernel: the part of a that does not depend on loans.
+  parallel over paths like the kernel: the part of a that does not depend on loans;
+- path_finish's calls alone on an empty event list (the providers' failures, the
+  allocation through layers, the settlement).
+
+docs/performance.md has the table and the changes it suggests.
 
 Measurement only: the kernels are imported, not changed.
 """
@@ -33,8 +37,11 @@ sys.path.insert(0, str(HERE))
 
 from bench_peers import make_book, stresslab_inputs
 
+from stresslab._kernels.allocation import allocate_losses
 from stresslab._kernels.arrays import LayerArrays, LoanArrays, Outputs, Params, Tables
 from stresslab._kernels.settlement import (
+    _failure_months,
+    _settle_defaults,
     factor_index,
     path_buffers,
     path_finish,
@@ -77,13 +84,27 @@ def _path_overhead(
             x, global_factor, _ = factor_index(
                 row, seed, tables, params, n_months, out.eta[row]
             )
-            out.weight[row] += x[0, 0, 0] * 0.0
+            out.weight[row] += x[0, 0, 0] + global_factor[0]
         elif parts >= 2:
-            x, global_factor, _, _ = path_start(row, row, seed, tables, params, out)
-            out.weight[row] += x[0, 0, 0] * 0.0
+            x, global_factor, inv_sqrt_w, month_key = path_start(
+                row, row, seed, tables, params, out
+            )
+            out.weight[row] += (
+                x[0, 0, 0]
+                + global_factor[0]
+                + inv_sqrt_w
+                + (month_key[0] & np.uint64(1))
+            )
             if parts >= 3:
                 absorbed_count, absorbed_balance, events, cover = path_buffers(
                     n_months, loans.key.shape[0], layers, params
+                )
+                events[3][0] = x[0, 0, 0]
+                out.weight[row] += (
+                    absorbed_count[0, 0]
+                    + absorbed_balance[0]
+                    + events[3][0]
+                    + cover.size
                 )
                 if parts >= 4:
                     path_finish(
@@ -102,6 +123,46 @@ def _path_overhead(
                         layers,
                         out,
                     )
+
+
+#: The parts of path_finish with no default event and no layer, cumulative.
+FINISH_PARTS = (
+    "_failure_months (providers' failures; no layer here)",
+    "allocate_losses (the layers' allocation of no event)",
+    "_settle_defaults instead (allocate_losses + booking of no event)",
+)
+
+
+@njit(parallel=True)
+def _finish_overhead(
+    part: int,
+    seed: np.uint64,
+    loans: LoanArrays,
+    tables: Tables,
+    params: Params,
+    layers: LayerArrays,
+    out: Outputs,
+) -> None:
+    """path_finish's calls on an empty event list: none (0) or FINISH_PARTS[part - 1]."""
+    for row in prange(out.loss_gross.shape[0]):
+        global_factor = np.zeros(1) + row
+        acc = global_factor[0]
+        if part >= 1:
+            failed = _failure_months(row, seed, global_factor, layers, tables, params)
+            acc += failed.size
+            no32, no64, nof = np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0)
+            if part == 2:
+                paid = np.zeros((0, 0))
+                left = out.layer_capacity_left[row]
+                acc += allocate_losses(
+                    no32, no32, no64, nof, nof, layers, failed, 1, paid, left
+                ).size
+            elif part == 3:
+                cover = np.zeros((1, 0))
+                _settle_defaults(
+                    row, no32, no32, no64, nof, nof, failed, cover, loans, layers, out
+                )
+        out.weight[row] = acc
 
 
 def _best(run: Callable[[], object], repeat: int = 3) -> float:
@@ -155,6 +216,18 @@ def kernel_per_path(n_names: int, n_paths: int) -> tuple[float, list[float]]:
     return kernel / n_paths, probe
 
 
+def finish_costs(n_names: int, n_paths: int) -> list[float]:
+    """Seconds per path of _finish_overhead with parts 0..len(FINISH_PARTS)."""
+    portfolio, scenario = stresslab_inputs(make_book(n_names))
+    model = compile_model(portfolio, scenario)
+    out = allocate(model, n_paths)
+    args = (np.uint64(SEED), model.loans, model.tables, model.params, model.layers, out)
+    return [
+        _best(lambda p=part: _finish_overhead(p, *args)) / n_paths
+        for part in range(len(FINISH_PARTS) + 1)
+    ]
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -192,6 +265,13 @@ def main() -> None:
     at_200 = probes[sizes.index(200)]
     for k, name in enumerate(PARTS):
         print(f"  {name:<60} {1e9 * (at_200[k] - (at_200[k - 1] if k else 0.0)):6.0f}")
+    finish = finish_costs(200, args.paths)
+    print(
+        "\npath_finish's calls at 200 names (ns per path; the last two over the first):"
+    )
+    for k, name in enumerate(FINISH_PARTS):
+        over = finish[0] if k == 0 else finish[1]
+        print(f"  {name:<66} {1e9 * (finish[k + 1] - over):6.0f}")
     print(f"load average at end {_load()}")
 
 
