@@ -679,11 +679,7 @@ def bench_row(
         z=z,
     )
     peer_runner = sides[row.peer]
-    startup = (
-        peer_runner.ready["startup_import_s"]
-        if isinstance(peer_runner, Child)
-        else None
-    )
+    child = peer_runner.ready if isinstance(peer_runner, Child) else None
     memory = {name: side.close() for name, side in sides.items()}
     for name in sides:
         if not memory[name]:
@@ -699,7 +695,7 @@ def bench_row(
         "n_paths": n_paths,
         "best": best,
         "check": check,
-        "startup": startup,
+        "child": child,
         "memory": memory,
     }
 
@@ -759,6 +755,9 @@ def main() -> None:
         return
     venvs = args.make_venvs or args.venvs
     keys = args.rows.split(",")
+    unknown = sorted(set(keys) - {r.key for r in ROWS})
+    if unknown:
+        parser.error(f"unknown rows {unknown}; the rows are {[r.key for r in ROWS]}")
     rows = [r for r in ROWS if r.key in keys]
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -782,13 +781,17 @@ def main() -> None:
             r = bench_row(
                 row, where, Path(tmp), args.repeat, 0.1 if args.quick else 1.0, args.z
             )
-            if r["startup"] is not None:
+            if r["child"] is not None:
+                c = r["child"]
                 print(
-                    f"  {row.peer} child start-up + import {r['startup']:.2f} s (measured, not counted)"
+                    f"  {row.peer} child: start-up + import {c['startup_import_s']:.2f} s, "
+                    f"set-up {c['setup_s']:.2f} s, warm-up {c['warmup_s']:.2f} s "
+                    "(measured, not counted)"
                 )
             print(f"  check: {r['check'].describe('stresslab', row.peer)}", flush=True)
             results.append(r)
-    _print_results(results, args.repeat)
+    if results:
+        _print_results(results, args.repeat)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not all(r["check"].ok for r in results):
         sys.exit(1)
