@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_peers import make_book, stresslab_inputs
+from timing import best_of
 
 from stresslab._kernels.allocation import allocate_losses
 from stresslab._kernels.arrays import LayerArrays, LoanArrays, Outputs, Params, Tables
@@ -168,12 +168,7 @@ def _finish_overhead(
 def _best(run: Callable[[], object], repeat: int = 3) -> float:
     """Shortest of ``repeat`` timings of ``run`` after one warm-up call."""
     run()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_of(repeat, {"run": run})[0]["run"]
 
 
 def stages(n_names: int, n_paths: int) -> dict[str, float]:
