@@ -17,8 +17,8 @@ there (the only thing that installs anything), ``--venvs DIR`` uses venvs made b
 Such a peer runs in a child process that reads the same book file and is timed there,
 call by call; its start-up and imports are measured on the shared monotonic clock and
 left out. A peer that is not available is named, with how to get it, and its rows are
-skipped. Peak memory is measured the same way for both sides: a child process's maximum
-resident set size minus its resident size just before the first timed call.
+skipped. Peak memory is measured the same way for both sides, in a child process: its
+peak resident size (VmHWM) and the rise over its resident size before the first call.
 
 Before a row's times count, the two loss samples are checked against each other: the
 expected loss and P(L > VaR99 of stresslab's sample) must agree within z combined
@@ -46,8 +46,6 @@ from typing import IO, Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-
 #: The pinned peer each venv gets (--make-venvs), by the name it is imported as.
 PEER_PACKAGES = {
     "creditriskengine": "creditriskengine==0.31.0",
@@ -59,7 +57,8 @@ PEER_NOTES = {
     "financepy": "it pins numba < 0.63 and stresslab needs numba 0.68: it needs a venv of its own",
 }
 WARMUP_PATHS = 200
-SEED_STRESSLAB, SEED_PEER = 1, 2
+#: Each side's seed: the two samples of a row are independent.
+SEEDS = {"stresslab": 1, "creditriskengine": 2, "financepy": 2}
 
 Run = Callable[[int, int], np.ndarray]
 """A prepared side: (n_paths, seed) -> ndarray of shape (n_paths,), the loss of each path."""
@@ -632,7 +631,7 @@ def peak_memory(
 ) -> dict[str, float]:
     """Peak and pre-call resident sizes (bytes) of one call of ``side`` in a child process."""
     child = Child(side, book_file, where.python or sys.executable, where.env, log)
-    child.run(n_paths, SEED_STRESSLAB)
+    child.run(n_paths, SEEDS[side])
     return child.close()
 
 
@@ -670,8 +669,7 @@ def bench_row(
     best = dict.fromkeys(sides, float("inf"))
     for _ in range(repeat):
         for name, side in sides.items():
-            seed = SEED_STRESSLAB if name == "stresslab" else SEED_PEER
-            best[name] = min(best[name], side.run(n_paths, seed))
+            best[name] = min(best[name], side.run(n_paths, SEEDS[name]))
     check = compare_losses(
         sides["stresslab"].losses(),
         sides[row.peer].losses(),
