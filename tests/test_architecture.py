@@ -22,6 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("compile",),
     ("run",),
     ("metrics",),
+    # reverse stress tests: the engine (run) tilted toward an event, events read like metrics
+    ("reverse",),
     # loan tape -> estimates -> a fitted scenario: reads books and scenarios, uses the
     # calibration integral (compile) and the engine (run) for implied PDs and checks
     ("calibrate",),
