@@ -290,6 +290,12 @@ def _innovation_mean(**keys: Any) -> InnovationMean:
     return InnovationMean(global_=keys["global"], industry=keys["industry"], region=keys["region"])
 
 
+_MEAN_TABLE = _table(_INNOVATION_MEAN, build=_innovation_mean)
+# unset unless given (None: the model's own mean 0); its key table is kept for docs/scenarios.md
+_INNOVATION_MEAN_TABLE = _Parser(f"{_MEAN_TABLE.what} (or unset)", lambda v, at: None if v is None else _MEAN_TABLE(v, at),
+                                 _INNOVATION_MEAN)
+
+
 _FACTORS = {
     "copula": _Key(_choice("gaussian", "t"), "gaussian", doc="dependence of borrowers' latents"),
     "dof": _Key(_optional(_number(2, lo_open=True)), None,
@@ -304,7 +310,7 @@ _FACTORS = {
                                  doc="correlation among industry factors (see below)"),
     "region_correlation": _Key(_CORRELATION, 0.0, shown="`0.0` (identity)",
                                doc="correlation among region factors (see below)"),
-    "innovation_mean": _Key(_optional(_table(_INNOVATION_MEAN, build=_innovation_mean)), None,
+    "innovation_mean": _Key(_INNOVATION_MEAN_TABLE, None,
                             shown="none (mean 0)",
                             doc="a mean path of the factor innovations: `[factors.innovation_mean]` below"),
 }
