@@ -37,11 +37,12 @@ from stresslab.metrics.paired import compare_summary
 from stresslab.metrics.regulatory import irb_capital, irb_reference
 from stresslab.metrics.summary import summary
 from stresslab.report import write_report
+from stresslab.reverse import ReverseStress, reverse_stress
 from stresslab.run.compare import compare, scenario_run, sweep
 from stresslab.run.history import simulate_history
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import Scenario, load_scenario
-from stresslab.text import format_comparison, format_summary
+from stresslab.text import format_comparison, format_reverse_stress, format_summary
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "InternalError",
     "Portfolio",
     "PortfolioError",
+    "ReverseStress",
     "Scenario",
     "ScenarioError",
     "StresslabError",
@@ -64,6 +66,7 @@ __all__ = [
     "fit_asset_correlation",
     "fit_transitions",
     "format_comparison",
+    "format_reverse_stress",
     "format_summary",
     "implied_pd",
     "irb_capital",
@@ -73,6 +76,7 @@ __all__ = [
     "load_results",
     "load_scenario",
     "observed_pd",
+    "reverse_stress",
     "save_results",
     "scenario_run",
     "simulate",

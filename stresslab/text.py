@@ -10,9 +10,11 @@ import xarray as xr
 from stresslab.book.portfolio import Portfolio
 from stresslab.compile.binding import bind_names
 from stresslab.metrics.summary import BOUNDS, LIVE_FLOOR, MEASURES, WINDOWS
+from stresslab.reverse.result import ReverseStress
 from stresslab.scenario.scenario import Scenario
 
-__all__ = ["format_summary", "pooled_text", "format_money", "format_layers", "format_comparison", "format_book"]
+__all__ = ["format_summary", "pooled_text", "format_money", "format_layers", "format_comparison", "format_book",
+           "format_reverse_stress"]
 
 
 # ----------------------------------------------------------------------------- terminal
@@ -348,3 +350,49 @@ def format_book(portfolio: Portfolio, scenario: Scenario | None = None) -> str:
                 hit = float(bal[column == name].sum()) / total
                 lines.append(f"  [shocks.{kind}] {name}: {100 * hit:.1f}% of the balance")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- reverse stress tests
+def format_reverse_stress(result: ReverseStress, n_factors: int = 8) -> str:
+    """A reverse stress test for the terminal: its findings, the factor paths and the drivers.
+
+    Parameters
+    ----------
+    result : ReverseStress
+        From :func:`stresslab.reverse_stress`.
+    n_factors : int
+        Factors shown, those with the lowest conditional mean (averaged over months) first.
+
+    Returns
+    -------
+    str
+        The result's header lines; a table of E[Z_t | event] by factor at months 1, 12
+        (when the horizon has it) and T, its lowest month with the standard error there,
+        and the mode's value in that month; the drivers (share of the gross loss in the
+        event against the unconditional share).
+    """
+    mean, se, mode = result.factor_mean, result.factor_mean_se, result.factor_mode
+    months = sorted({1, min(12, mean.sizes["month"]), mean.sizes["month"]})
+    order = np.argsort(mean.mean("month").values)[:n_factors]
+    head = ["factor", *(f"month {m}" for m in months), "lowest (month)", "s.e.", "mode there"]
+    rows = []
+    for k in order:
+        column = mean.isel(factor=k)
+        low = int(column.argmin("month"))
+        rows.append([str(mean["factor"].values[k]), *(f"{float(column.sel(month=m)):+.3f}" for m in months),
+                     f"{float(column[low]):+.3f} ({int(mean['month'][low])})", f"{float(se.isel(factor=k)[low]):.3f}",
+                     f"{float(mode.isel(factor=k)[low]):+.3f}"])
+    lines = [*result.header(), "", "conditional mean of the factors given the event (standard deviations):"]
+    lines += _columns(head, rows)
+    lines += ["", "drivers (share of the gross loss in the event, s.e.; unconditional share):"]
+    drivers = [[kind, name, f"{row.share:.1%}", f"{row.share_se:.1%}", f"{row.base_share:.1%}"]
+               for (kind, name), row in result.drivers.iterrows()]
+    lines += _columns(["kind", "name", "share", "s.e.", "unconditional"], drivers)
+    return "\n".join(lines)
+
+
+def _columns(head: list[str], rows: list[list[str]]) -> list[str]:
+    """Rows of a plain table, the first column left-aligned and the others right-aligned."""
+    widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
+    return ["  " + "   ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
+            for r in [head, *rows]]

@@ -94,31 +94,6 @@ def conditional_share(parts: np.ndarray, whole: np.ndarray, v: np.ndarray) -> tu
     return share, se
 
 
-def likelihood_ratio_share(h: np.ndarray, w: np.ndarray, deviation: np.ndarray, shift: np.ndarray) -> tuple[float, float]:
-    """Probability of the event when the innovations' mean is moved by ``shift``, from the same paths.
-
-    Parameters
-    ----------
-    h : ndarray of shape (n_paths,)
-        Event indicator.
-    w : ndarray of shape (n_paths,)
-        Likelihood ratio of the model to the sampling measure.
-    deviation : ndarray of shape (n_paths, T + 1, K)
-        The innovations less the model's own mean.
-    shift : ndarray of shape (T + 1, K)
-        d: the new mean of ``deviation``.
-
-    Returns
-    -------
-    (float, float)
-        mean(w h q_d / p) and its standard error, with
-        q_d / p = exp(d . deviation - |d|^2 / 2) the ratio of N(d, I) to N(0, I).
-    """
-    log_ratio = np.tensordot(deviation, shift, axes=2) - 0.5 * float(np.sum(shift * shift))
-    terms = w * h * np.exp(log_ratio)
-    return float(terms.mean()), float(terms.std(ddof=1) / np.sqrt(terms.size))
-
-
 def debiased_distance(mean: np.ndarray, se: np.ndarray) -> float:
     """Euclidean length of an estimated mean, less its estimation noise: sqrt(max(0, |m|^2 - sum se^2)).
 

@@ -79,6 +79,12 @@ class Event:
         units = "" if self.kind == "dpd30" else " CNY"
         return f"{_ABOVE[self.kind]} > {self.threshold:.6g}{units}"
 
+    def measure(self) -> str:
+        """What :meth:`score` measures, in words."""
+        if self.kind == "exhausted":
+            return f"used share of layer '{self.layer}''s capacity"
+        return {"capital_ratio": "capital ratio", "dpd30": "peak DPD30+ ratio"}.get(self.kind, _ABOVE[self.kind])
+
     def check(self, model: CompiledModel) -> None:
         """Refuse an event this model cannot evaluate or that has probability 0, in one line.
 

@@ -69,12 +69,10 @@ class ReverseStress:
     scenario : Scenario
         The base scenario with ``[factors.innovation_mean]`` = its own mean plus
         ``innovation_mean``: the event's average factor path with the model's noise around it.
-    reproduction, reproduction_ci : float, (float, float)
-        Share of the paths of ``scenario`` in which the event happens, estimated from the
-        same importance-sampled paths (likelihood ratios to the shifted law).
-    check_share, check_ci, check_paths : float, (float, float), int
-        The same share counted in a plain run of ``scenario`` on its own draws
-        (``check_paths`` paths; NaN and 0 when no check run was asked for).
+    reproduction, reproduction_ci, reproduction_paths : float, (float, float), int
+        Share of the paths of ``scenario`` in which the event happens, counted in a plain
+        run of ``reproduction_paths`` paths on draws of their own (NaN and 0 when no such
+        run was asked for).
     n_paths, seed : int
         Importance-sampled paths of the main run and its seed.
     ci : float
@@ -103,9 +101,7 @@ class ReverseStress:
     scenario: Scenario
     reproduction: float
     reproduction_ci: tuple[float, float]
-    check_share: float
-    check_ci: tuple[float, float]
-    check_paths: int
+    reproduction_paths: int
     n_paths: int
     seed: int
     ci: float
@@ -135,12 +131,10 @@ class ReverseStress:
             (f"Mahalanobis distance of the mean innovation path {self.distance:.3g} (a model path is farther with "
             f"probability {self.distance_probability:.3g}; along this direction {self.direction_probability:.3g}); "
             f"of the mode {self.mode_distance:.3g}"),
-            f"Running this scenario shows the event in {self.reproduction:.1%} [{r_lo:.1%}, {r_hi:.1%}] of its paths",
         ]
-        if self.check_paths:
-            c_lo, c_hi = self.check_ci
-            lines.append(f"  (counted in a plain run of {self.check_paths:,} paths: {self.check_share:.1%} "
-                         f"[{c_lo:.1%}, {c_hi:.1%}])")
+        if self.reproduction_paths:
+            lines.append(f"Running this scenario shows the event in {self.reproduction:.1%} [{r_lo:.1%}, {r_hi:.1%}] "
+                         f"of its paths (counted in a plain run of {self.reproduction_paths:,} paths)")
         lines.append("Drivers (share of the gross loss in the event; unconditional share): " + "; ".join(
             f"{kind} {name} {row.share:.1%} ({row.base_share:.1%})" for (kind, name), row in top.iterrows()))
         return lines

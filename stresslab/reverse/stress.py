@@ -28,7 +28,6 @@ from stresslab.reverse.estimates import (
     debiased_distance,
     event_mode,
     factor_paths,
-    likelihood_ratio_share,
 )
 from stresslab.reverse.events import Event, parse_event
 from stresslab.reverse.result import ReverseStress
@@ -57,7 +56,7 @@ def reverse_stress(
     seed: int = 0,
     *,
     pilot_paths: int | None = None,
-    check_paths: int = 1_000,
+    check_paths: int = 2_000,
     defensive_share: float = DEFAULT_DEFENSIVE_SHARE,
     threads: int | None = None,
     progress: bool | None = None,
@@ -82,8 +81,8 @@ def reverse_stress(
     pilot_paths : int, optional
         Paths per cross-entropy pilot round (default 2,000).
     check_paths : int
-        Paths of a plain run of the written scenario that counts the event's share in it
-        (0: none; the share is then only estimated from the main run).
+        Paths of a plain run of the written scenario, on its own draws, that counts the
+        share of its paths in which the event happens (``reproduction``; 0: no run, NaN).
     defensive_share : float
         Share of the main run's paths drawn from the model itself (every weight <= 1 / a).
     threads : int, optional
@@ -118,6 +117,8 @@ def reverse_stress(
     n_paths = check_int("n_paths", n_paths, 1, None)
     seed = check_int("seed", seed, 0, _MAX_SEED)
     check_paths = check_int("check_paths", check_paths, 0, None)
+    if check_paths == 1:
+        raise StresslabError("check_paths must be 0 (no check run) or at least 2 (a share with an interval); got 1")
     if not 0.0 < ci < 1.0:
         raise StresslabError(f"ci must be strictly between 0 and 1; got {ci}")
     if not 0.0 < defensive_share < 1.0:
@@ -157,8 +158,7 @@ def reverse_stress(
 
     shift = np.round(dev_mean, _DIGITS)
     written = _written(scenario, model, ev, base_mean + shift, p)
-    share, share_se = likelihood_ratio_share(h, w, deviation, shift)
-    check = _check_run(portfolio, written, ev, seed, check_paths, threads, progress, ci)
+    share, share_ci = _check_run(portfolio, written, ev, seed, check_paths, threads, progress, ci)
 
     label = _Labels(model)
     return ReverseStress(
@@ -183,10 +183,8 @@ def reverse_stress(
         drivers=_drivers(out.loss_by_cell, v, w, model),
         scenario=written,
         reproduction=share,
-        reproduction_ci=(max(share - z * share_se, 0.0), min(share + z * share_se, 1.0)),
-        check_share=check[0],
-        check_ci=check[1],
-        check_paths=check_paths,
+        reproduction_ci=share_ci,
+        reproduction_paths=check_paths,
         n_paths=n_paths,
         seed=seed,
         ci=ci,
@@ -233,7 +231,7 @@ def _check_run(portfolio: Portfolio, written: Scenario, ev: Event, seed: int, n:
     model = compile_model(portfolio, written)
     out = run_paths(model, pilot_seed(seed, _CHECK_ROUND), n, threads=threads, progress=progress,
                     desc="reverse: check run of the written scenario")
-    share, lo, hi = mean_ci(ev.occurred(ev.score(out, model)), out.weight, ci) if n > 1 else (float("nan"),) * 3
+    share, lo, hi = mean_ci(ev.occurred(ev.score(out, model)), out.weight, ci)
     return share, (max(lo, 0.0), min(hi, 1.0))
 
 
@@ -259,7 +257,7 @@ def _unreached(ev: Event, hits: int, n_paths: int, reached: float, largest: floa
                w: np.ndarray) -> StresslabError:
     """The error for an event the tilted sampling reached too rarely to estimate its paths."""
     what = f"event {ev.text!r} ({ev.describe()})"
-    seen = (f"the pilots' highest level was {reached:.6g} and the largest value in the main run {largest:.6g}, "
+    seen = (f"{ev.measure()}: at most {reached:.6g} in the pilots' elite and {largest:.6g} in the main run, "
             f"against {ev.threshold:.6g}")
     estimate = f"; its probability is about {float(np.mean(h * w)):.2g}" if hits else ""
     return StresslabError(
