@@ -129,7 +129,8 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
-@pytest.mark.parametrize("public", ["simulate", "summary", "load_portfolio", "Scenario", "write_report", "compare_summary"])
+@pytest.mark.parametrize("public", ["simulate", "summary", "load_portfolio", "Scenario", "write_report", "compare_summary",
+                                    "reverse_stress"])
 def test_public_names_stay_at_the_top(public):
     import stresslab
 
