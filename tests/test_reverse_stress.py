@@ -287,6 +287,21 @@ def test_layer_exhaustion_probability_agrees_with_plain_monte_carlo():
     assert abs(r.probability - share) < 4 * math.hypot(se, r.probability_se), (r.probability, share)
 
 
+def test_dpd30_event_probability_agrees_with_plain_monte_carlo():
+    # the peak DPD30+ ratio by balance over the months with at least 1% of the book live (the summary's rule)
+    loans = book(300, pd_=0.03, term=36, amortization="annuity")
+    scen = scenario(8, factors={"global_loading": 0.45, "ar1": 0.8}, delinquency={"default_after": 4})
+    plain = stresslab.simulate(loans, scen, n_paths=20_000, seed=8, progress=False)
+    by_state = plain.balance_by_state
+    live = by_state.sel(state=["C", "M1", "M2", "M3"]).sum("state")
+    ratio = (by_state.sel(state=["M2", "M3"]).sum("state") / live).where(live >= 0.01 * float(loans.balance.sum()), 0.0)
+    hit = (ratio > 0.1).any("month").values
+    share, se = hit.mean(), hit.std(ddof=1) / math.sqrt(hit.size)
+    assert 0.005 < share < 0.05, share  # about 2%
+    r = stresslab.reverse_stress(loans, scen, "dpd30 > 0.1", n_paths=3000, seed=6, check_paths=0, progress=False)
+    assert abs(r.probability - share) < 4 * math.hypot(se, r.probability_se), (r.probability, share)
+
+
 def test_cli_reverse_writes_a_scenario_that_loads(tmp_path, capsys):
     out = tmp_path / "worst.toml"
     scen = stresslab.__path__[0] + "/library/baseline.toml"

@@ -17,7 +17,6 @@ __all__ = [
     "debiased_distance",
     "event_mode",
     "factor_paths",
-    "likelihood_ratio_share",
 ]
 
 _MAX_STEEPNESS = 1e3  # of the probit fit, per standard deviation of the projection: a step, numerically
