@@ -138,17 +138,18 @@ def test_innovation_mean_names_are_bound_to_the_book():
 # ----------------------------------------------------------------------------- one factor: closed forms
 
 
-def _vasicek_references(n: int, p: float, rho: float, k: int) -> dict[str, float]:
-    """P(N > k), E[Z | N > k] and the mode of Z given N > k for n loans, by quadrature (exact for finite n).
+def _vasicek_references(n: int, p: float, rho: float, k: int, m: float = 0.0) -> dict[str, float]:
+    """P(N > k), E[Z | N > k] and the mode of Z given N > k for n loans and Z ~ N(m, 1), by quadrature.
 
-    Given Z the default count is Binomial(n, p(Z)), p(z) = Phi((Phi^-1(p) - sqrt(rho) z) / sqrt(1 - rho)).
+    Given Z the default count is Binomial(n, p(Z)), p(z) = Phi((Phi^-1(p) - sqrt(rho) z) / sqrt(1 - rho)):
+    exact for a finite book.
     """
     z = np.linspace(-9.0, 3.0, 240_001)
     pz = norm.cdf((norm.ppf(p) - math.sqrt(rho) * z) / math.sqrt(1.0 - rho))
-    density = norm.pdf(z) * binom.sf(k, n, pz)
+    density = norm.pdf(z - m) * binom.sf(k, n, pz)
     prob = np.trapezoid(density, z)
     mean = np.trapezoid(z * density, z) / prob
-    mode = minimize_scalar(lambda x: -norm.logpdf(x) - binom.logsf(k, n, norm.cdf(
+    mode = minimize_scalar(lambda x: -norm.logpdf(x - m) - binom.logsf(k, n, norm.cdf(
         (norm.ppf(p) - math.sqrt(rho) * x) / math.sqrt(1.0 - rho))), bounds=(-8.0, 0.0), method="bounded",
         options={"xatol": 1e-8}).x
     return {"probability": prob, "mean": mean, "mode": float(mode)}
@@ -180,6 +181,27 @@ def test_one_factor_large_homogeneous_book_recovers_the_closed_forms():
     # the industry and region factors carry no loading: their conditional means are 0
     others = r.factor_mean.sel(month=1).drop_sel(factor="global")
     assert (abs(others) < 4 * r.factor_mean_se.sel(month=1).drop_sel(factor="global")).all()
+
+
+def test_a_base_scenario_with_its_own_innovation_mean_is_the_model_the_event_is_taken_under():
+    # ar1 = 1: Z = eta_0 ~ N(m0, 1) under the base; L > x iff Z < z* (large pool), so P = Phi(z* - m0) and
+    # E[Z | Z < z*] = m0 - phi(z* - m0) / Phi(z* - m0) (checked against the exact finite-book values, which the
+    # estimates must match within 4 s.e.); the written mean is m0 + E[eta_0 - m0 | E].
+    n, p, rho, z_star, m0 = 20_000, 0.01, 0.2, -3.0, -1.0
+    k = int(n * norm.cdf((norm.ppf(p) - math.sqrt(rho) * z_star) / math.sqrt(1.0 - rho)))
+    exact = _vasicek_references(n, p, rho, k, m0)
+    a = z_star - m0
+    assert abs(exact["mean"] - (m0 - norm.pdf(a) / norm.cdf(a))) < 0.01
+    assert abs(exact["probability"] / norm.cdf(a) - 1.0) < 0.02
+    scen = scenario(1, factors={"global_loading": math.sqrt(rho), "ar1": 1.0, "innovation_mean": {"global": [m0]}})
+    r = stresslab.reverse_stress(book(n, pd_=p), scen, f"loss > {k}", n_paths=3000, seed=7, check_paths=0,
+                                 progress=False)
+    assert abs(r.probability - exact["probability"]) < 4 * r.probability_se
+    mean, se = float(r.factor_mean.sel(month=1, factor="global")), float(r.factor_mean_se.sel(month=1, factor="global"))
+    assert abs(mean - exact["mean"]) < 4 * se, (mean, exact["mean"], se)
+    written = r.scenario.factors.innovation_mean.global_[0]
+    assert written == pytest.approx(m0 + float(r.innovation_mean.sel(month=0, factor="global")), abs=1e-4)
+    assert written == pytest.approx(mean, abs=1e-4 + 1e-9)  # ar1 = 1: Z_1 = eta_0
 
 
 # ----------------------------------------------------------------------------- two factors: plain MC
