@@ -18,12 +18,13 @@ from stresslab.scenario.writer import scenario_toml
 __all__ = ["ReverseStress"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class ReverseStress:
     """What it takes to reach a failure event: its probability and its most likely factor paths.
 
     Built by :func:`stresslab.reverse_stress`; docs/reverse_stress.md gives every
-    estimator and interval. Intervals are normal, at the coverage ``ci``.
+    estimator and interval. Intervals are normal, at the coverage ``ci``. Not compared
+    (``==`` is identity): it holds arrays and tables.
 
     Attributes
     ----------
@@ -125,7 +126,8 @@ class ReverseStress:
             (f"Reverse stress test of scenario '{self.scenario.name.removesuffix('_reverse')}' for the event "
             f"'{self.event.text}' ({self.event.describe()})"),
             (f"P(event) = {self.probability:.4g} [{lo:.4g}, {hi:.4g}] ({self.ci:.0%} interval), "
-            f"{self.event_paths:,} event paths of {self.n_paths:,} importance-sampled paths (seed {self.seed})"),
+            f"{self.event_paths:,} event paths of {self.n_paths:,} importance-sampled paths (seed {self.seed}; worth "
+            f"{self.effective_event_paths:,.0f} plain event paths)"),
             (f"E[gross loss | event] = {self.conditional_loss:.6g} CNY [{self.conditional_loss_ci[0]:.6g}, "
             f"{self.conditional_loss_ci[1]:.6g}]"),
             (f"Mahalanobis distance of the mean innovation path {self.distance:.3g} (a model path is farther with "
