@@ -23,6 +23,7 @@ import bench_layers  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_one_period  # noqa: E402
 import bench_pooled  # noqa: E402
+import bench_reverse  # noqa: E402
 
 import stresslab  # noqa: E402
 
@@ -59,6 +60,10 @@ def main() -> None:
                                       n_plain=5_000 if q else 20_000, n_paths=2_000 if q else 4_000):
         rows.append((f"IS, concentrated sectors, {n_strong:,} loans, level {r['level']}",
                      f"VR P(L>VaR) {r['vr_p']:.0f}x, ES {r['vr_es']:.0f}x", "target >= 20x at 0.999"))
+
+    rev = bench_reverse.measure(n_loans=5_000 if q else 20_000, n_paths=2_000 if q else 10_000)
+    rows.append((f"reverse stress test, {5_000 if q else 20_000:,} loans, event at VaR 99.9%",
+                 f"{rev['seconds']:.0f} s (load {rev['load_before']:.1f})", "target < 120 s"))
 
     pool = bench_pooled.measure(200_000 if q else 2_000_000, 20 if q else 100, 2 if q else 4)
     rows.append((f"pooled, {pool['loans']:,} standard loans in {pool['pools']:,} pools",

@@ -39,11 +39,12 @@ from stresslab.metrics.paired import compare_summary
 from stresslab.metrics.regulatory import irb_capital, irb_reference
 from stresslab.metrics.summary import summary
 from stresslab.report import write_report
+from stresslab.reverse import ReverseStress, reverse_stress
 from stresslab.run.compare import compare, scenario_run, sweep
 from stresslab.run.history import simulate_history
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import Scenario, load_scenario
-from stresslab.text import format_comparison, format_stages, format_summary
+from stresslab.text import format_comparison, format_reverse_stress, format_stages, format_summary
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "InternalError",
     "Portfolio",
     "PortfolioError",
+    "ReverseStress",
     "Scenario",
     "ScenarioError",
     "StresslabError",
@@ -67,6 +69,7 @@ __all__ = [
     "fit_asset_correlation",
     "fit_transitions",
     "format_comparison",
+    "format_reverse_stress",
     "format_stages",
     "format_summary",
     "implied_pd",
@@ -77,6 +80,7 @@ __all__ = [
     "load_results",
     "load_scenario",
     "observed_pd",
+    "reverse_stress",
     "save_results",
     "scenario_run",
     "simulate",

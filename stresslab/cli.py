@@ -1,4 +1,4 @@
-"""Command-line interface: ``stresslab run | compare | sweep | show | report | synth | synth-history | calibrate | validate``. A thin wrapper of the API."""
+"""Command-line interface: ``stresslab run | compare | sweep | reverse | show | report | synth | synth-history | calibrate | validate``. A thin wrapper of the API."""
 
 from __future__ import annotations
 
@@ -26,12 +26,14 @@ from stresslab.errors import StresslabError
 from stresslab.io import load_results, save_results
 from stresslab.metrics.paired import compare_summary
 from stresslab.metrics.summary import summary
+from stresslab.reverse.events import parse_event
+from stresslab.reverse.stress import reverse_stress
 from stresslab.run.compare import compare, sweep
 from stresslab.run.history import simulate_history
 from stresslab.run.schema import check_result_types, package_versions
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import load_scenario
-from stresslab.text import format_comparison, format_summary
+from stresslab.text import format_comparison, format_reverse_stress, format_summary
 
 __all__ = ["main", "one_line"]
 
@@ -164,6 +166,26 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--levels", type=_levels, default=(0.99, 0.999), help="VaR/ES levels [0.99,0.999]")
     swp.add_argument("--plot", type=Path, help="save the response curve (expected loss and VaR) to this PNG")
     swp.set_defaults(func=_sweep)
+
+    rev = sub.add_parser("reverse", help="reverse stress test: the probability of a failure event and its most "
+                                         "likely factor paths, written as a scenario (docs/reverse_stress.md)")
+    rev.add_argument("scenario", type=Path, help="scenario TOML file the event's probability is taken under")
+    book = rev.add_mutually_exclusive_group(required=True)
+    book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
+    book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
+    rev.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
+    rev.add_argument("--map", type=Path, metavar="MAP.toml", help="book map of --portfolio (docs/portfolio.md)")
+    rev.add_argument("--event", required=True, help="'loss > X', 'net_loss > X', 'loss_12m > X', 'exhausted:LAYER[@M]', "
+                                                     "'dpd30 > Y' or 'capital_ratio < R'")
+    rev.add_argument("--out", type=Path, required=True, help="the scenario of the event's mean factor path (TOML)")
+    rev.add_argument("--paths", type=_positive_int, default=10_000, help="importance-sampled paths [10000]")
+    rev.add_argument("--seed", type=_non_negative_int, default=0, help="simulation seed [0]")
+    rev.add_argument("--pilot-paths", type=_positive_int, help="paths per cross-entropy pilot round [2000]")
+    rev.add_argument("--check-paths", type=_non_negative_int, default=2_000,
+                     help="paths of a plain run of the written scenario that counts the event in it (0: none) [2000]")
+    rev.add_argument("--threads", type=_positive_int, help="numba threads (does not change results)")
+    rev.add_argument("--quiet", action="store_true", help="no progress bar")
+    rev.set_defaults(func=_reverse)
 
     show = sub.add_parser("show", help="print the summary table of a result file")
     show.add_argument("result", type=Path, help="netCDF file written by run, compare or sweep")
@@ -326,6 +348,20 @@ def _sweep(args: argparse.Namespace) -> int:
         plots.save_figure(plots.sweep_curve(ds), args.plot)
         _print(f"\nresponse curve written to {args.plot}")
     _write(ds, args.out)
+    return 0
+
+
+def _reverse(args: argparse.Namespace) -> int:
+    event = parse_event(args.event)  # a malformed event fails before the book is read
+    _check_outputs(args, args.scenario, args.portfolio)
+    scenario = load_scenario(args.scenario)
+    _check_outputs(args, *map(Path, scenario.files))
+    result = reverse_stress(_book(args), scenario, event, n_paths=args.paths, seed=args.seed,
+                            pilot_paths=args.pilot_paths, check_paths=args.check_paths, threads=args.threads,
+                            progress=not args.quiet)
+    _print(format_reverse_stress(result))
+    result.to_toml(args.out)
+    _print(f"\nscenario of the event's mean factor path written to {args.out}")
     return 0
 
 

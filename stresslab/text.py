@@ -10,6 +10,7 @@ import xarray as xr
 from stresslab.book.portfolio import Portfolio
 from stresslab.compile.binding import bind_names
 from stresslab.metrics.summary import BOUNDS, LIVE_FLOOR, MEASURES, WINDOWS
+from stresslab.reverse.result import ReverseStress
 from stresslab.scenario.scenario import Scenario
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "format_comparison",
     "format_layers",
     "format_money",
+    "format_reverse_stress",
     "format_stages",
     "format_summary",
     "pooled_text",
@@ -396,3 +398,43 @@ def format_stages(stages: xr.Dataset) -> str:
     lines += _table(["stage", "loans", "EAD", "share", "PD 12m", "allowance", "coverage"], rows)
     lines += ["", "  allowance: 12-month ECL in S1, lifetime ECL in S2, discounted at each loan's rate (docs/ifrs9.md)"]
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- reverse stress tests
+def format_reverse_stress(result: ReverseStress, n_factors: int = 8) -> str:
+    """A reverse stress test for the terminal: its findings, the factor paths and the drivers.
+
+    Parameters
+    ----------
+    result : ReverseStress
+        From :func:`stresslab.reverse_stress`.
+    n_factors : int
+        Factors shown, those with the lowest conditional mean (averaged over months) first.
+
+    Returns
+    -------
+    str
+        The result's header lines; a table of E[Z_t | event] by factor at months 1, 12
+        (when the horizon has it) and T, its lowest month with the standard error there,
+        and the mode's value in that month; the drivers (share of the gross loss in the
+        event against the unconditional share).
+    """
+    mean, se, mode = result.factor_mean, result.factor_mean_se, result.factor_mode
+    months = sorted({1, min(12, mean.sizes["month"]), mean.sizes["month"]})
+    order = np.argsort(mean.mean("month").values)[:n_factors]
+    head = ["factor", *(f"month {m}" for m in months), "lowest (month)", "s.e.", "mode there"]
+    rows = []
+    for k in order:
+        column = mean.isel(factor=k)
+        low = int(column.argmin("month"))
+        rows.append([str(mean["factor"].values[k]), *(f"{float(column.sel(month=m)):+.3f}" for m in months),
+                     f"{float(column[low]):+.3f} ({int(mean['month'][low])})", f"{float(se.isel(factor=k)[low]):.3f}",
+                     f"{float(mode.isel(factor=k)[low]):+.3f}"])
+    lines = [*result.header(), "", "conditional mean of the factors given the event (standard deviations):"]
+    lines += _table(head, rows)
+    lines += ["", "drivers (share of the gross loss in the event, s.e.; unconditional share):"]
+    drivers = [[kind, name, f"{row.share:.1%}", f"{row.share_se:.1%}", f"{row.base_share:.1%}"]
+               for (kind, name), row in result.drivers.iterrows()]
+    lines += _table(["kind", "name", "share", "s.e.", "unconditional"], drivers)
+    return "\n".join(lines)
+

@@ -22,6 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("compile",),
     ("run",),
     ("metrics",),
+    # reverse stress tests: the engine (run) tilted toward an event, events read like metrics
+    ("reverse",),
     # loan tape -> estimates -> a fitted scenario: reads books and scenarios, uses the
     # calibration integral (compile) and the engine (run) for implied PDs and checks
     ("calibrate",),
@@ -127,7 +129,8 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
-@pytest.mark.parametrize("public", ["simulate", "summary", "load_portfolio", "Scenario", "write_report", "compare_summary"])
+@pytest.mark.parametrize("public", ["simulate", "summary", "load_portfolio", "Scenario", "write_report", "compare_summary",
+                                    "reverse_stress"])
 def test_public_names_stay_at_the_top(public):
     import stresslab
 

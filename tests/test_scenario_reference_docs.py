@@ -97,7 +97,7 @@ def test_write_rewrites_stale_tables_and_keeps_the_prose(tmp_path: Path, capsys:
 
 def test_every_key_of_every_table_has_a_row() -> None:
     tables = key_tables()
-    assert {"top", "factors", "cashflow", "shocks", "delinquency", "recovery", "layers", "layers.eligibility",
+    assert {"top", "factors", "factors.innovation_mean", "cashflow", "shocks", "delinquency", "recovery", "layers", "layers.eligibility",
             "layers.counterparty", "policy", "policy.loan_cap", "policy.deferral", "policy.interest_subsidy",
             "policy.rate_cap", "policy.revenue_support", "policy.seasonal_schedule", "policy.collection",
             "calibration_reference"} == set(tables)
@@ -142,6 +142,9 @@ def _check_keys(data: Any, keys: Mapping[str, _Key], where: str, omitted: frozen
             for k, layer in enumerate(data[key]):
                 quota = frozenset({"attachment", "limit"} if layer["kind"] == "quota_share" else ())
                 count += _check_keys(layer, sub, f"{where}.layers[{k}]", quota)
+        elif key == "factors":  # innovation_mean: written only when set (omit_none), like a policy lever
+            absent = frozenset({"innovation_mean"} - set(data[key]))
+            count += _check_keys(data[key], sub, f"{where}.{key}", absent)
         elif key == "policy":
             assert set(data[key]) <= set(sub)
             count += 1

@@ -59,6 +59,7 @@ class Tables(NamedTuple):
     loadings: np.ndarray  # (n_ind, 3): global, industry, region loadings
     factor_key: np.ndarray  # (K,) uint64 stream keys of the factors
     factor_shift: np.ndarray  # (T + 1, K) mean of eta_t under importance sampling (0: plain MC)
+    factor_mean: np.ndarray  # (T + 1, K) mean of eta_t under the scenario's own law ([factors] innovation_mean)
     roll_threshold: np.ndarray  # (3,) a_k = F^{-1}(r_k)
     cure_threshold: np.ndarray  # (3,) b_k = F^{-1}(1 - q_k)
     norm: np.ndarray  # tabulated normal CDF values

@@ -51,7 +51,10 @@ def factor_index(
     importance sampling a path :func:`from_tilted` has eta_t ~ N(mu_t, I) with
     mu_t = ``tables.factor_shift[t]`` (the others N(0, I)); the returned log likelihood
     ratio of nominal to tilted law, sum_t (|mu_t|^2 / 2 - mu_t . eta_t), is exactly 0 for
-    plain Monte Carlo (mu = 0).
+    plain Monte Carlo (mu = 0). A scenario's ``[factors] innovation_mean`` m_t
+    (``tables.factor_mean``) is the nominal law's own mean, eta_t ~ N(m_t, I): it is added
+    after the likelihood ratio and the recorded ``eta_out`` (which hold eta_t - m_t, the
+    deviation the tilt and its tuning are about).
     Returns X, the global factor G_t (shape (n_months,)) and the log likelihood ratio;
     writes the innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty.
     """
@@ -74,6 +77,7 @@ def factor_index(
             log_lr += shift[k] * (0.5 * shift[k] - eta[k])
             if keep_eta:
                 eta_out[t, k] = eta[k]
+            eta[k] += tables.factor_mean[t, k]
         scale = 1.0 if t == 0 else innovation
         keep = 0.0 if t == 0 else params.ar1
         for a in range(k_all):

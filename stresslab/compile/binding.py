@@ -57,6 +57,10 @@ def _uses(scenario: Scenario) -> Iterator[_Use]:
         spec = getattr(fac, key)
         if isinstance(spec, CorrelationMatrix):
             yield _Use(f"[factors] {key}.names", column, tuple(spec.names), False)
+    if fac.innovation_mean is not None:
+        for column in ("industry", "region"):
+            names = tuple(n for n, _ in getattr(fac.innovation_mean, column))
+            yield _Use(f"[factors.innovation_mean.{column}]", column, names, False)
     yield _Use("[cashflow] volatility", "industry", tuple(n for n, _ in scenario.cashflow_volatility.overrides), False)
     yield _Use("[shocks.industry]", "industry", tuple(n for n, _ in scenario.industry_shocks), False)
     yield _Use("[shocks.region]", "region", tuple(n for n, _ in scenario.region_shocks), False)
@@ -181,6 +185,9 @@ def _respelled(scenario: Scenario, spelling: dict[str, dict[str, str]]) -> Scena
     for key, rename in (("industry_correlation", ind), ("region_correlation", reg)):
         if isinstance(getattr(fac, key), CorrelationMatrix):
             factors[key] = replace(getattr(fac, key), names=names(getattr(fac, key).names, rename))
+    if fac.innovation_mean is not None:
+        means = fac.innovation_mean
+        factors["innovation_mean"] = replace(means, industry=pairs(means.industry, ind), region=pairs(means.region, reg))
     pol = scenario.policy
     levers = {lever: segments(getattr(pol, lever)) for lever in _SEGMENT_LEVERS}
     if pol.seasonal_schedule is not None:

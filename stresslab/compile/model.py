@@ -179,6 +179,8 @@ def compile_model(portfolio: Portfolio, scenario: Scenario, track_loans: Sequenc
         loadings=loadings,
         factor_key=name_keys(factor_names(industries, regions)),
         factor_shift=np.zeros((scenario.horizon_months + 1, 1 + len(industries) + len(regions))),
+        factor_mean=(np.zeros((n_months + 1, 1 + len(industries) + len(regions))) if fac.innovation_mean is None
+                     else fac.innovation_mean.matrix(industries, regions, n_months)),
         roll_threshold=latent_quantile(np.array(deq.roll_rates, dtype=float), law),
         cure_threshold=latent_quantile(1.0 - np.array(deq.cure_rates, dtype=float), law),
         norm=table.values,

@@ -31,18 +31,21 @@ the same paths. docs/importance_sampling.md derives both bounds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import digamma, gammaln
 
+from stresslab._kernels.arrays import Outputs
 from stresslab.compile.model import CompiledModel
 from stresslab.estimators import weighted_quantile
 from stresslab.run.runner import run_paths
 
 __all__ = [
     "tune_importance_sampling",
+    "tune_toward_event",
     "pilot_seed",
     "chi2_shape_bounds",
     "DEFAULT_PILOT_PATHS",
@@ -164,20 +167,90 @@ def tune_importance_sampling(
         var = float(weighted_quantile(loss, w, target))
         level = min(var, float(np.quantile(loss, 1.0 - _ELITE)))
         elite = w * (loss >= level)
-        mass = elite.sum()
-        if mass <= 0.0:
+        if elite.sum() <= 0.0:
             break
-        mean = np.tensordot(elite, out.eta, axes=1) / mass
-        u, sv, vt = np.linalg.svd(mean, full_matrices=False)
-        shift = sv[0] * np.outer(u[:, 0], vt[0])
-        with np.errstate(divide="ignore"):
-            log_half = np.log(0.5 * out.chi2)
-        shape_shift = _elite_shape(log_half, elite, bounds) - 0.5 * model.params.dof if t_copula else 0.0
-        current = replace(
-            current,
-            tables=current.tables._replace(factor_shift=shift),
-            params=current.params._replace(chi2_shape_shift=shape_shift),
-        )
+        current = _cross_entropy_update(current, out, elite, bounds)
         if level >= var and round_ >= 1:
             break
     return current
+
+
+def tune_toward_event(
+    model: CompiledModel,
+    seed: int,
+    score: Callable[[Outputs], np.ndarray],
+    threshold: float,
+    *,
+    pilot_paths: int | None = None,
+    threads: int | None = None,
+    defensive_share: float = DEFAULT_DEFENSIVE_SHARE,
+    progress: bool | None = False,
+) -> tuple[CompiledModel, float]:
+    """The model with its sampling measure shifted toward paths whose ``score`` reaches ``threshold``.
+
+    Parameters
+    ----------
+    model : CompiledModel
+        A model sampled plainly (no shift).
+    seed : int
+        Seed of the main run; the pilots use seeds derived from it (:func:`pilot_seed`).
+    score : callable
+        Outputs of a chunk of paths -> ndarray of shape (n_paths,): how far each path went
+        toward the event (its horizon loss, the used share of a layer ...).
+    threshold : float
+        The event is ``score >= threshold``.
+    pilot_paths, threads, defensive_share
+        As for :func:`tune_importance_sampling`.
+    progress : bool, optional
+        A progress bar per pilot round (None: when stderr is a terminal).
+
+    Returns
+    -------
+    (CompiledModel, float)
+        The tuned model (``factor_shift``, ``chi2_shape_shift`` and ``defensive_share``
+        set as by :func:`tune_importance_sampling`) and the highest elite level a pilot
+        reached (>= ``threshold`` when the pilots reached the event).
+
+    Notes
+    -----
+    The same multilevel cross-entropy as :func:`tune_importance_sampling` with the level
+    of round k the smaller of ``threshold`` and the plain (1 - 0.1)-quantile of the round's
+    scores (Rubinstein & Kroese 2004, the rare-event form): the elite is
+    E = {score >= level}. It stops after the first round whose level is the threshold (and
+    at least two rounds), after eight rounds, or when a round's level does not rise (the
+    tilt cannot reach further).
+    """
+    n_pilot = DEFAULT_PILOT_PATHS if pilot_paths is None else int(pilot_paths)
+    t_copula = model.params.t_copula
+    bounds = chi2_shape_bounds(model.params.dof) if t_copula else (0.0, 0.0)
+    current = replace(model, params=model.params._replace(defensive_share=float(defensive_share)), sampling="importance")
+    reached = -np.inf
+    for round_ in range(_MAX_ROUNDS):
+        out = run_paths(current, pilot_seed(seed, round_), n_pilot, threads=threads, progress=progress,
+                        desc=f"pilot {round_ + 1}", record_eta=True)
+        values = score(out)
+        level = min(float(threshold), float(np.quantile(values, 1.0 - _ELITE)))
+        elite = out.weight * (values >= level)
+        if elite.sum() <= 0.0 or level <= reached:
+            break
+        reached = level
+        current = _cross_entropy_update(current, out, elite, bounds)
+        if level >= threshold and round_ >= 1:
+            break
+    return current, reached
+
+
+def _cross_entropy_update(current: CompiledModel, out: Outputs, elite: np.ndarray, bounds: tuple[float, float]) -> CompiledModel:
+    """The measure of the next round from the elite's weights: mu = rank-one part of their mean innovations, k'."""
+    mean = np.tensordot(elite, out.eta, axes=1) / elite.sum()
+    u, sv, vt = np.linalg.svd(mean, full_matrices=False)
+    shift = sv[0] * np.outer(u[:, 0], vt[0])
+    with np.errstate(divide="ignore"):
+        log_half = np.log(0.5 * out.chi2)
+    params = current.params
+    shape_shift = _elite_shape(log_half, elite, bounds) - 0.5 * params.dof if params.t_copula else 0.0
+    return replace(
+        current,
+        tables=current.tables._replace(factor_shift=shift),
+        params=params._replace(chi2_shape_shift=shape_shift),
+    )

@@ -44,6 +44,7 @@ from stresslab.scenario.specs import (
     CorrelationMatrix,
     DeferralSpec,
     DelinquencySpec,
+    InnovationMean,
     LayerSpec,
     LoanCapSpec,
     PerIndustry,
@@ -136,6 +137,15 @@ def _check_scenario(scenario: dict[str, Any], at: _At) -> None:
                 raise (at / "shocks" / kind / name).error(
                     f"has {len(shock)} monthly values but horizon_months = {horizon}; give at most {horizon}")
     _check_policy_horizon(scenario["policy"], horizon, at / "policy")
+    means = scenario["factors"]["innovation_mean"]
+    if means is not None:
+        base = at / "factors" / "innovation_mean"
+        lists = [(base / "global", means.global_)] + [(base / kind / name, values) for kind in ("industry", "region")
+                                                      for name, values in getattr(means, kind)]
+        for where, values in lists:
+            if len(values) > horizon + 1:
+                raise where.error(f"has {len(values)} values but horizon_months = {horizon}; give at most "
+                                  f"{horizon + 1} (months 0..{horizon}, entry 0 the start)")
 
 
 def _check_policy_horizon(policy: PolicySpec, horizon: int, at: _At) -> None:
@@ -264,6 +274,28 @@ _SEASONALITY = _by_name(_numbers(12, 0, lo_open=True))
 # Each key's doc is its row's meaning in docs/scenarios.md (python -m stresslab.scenario.key_reference
 # --write docs/scenarios.md writes the tables; tests/test_scenario_reference_docs.py checks them).
 
+_MEANS = _numbers(None, -10, 10)
+
+
+_INNOVATION_MEAN = {
+    "global": _Key(_MEANS, [], shown="`[]` (0)",
+                   doc="mean of the global factor's innovation η_t, t = 0, 1, ..., T (entry 0: the start Z₀); "
+                       "months not listed are 0"),
+    "industry": _Key(_by_name(_MEANS), {}, doc="the same list for each industry factor named"),
+    "region": _Key(_by_name(_MEANS), {}, doc="the same list for each region factor named"),
+}
+
+
+def _innovation_mean(**keys: Any) -> InnovationMean:
+    return InnovationMean(global_=keys["global"], industry=keys["industry"], region=keys["region"])
+
+
+_MEAN_TABLE = _table(_INNOVATION_MEAN, build=_innovation_mean)
+# unset unless given (None: the model's own mean 0); its key table is kept for docs/scenarios.md
+_INNOVATION_MEAN_TABLE = _Parser(f"{_MEAN_TABLE.what} (or unset)", lambda v, at: None if v is None else _MEAN_TABLE(v, at),
+                                 _INNOVATION_MEAN)
+
+
 _FACTORS = {
     "copula": _Key(_choice("gaussian", "t"), "gaussian", doc="dependence of borrowers' latents"),
     "dof": _Key(_optional(_number(2, lo_open=True)), None,
@@ -278,6 +310,9 @@ _FACTORS = {
                                  doc="correlation among industry factors (see below)"),
     "region_correlation": _Key(_CORRELATION, 0.0, shown="`0.0` (identity)",
                                doc="correlation among region factors (see below)"),
+    "innovation_mean": _Key(_INNOVATION_MEAN_TABLE, None,
+                            shown="none (mean 0)",
+                            doc="a mean path of the factor innovations: `[factors.innovation_mean]` below"),
 }
 
 

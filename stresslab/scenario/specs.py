@@ -23,6 +23,7 @@ from stresslab.errors import ScenarioError
 
 __all__ = [
     "FactorSpec",
+    "InnovationMean",
     "DelinquencySpec",
     "CalibrationReference",
     "RecoverySpec",
@@ -223,6 +224,51 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InnovationMean:
+    """Mean of the standardised factor innovations eta_t, t = 0..T (``[factors.innovation_mean]``).
+
+    Under the model eta_t ~ N(0, I) (MODEL.md §1); with this table eta_t ~ N(m_t, I): a
+    stress path of the factors with the model's own noise around it (the scenario a reverse
+    stress test writes, docs/reverse_stress.md). Entry 0 of each list is the mean of the
+    start innovation (Z_0 = A eta_0), entry t that of month t; months not listed are 0.
+
+    Attributes
+    ----------
+    global_ : tuple of float
+        m_t of the global factor (TOML key ``global``).
+    industry, region : tuple of (name, tuple of float) pairs, sorted by name
+        m_t of each industry and region factor named.
+    """
+
+    global_: tuple[float, ...] = field(default=(), metadata={"key": "global"})
+    industry: tuple[tuple[str, tuple[float, ...]], ...] = field(default=(), metadata={"pairs": True})
+    region: tuple[tuple[str, tuple[float, ...]], ...] = field(default=(), metadata={"pairs": True})
+
+    def matrix(self, industries: Sequence[str], regions: Sequence[str], horizon_months: int) -> np.ndarray:
+        """The means as an array in the kernel's factor order.
+
+        Parameters
+        ----------
+        industries, regions : sequence of str
+            The book's names (already bound: names not in the book are left out).
+        horizon_months : int
+            T.
+
+        Returns
+        -------
+        ndarray of shape (T + 1, K), K = 1 + n_industries + n_regions
+            Row t: the mean of eta_t for [global, industries..., regions...].
+        """
+        out = np.zeros((horizon_months + 1, 1 + len(industries) + len(regions)))
+        columns = [(0, self.global_)]
+        columns += [(1 + list(industries).index(n), v) for n, v in self.industry if n in industries]
+        columns += [(1 + len(industries) + list(regions).index(n), v) for n, v in self.region if n in regions]
+        for k, values in columns:
+            out[: len(values), k] = values
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
 class FactorSpec:
     """Systematic factors: copula, loadings, AR(1) persistence, correlations (MODEL.md §1).
 
@@ -237,6 +283,8 @@ class FactorSpec:
         Loadings a_G, a_I, a_R of a loan, by the loan's industry.
     industry_correlation, region_correlation : float or CorrelationMatrix
         A common pairwise correlation (0.0 = identity) or an explicit matrix.
+    innovation_mean : InnovationMean or None
+        A mean path of the factor innovations (None: mean 0, the model's own law).
     source : str
         The scenario file (for messages); not compared.
     """
@@ -249,6 +297,7 @@ class FactorSpec:
     region_loading: PerIndustry
     industry_correlation: float | CorrelationMatrix
     region_correlation: float | CorrelationMatrix
+    innovation_mean: InnovationMean | None = field(default=None, metadata={"omit_none": True})
     source: str = field(default="<dict>", compare=False, repr=False, metadata=_NOT_WRITTEN)
 
     def loadings(self, industries: Sequence[str]) -> np.ndarray:
