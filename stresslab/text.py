@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import numpy as np
@@ -144,11 +145,38 @@ def format_summary(s: xr.Dataset) -> str:
     lines += ["", "DPD30+ ratio by balance: withheld (mean weight check)"] if withheld else _dpd_lines(s)
     if "stage_transition_rate" in s:
         lines += _stage_lines(s)
+    if "impairment_charge_mean" in s:
+        lines += _provision_lines(s)
     if "party" in s.dims:
         from stresslab.text import format_layers
 
         lines += format_layers(s)
     return "\n".join(lines)
+
+
+def _provision_lines(s: xr.Dataset) -> list[str]:
+    """IFRS 9 allowance by stage at the start and each year end, and the impairment charge of each year."""
+    ends = s["year_end"].values
+    mode = json.loads(s.attrs["scenario"])["ifrs9"]["allowance"].replace("_", " ") if "scenario" in s.attrs else "?"
+    rows = []
+    for stage in s["stage"].values:
+        amount = s["allowance_mean"].sel(stage=stage).values
+        cover = s["coverage_mean"].sel(stage=stage).values
+        rows.append((f"{stage} (coverage)", [format_money(a) + ("" if not np.isfinite(c) else f" ({_pct(c)})")
+                                            for a, c in zip(amount, cover)]))
+    charge, bounds = s["impairment_charge_mean"].values, s["impairment_charge_ci"].values
+    rows.append(("impairment charge of the year", [""] + [_with_ci_text(c, lo, hi) for c, (lo, hi) in zip(charge, bounds)]))
+    for q in s["charge_quantile"].values:
+        values = s["impairment_charge_quantile"].sel(charge_quantile=q).values
+        rows.append((f"  at risk, {100 * q:g}% quantile", [""] + [format_money(v) for v in values]))
+    width = max(len(cell) for _, cells in rows for cell in cells) + 3
+    heads = ["start" if e == 0 else f"year {e} end" for e in ends]
+    lines = ["", f"{'IFRS 9 allowance (' + mode + '), mean, CNY':<40}" + "".join(f"{h:>{width}}" for h in heads)]
+    return lines + [f"  {label:<38}" + "".join(f"{c:>{width}}" for c in cells) for label, cells in rows]
+
+
+def _with_ci_text(value: float, low: float, high: float) -> str:
+    return f"{format_money(value)} [{format_money(low)}, {format_money(high)}]"
 
 
 _SHOWN_TRANSITIONS = (("S1", "S2"), ("S1", "S3"), ("S2", "S1"), ("S2", "S3"))

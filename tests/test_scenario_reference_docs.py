@@ -100,7 +100,7 @@ def test_every_key_of_every_table_has_a_row() -> None:
     assert {"top", "factors", "factors.innovation_mean", "cashflow", "shocks", "delinquency", "recovery", "layers", "layers.eligibility",
             "layers.counterparty", "policy", "policy.loan_cap", "policy.deferral", "policy.interest_subsidy",
             "policy.rate_cap", "policy.revenue_support", "policy.seasonal_schedule", "policy.collection",
-            "calibration_reference"} == set(tables)
+            "calibration_reference", "ifrs9"} == set(tables)
     for name, keys in _walk_tables(_SCENARIO.keys, "top").items():
         rows = tables[name].splitlines()[2:]
         assert [row.split(" | ")[0] for row in rows] == [f"| `{key}`" for key in keys], name
@@ -159,9 +159,9 @@ def test_to_dict_writes_exactly_the_keys_the_schema_reads() -> None:
     s = Scenario.from_dict(FULL)
     assert s.policy.active == tuple(FULL["policy"])
     tables = _check_keys(s.to_dict(), _SCENARIO.keys, "scenario")
-    # the top level; factors, cashflow, shocks, delinquency, recovery, calibration_reference and its
-    # delinquency; 2 layers with eligibility and counterparty; policy and its 7 levers
-    assert tables == 1 + 7 + 2 * 3 + 1 + 7
+    # the top level; factors, cashflow, shocks, delinquency, recovery, ifrs9, calibration_reference and
+    # its delinquency; 2 layers with eligibility and counterparty; policy and its 7 levers
+    assert tables == 1 + 8 + 2 * 3 + 1 + 7
     assert Scenario.from_dict(s.to_dict()) == s
 
 

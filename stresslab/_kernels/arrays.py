@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "LayerArrays", "QUOTA_SHARE", "EXCESS_OF_LOSS", "BASIS_EAD", "BASIS_PRINCIPAL"]
+__all__ = [
+    "AllowanceArrays","LoanArrays", "Tables", "Params", "PolicyArrays", "Outputs", "LayerArrays", "QUOTA_SHARE", "EXCESS_OF_LOSS", "BASIS_EAD", "BASIS_PRINCIPAL"]
 
 
 STATE_D = 4
@@ -118,6 +119,20 @@ class PolicyArrays(NamedTuple):
     shape_scale: np.ndarray  # per loan: keeps the shaped installments' present value
 
 
+class AllowanceArrays(NamedTuple):
+    """IFRS 9 allowance tables (stresslab.compile.provisions): per loan, year end, state and index node.
+
+    The allowance of loan j at year end e in state k with standardised index y and arrears
+    A is alpha + beta A, linear in y between the nodes lo + g / inv_step. Shape
+    (0, 1, 4, 1) when the run records no allowance.
+    """
+
+    alpha: np.ndarray  # (n_loans, n_year_ends, 4, G); year end 0 is the start
+    beta: np.ndarray
+    lo: float
+    inv_step: float  # 0 when G = 1 (through the cycle: one node)
+
+
 class Outputs(NamedTuple):
     """Per-path results of a chunk; first axis is the path within the chunk."""
 
@@ -142,6 +157,7 @@ class Outputs(NamedTuple):
     # (P, Y, 2, 4) exposure at the start of year y of the loans in S1 / S2 then, by where they are at its end:
     # S1, S2, S3 (defaulted in the year), repaid; (P, 0, 2, 4) when not recorded (pooled books)
     stage_transition: np.ndarray
+    allowance: np.ndarray  # (P, Y, 2) S1 and S2 allowance at the end of each year; (P, 0, 2) when not recorded
     weight: np.ndarray  # (P,) likelihood ratio of the path (1 without importance sampling)
     eta: np.ndarray  # (P, T + 1, K) factor innovations, for tuning IS; (P, 0, K) when not recorded
     chi2: np.ndarray  # (P,) chi-square of the t mixing (0 for the Gaussian copula)

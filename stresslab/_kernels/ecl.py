@@ -156,8 +156,6 @@ def _loan(
     sqrt_rho = math.sqrt(loans.rho[j])
     kappa = params.cycle_sensitivity
     inv_idio, inv_idio_d = loans.inv_idio[j], loans.inv_idio_delinquent[j]
-    prepay_at = params.prepay_threshold
-    cdf, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
     code, pp, start, after, left = _schedule(j, loans, n_months)
     stress = np.empty(n_months)
     discount = np.empty(n_months)
@@ -188,7 +186,6 @@ def _loan(
             if live < _NEGLIGIBLE:  # everything paid off or defaulted on this node
                 break
             x = sqrt_rho * y[node, t]
-            xd = kappa * x
             for k in range(da):  # interest falling due (and accruing) this month, linear in the arrears
                 if code[t] == _DUE:
                     due[k] = rate * (start[t] * mass[k] + ap[k]) + ac[k]
@@ -203,27 +200,13 @@ def _loan(
             for k in range(da):
                 if mass[k] == 0.0:
                     continue
+                worse, cure, stay = _probabilities(k, code[t], left[t], after[t], stress[t], x, w, c, inv_idio,
+                                                   inv_idio_d, kappa, tables, params, density)
                 if k == 0:
-                    if code[t] != _DUE:  # nothing due: a current loan draws nothing
-                        _move(nxt, 0, 1.0, mass[0], ap[0], ai[0], ac[0])
-                        continue
-                    miss_at = c + stress[t]
-                    miss = _norm_cdf((miss_at * w - x) * inv_idio, cdf, density, lo, inv_step)
-                    prepay = 0.0
-                    if prepay_at < np.inf:
-                        prepay_z = (max(prepay_at, miss_at) * w - x) * inv_idio
-                        prepay = 1.0 - _norm_cdf(prepay_z, cdf, density, lo, inv_step)
-                    stay = 0.0 if left[t] == 0 else 1.0 - miss - prepay  # the last installment paid: P
                     _move(nxt, 0, stay, mass[0], ap[0], ai[0], ac[0])
-                    worse = miss
                 else:
-                    roll_at = tables.roll_threshold[k - 1] + params.roll_sensitivity * stress[t]
-                    cure_at = max(tables.cure_threshold[k - 1] + params.cure_sensitivity * stress[t], roll_at)
-                    worse = _norm_cdf((roll_at * w - xd) * inv_idio_d, cdf, density, lo, inv_step)
-                    cure = 1.0 - _norm_cdf((cure_at * w - xd) * inv_idio_d, cdf, density, lo, inv_step)
-                    if not (left[t] == 0 and after[t] <= 0.0):  # a cure at maturity pays the loan off
-                        _move(nxt, 0, cure, mass[k], 0.0, 0.0, ac[k])
-                    _move(nxt, k, 1.0 - worse - cure, mass[k], ap[k], ai[k], ac[k])
+                    _move(nxt, 0, cure, mass[k], 0.0, 0.0, ac[k])
+                    _move(nxt, k, stay, mass[k], ap[k], ai[k], ac[k])
                 # a miss or a roll: the month's principal and interest go into arrears
                 if k + 1 < da:
                     _move(nxt, k + 1, worse, mass[k], ap[k] + pp[t] * mass[k], ai[k] + due[k], ac[k])
@@ -245,6 +228,37 @@ def _loan(
         for q in range(4):
             totals[q] += weight[node] * node_totals[q]
     out[:] = totals
+
+
+@njit(always=True)
+def _probabilities(
+    k: int, code: int, left: int, after: float, stress: float, x: float, w: float, c: float, inv_idio: float,
+    inv_idio_d: float, kappa: float, tables: Tables, params: Params, density: np.ndarray,
+) -> tuple[float, float, float]:
+    """This month's (worse, cure, stay) of a loan in state k given its index X = ``x`` and 1 / sqrt(W) = ``w``.
+
+    worse: a miss (from C) or a roll; cure: to C (0 from C, and 0 when the cure pays the loan
+    off at maturity); stay: in state k (from C: pays and neither prepays nor matures). A
+    current loan with nothing due draws nothing: (0, 0, 1). MODEL.md §3, as the path kernel.
+    """
+    cdf, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
+    if k == 0:
+        if code != _DUE:
+            return 0.0, 0.0, 1.0
+        miss_at = c + stress
+        miss = _norm_cdf((miss_at * w - x) * inv_idio, cdf, density, lo, inv_step)
+        prepay = 0.0
+        if params.prepay_threshold < np.inf:
+            prepay_z = (max(params.prepay_threshold, miss_at) * w - x) * inv_idio
+            prepay = 1.0 - _norm_cdf(prepay_z, cdf, density, lo, inv_step)
+        return miss, 0.0, 0.0 if left == 0 else 1.0 - miss - prepay  # the last installment paid: P
+    xd = kappa * x
+    roll_at = tables.roll_threshold[k - 1] + params.roll_sensitivity * stress
+    cure_at = max(tables.cure_threshold[k - 1] + params.cure_sensitivity * stress, roll_at)
+    roll = _norm_cdf((roll_at * w - xd) * inv_idio_d, cdf, density, lo, inv_step)
+    cure = 1.0 - _norm_cdf((cure_at * w - xd) * inv_idio_d, cdf, density, lo, inv_step)
+    stay = 1.0 - roll - cure
+    return roll, 0.0 if left == 0 and after <= 0.0 else cure, stay
 
 
 @njit(always=True)
@@ -272,3 +286,155 @@ def _loss_given_default(
     mean = min(max(mean, 0.0), 1.0)
     unsecured = mean * (ead - pledged) * (1.0 - params.recovery_cost)
     return max(ead - pledged * loans.pledge_pv[j] - unsecured * loans.unsecured_pv[j], 0.0)
+
+
+@njit(parallel=True, always=True)
+def allowance_tables(
+    loans: LoanArrays,
+    tables: Tables,
+    params: Params,
+    density: np.ndarray,
+    months: np.ndarray,
+    year_ends: np.ndarray,
+    window: int,
+    grid: np.ndarray,
+    move: np.ndarray,
+    s_w: np.ndarray,
+    mix_weight: np.ndarray,
+    alpha: np.ndarray,
+    beta: np.ndarray,
+) -> None:
+    """Every loan's allowance at each year end, by state and systematic index: alpha + beta * arrears.
+
+    Backward induction over the months on a Markov chain of the standardised index Y
+    (``grid``, transition matrix ``move``: a discretised AR(1)), one pass per mixing node
+    (``s_w`` = 1 / sqrt(W), weights ``mix_weight``). The value at the end of month e of a
+    loan in state k with index grid[g] and arrears A (principal, interest and accrued
+    interest in arrears) is affine in A: alpha + beta A. For C and M1 (stage 1) it is the
+    discounted expected loss of its defaults within ``window`` months, for M2 and M3
+    (stage 2) within the lifetime window (``months[j]`` from the start).
+
+    Parameters
+    ----------
+    loans, tables, params, density
+        As :func:`loan_expected_losses` (``tables`` over ``max(months.max(), year_ends[-1] + window)`` months).
+    months : ndarray of shape (n_loans,)
+        Lifetime window of each loan, months from the start.
+    year_ends : ndarray of int
+        Month ends the allowance is wanted at (0: the start).
+    window : int
+        Months of the stage-1 ECL.
+    grid, move
+        States of the index chain (G,) and its transition matrix (G, G).
+    s_w, mix_weight
+        Mixing nodes (1 for the Gaussian copula) and their weights.
+    alpha, beta : ndarray of shape (n_loans, len(year_ends), 4, G)
+        Written: the allowance's constant and its slope in the arrears.
+    """
+    for j in prange(loans.key.shape[0]):
+        _loan_tables(j, loans, tables, params, density, int(months[j]), year_ends, window, grid, move, s_w,
+                     mix_weight, alpha[j], beta[j])
+
+
+@njit(always=True)
+def _loan_tables(
+    j: int, loans: LoanArrays, tables: Tables, params: Params, density: np.ndarray, lifetime: int,
+    year_ends: np.ndarray, window: int, grid: np.ndarray, move: np.ndarray, s_w: np.ndarray,
+    mix_weight: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
+) -> None:
+    """One loan's tables (see :func:`allowance_tables`)."""
+    n_months = max(lifetime, int(year_ends[-1]) + window)
+    code, pp, start, after, left = _schedule(j, loans, n_months)
+    stress = np.empty(n_months)
+    for t in range(n_months):
+        stress[t] = (tables.log_mult[loans.group[j], t] + tables.cell[t, loans.industry[j], loans.region[j]]) \
+            * loans.inv_sigma[j]
+    n_grid = grid.shape[0]
+    va = np.zeros((4, n_grid))
+    vb = np.zeros((4, n_grid))
+    ca = np.zeros((4, n_grid))
+    cb = np.zeros((4, n_grid))
+    alpha[:, :, :] = 0.0
+    beta[:, :, :] = 0.0
+    for m in range(s_w.shape[0]):
+        va[:, :] = 0.0
+        vb[:, :] = 0.0
+        for t in range(lifetime - 1, -1, -1):  # lifetime: stage 2
+            _step(j, t, va, vb, ca, cb, code, pp, start, after, left, stress, s_w[m], loans, tables, params, density,
+                  grid, move)
+            for e in range(year_ends.shape[0]):
+                if year_ends[e] == t:
+                    for k in (2, 3):
+                        alpha[e, k] += mix_weight[m] * va[k]
+                        beta[e, k] += mix_weight[m] * vb[k]
+        for e in range(year_ends.shape[0]):  # the next `window` months: stage 1
+            va[:, :] = 0.0
+            vb[:, :] = 0.0
+            for t in range(min(int(year_ends[e]) + window, n_months) - 1, int(year_ends[e]) - 1, -1):
+                _step(j, t, va, vb, ca, cb, code, pp, start, after, left, stress, s_w[m], loans, tables, params,
+                      density, grid, move)
+            for k in (0, 1):
+                alpha[e, k] += mix_weight[m] * va[k]
+                beta[e, k] += mix_weight[m] * vb[k]
+
+
+@njit(always=True)
+def _step(
+    j: int, t: int, va: np.ndarray, vb: np.ndarray, ca: np.ndarray, cb: np.ndarray, code: np.ndarray,
+    pp: np.ndarray, start: np.ndarray, after: np.ndarray, left: np.ndarray, stress: np.ndarray, w: float,
+    loans: LoanArrays, tables: Tables, params: Params, density: np.ndarray, grid: np.ndarray, move: np.ndarray,
+) -> None:
+    """Values at the end of month t - 1 from those at the end of month t (0-based t), in place.
+
+    ``va``, ``vb`` (state, index) hold alpha, beta after month t on entry and before it on
+    exit; ``ca``, ``cb`` are scratch: the month's outcome given the index of month t.
+    The month's arrears A' = a0 + a1 A: staying keeps them (plus accrued interest while a
+    bullet loan waits), a miss or a roll adds the principal and interest due (the interest
+    due counts all arrears as interest-bearing, a slight excess: interest in arrears bears
+    none), a cure clears them.
+    """
+    da = params.default_after
+    rate = loans.rate[j]
+    sqrt_rho = math.sqrt(loans.rho[j])
+    if code[t] == _DUE:
+        s0, s1, due0, due1 = 0.0, 1.0, rate * start[t], rate
+    elif code[t] == _PAST_MATURITY:
+        s0, s1, due0, due1 = 0.0, 1.0, 0.0, rate
+    else:  # a bullet loan before maturity: interest accrues
+        s0, s1, due0, due1 = rate * start[t], 1.0 + rate, 0.0, 0.0
+    r0, r1 = s0 + pp[t] + due0, s1 + due1  # after a miss or a roll
+    ead_ref = after[t] + r0 + r1 * (da - 1) * (pp[t] + due0)  # the EAD of a default after da - 1 missed months
+    for g in range(grid.shape[0]):
+        x = sqrt_rho * grid[g]
+        loss = slope = 0.0
+        worse_d = 0.0
+        for k in range(da):
+            worse, cure, stay = _probabilities(k, code[t], left[t], after[t], stress[t], x, w, loans.threshold[j],
+                                               loans.inv_idio[j], loans.inv_idio_delinquent[j],
+                                               params.cycle_sensitivity, tables, params, density)
+            a = stay * (va[k, g] + vb[k, g] * s0) + cure * va[0, g]
+            b = stay * vb[k, g] * s1
+            if k + 1 < da:
+                a += worse * (va[k + 1, g] + vb[k + 1, g] * r0)
+                b += worse * vb[k + 1, g] * r1
+            else:
+                if worse_d == 0.0:
+                    i, r = loans.industry[j], loans.region[j]
+                    loss = _loss_given_default(j, t, i, r, ead_ref, stress[t], x, loans, tables, params, density)
+                    bump = 1e-6 * ead_ref + 1e-9
+                    slope = (_loss_given_default(j, t, i, r, ead_ref + bump, stress[t], x, loans, tables, params,
+                                                 density) - loss) / bump
+                    worse_d = 1.0
+                a += worse * (loss + slope * (after[t] + r0 - ead_ref))
+                b += worse * slope * r1
+            ca[k, g] = a
+            cb[k, g] = b
+    v = 1.0 / (1.0 + rate)
+    for k in range(da):
+        for g in range(grid.shape[0]):
+            acc_a = acc_b = 0.0
+            for h in range(grid.shape[0]):
+                acc_a += move[g, h] * ca[k, h]
+                acc_b += move[g, h] * cb[k, h]
+            va[k, g] = v * acc_a
+            vb[k, g] = v * acc_b

@@ -22,6 +22,7 @@ from stresslab._kernels.arrays import (
     STAGE_TO_REPAID,
     STAGE_TO_S3,
     STATE_P,
+    AllowanceArrays,
     LayerArrays,
     LoanArrays,
     Outputs,
@@ -57,11 +58,12 @@ def simulate_paths(
     params: Params,
     policy: PolicyArrays,
     layers: LayerArrays,
+    allowance: AllowanceArrays,
     out: Outputs,
 ) -> None:
     """Simulate paths ``first_path .. first_path + P - 1`` into ``out`` (zeroed by the caller)."""
     for row in prange(out.loss_gross.shape[0]):
-        _simulate_path(first_path + row, row, seed, loans, tables, params, policy, layers, out)
+        _simulate_path(first_path + row, row, seed, loans, tables, params, policy, layers, allowance, out)
 
 
 @njit()
@@ -74,6 +76,7 @@ def _simulate_path(
     params: Params,
     policy: PolicyArrays,
     layers: LayerArrays,
+    allowance: AllowanceArrays,
     out: Outputs,
 ) -> None:
     n_months = out.loss_gross.shape[1]
@@ -126,6 +129,9 @@ def _simulate_path(
                 stage = _stage(s)
                 transition[t // 12 - 1, year_stage, stage] += year_balance
                 year_stage, year_balance = stage, bp + ap + ai + accrued
+                if allowance.alpha.shape[0] > 0:
+                    out.allowance[row, t // 12 - 1, stage] += _allowance(allowance, j, t // 12, s, x[t - 1, i, r],
+                                                                         loans.rho[j], ap + ai + accrued)
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
                 rate, level = _rate_cap(t, j, kind, bp, rate, level, n, policy)
                 deferral_end = _deferral_start(t, j, s, deferral_end, policy, params)
@@ -251,6 +257,10 @@ def _simulate_path(
             _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
         else:  # alive at the horizon: its last (maybe partial) year ends there
             _leave(transition, n_months - 1, year_stage, year_balance, _stage(s))
+            if allowance.alpha.shape[0] > 0:
+                last = allowance.alpha.shape[1] - 1
+                out.allowance[row, last - 1, _stage(s)] += _allowance(allowance, j, last, s, x[n_months - 1, i, r],
+                                                                      loans.rho[j], ap + ai + accrued)
 
     path_finish(path, row, seed, global_factor, absorbed_count, absorbed_balance, events, n_events, cover,
                 loans, tables, params, layers, out)
@@ -271,6 +281,25 @@ def _record(
 def _stage(s: int) -> int:
     """IFRS 9 stage index of a live state: 0 (S1) for C and M1, 1 (S2) for M2 and M3."""
     return 1 if s >= 2 else 0
+
+
+@njit()
+def _allowance(allowance: AllowanceArrays, j: int, e: int, s: int, x: float, rho: float, arrears: float) -> float:
+    """Allowance of loan j at year end e in state s, its systematic index x (rho its variance) and arrears.
+
+    Linear in the standardised index y = x / sqrt(rho) between the table's nodes (clamped
+    at the ends); one node (through the cycle) needs no index.
+    """
+    n_grid = allowance.alpha.shape[3]
+    if n_grid == 1:
+        return allowance.alpha[j, e, s, 0] + allowance.beta[j, e, s, 0] * arrears
+    y = x / math.sqrt(rho) if rho > 0.0 else 0.0
+    f = min(max((y - allowance.lo) * allowance.inv_step, 0.0), n_grid - 1.0)
+    g = min(int(f), n_grid - 2)
+    h = f - g
+    a = (1.0 - h) * allowance.alpha[j, e, s, g] + h * allowance.alpha[j, e, s, g + 1]
+    b = (1.0 - h) * allowance.beta[j, e, s, g] + h * allowance.beta[j, e, s, g + 1]
+    return a + b * arrears
 
 
 @njit()

@@ -14,6 +14,7 @@ from scipy.special import ndtri
 
 from stresslab._kernels.arrays import (
     ANNUITY,
+    AllowanceArrays,
     BULLET,
     EQUAL_PRINCIPAL,
     INTEREST_ONLY,
@@ -66,6 +67,8 @@ class CompiledModel:
     tracked_loans: tuple[str, ...] = ()
     pool_size: np.ndarray | None = None  # loans per row of a pooled book (stresslab.compile.pooling); None: one each
     sampling: str = "plain"  # "importance" once stresslab.run.importance has tilted the draws
+    allowance: AllowanceArrays | None = None  # IFRS 9 allowance tables (compile.provisions); None: none
+    allowance_opening: np.ndarray | None = None  # (2,) S1, S2 allowance at the start, through the cycle
 
     @property
     def pooled(self) -> bool:

@@ -170,3 +170,103 @@ def stage_metrics(ds: xr.Dataset, ci: float = 0.95) -> dict[str, xr.Variable]:
         "stage_share_mean": xr.Variable(("year", "stage"), np.einsum("p,pys->ys", w, share) / w.size, {
             "long_name": "mean share of the stage in the exposure (S1 + S2 + S3) at the year's end", "units": "1"}),
     }
+
+
+def provisions(ds: xr.Dataset) -> xr.Dataset:
+    """The loss allowance by stage at every year end and the impairment charge of every year, per path.
+
+    S1 and S2 come from the run (``allowance``, ``[ifrs9] allowance``); S3, the allowance of
+    the credit-impaired loans, is the booked loss (EAD less the discounted recoveries) of
+    the defaults not yet written off (:func:`workout_months`). The impairment charge of a
+    year is the change of the allowance over it plus the losses written off in it (those
+    of the defaults whose workout ends in the year), so that over the horizon the charges
+    add up to the losses booked plus the change of the S1 and S2 allowance.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A run with ``allowance(path, year, from_stage)``, ``allowance_opening(from_stage)``,
+        ``loss_gross(path, month)`` and the ``scenario`` attr.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``allowance_by_stage(path, year_end, stage)`` with year_end 0 (the start), 1, ...,
+        Y and stage S1, S2, S3; ``impairment_charge(path, year)``; ``written_off(path, year)``.
+
+    Raises
+    ------
+    StresslabError
+        If the run recorded no allowance.
+    """
+    if "allowance" not in ds.data_vars:
+        raise StresslabError("the run has no allowance: set [ifrs9] allowance = 'point_in_time' or "
+                             "'through_the_cycle' in the scenario (docs/ifrs9.md)")
+    loss = ds["loss_gross"].transpose("path", "month").values.astype(np.float64)
+    n_paths, n_months = loss.shape
+    lag = workout_months(ds)
+    ends = np.array(sorted({0, n_months, *range(12, n_months + 1, 12)}))
+    cumulative = np.concatenate([np.zeros((n_paths, 1)), np.cumsum(loss, axis=1)], axis=1)  # losses of months 1..m
+    def booked(m: np.ndarray) -> np.ndarray:
+        return cumulative[:, np.clip(m, 0, n_months)]
+
+    s3 = booked(ends) - booked(ends - lag)  # defaults of the last `lag` months (0 when written off at once)
+    performing = ds["allowance"].transpose("path", "year", "from_stage").values.astype(np.float64)
+    opening = np.broadcast_to(ds["allowance_opening"].values.astype(np.float64), (n_paths, 2))
+    by_stage = np.concatenate([np.concatenate([opening[:, None, :], performing], axis=1), s3[:, :, None]], axis=2)
+    written = booked(ends[1:] - lag) - booked(ends[:-1] - lag)  # workouts ending in each year
+    total = by_stage.sum(axis=2)
+    charge = np.diff(total, axis=1) + written
+    years = np.arange(1, ends.size)
+    return xr.Dataset(
+        {
+            "allowance_by_stage": (("path", "year_end", "stage"), by_stage, {
+                "long_name": "loss allowance by IFRS 9 stage at the year's end (year_end 0: the start)", "units": "CNY"}),
+            "impairment_charge": (("path", "year"), charge, {
+                "long_name": "change of the allowance over the year plus the losses written off in it", "units": "CNY"}),
+            "written_off": (("path", "year"), written, {
+                "long_name": "booked losses of the defaults written off in the year", "units": "CNY"}),
+        },
+        coords={"path": ds["path"].values, "year_end": np.arange(ends.size), "year": years, "stage": list(STAGES)},
+    )
+
+
+def provision_metrics(ds: xr.Dataset, ci: float = 0.95) -> dict[str, xr.Variable]:
+    """Mean allowance by stage and year end, and the impairment charge per year: mean with its interval and quantiles.
+
+    ``allowance_mean(year_end, stage)``; ``coverage_mean(year_end, stage)`` (mean allowance
+    over mean exposure of the stage); ``impairment_charge_mean(year)`` with
+    ``impairment_charge_ci(year, bound)``; ``impairment_charge_quantile(year, charge_quantile)``
+    at 0.95 and 0.99 ("ECL-at-risk"). Weighted (importance sampling) like every metric.
+    """
+    from stresslab.estimators import mean_ci, weighted_quantile
+
+    w = np.asarray(ds["weight"].values, dtype=np.float64)
+    prov = provisions(ds)
+    allowance = prov["allowance_by_stage"].values
+    charge = prov["impairment_charge"].values
+    mean_allowance = np.einsum("p,pes->es", w, allowance) / w.size
+    balances = stage_balances(ds).values  # (path, month, stage)
+    n_months = balances.shape[1]
+    ends = np.array(sorted({0, n_months, *range(12, n_months + 1, 12)}))
+    exposure = np.concatenate([np.full((1, 3), np.nan), np.einsum("p,pes->es", w, balances[:, ends[1:] - 1, :]) / w.size])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coverage = np.where(exposure > 0, mean_allowance / exposure, np.nan)
+    stats = np.array([mean_ci(charge[:, y], w, ci) for y in range(charge.shape[1])])
+    quantiles = np.array([weighted_quantile(charge[:, y], w, list(CHARGE_QUANTILES)) for y in range(charge.shape[1])])
+    pct = f"{100 * ci:g}%"
+    return {
+        "allowance_mean": xr.Variable(("year_end", "stage"), mean_allowance, {
+            "long_name": "mean loss allowance by stage at the year's end (year_end 0: the start)", "units": "CNY"}),
+        "coverage_mean": xr.Variable(("year_end", "stage"), coverage, {
+            "long_name": "mean allowance over mean exposure of the stage at the year's end", "units": "1"}),
+        "impairment_charge_mean": xr.Variable(("year",), stats[:, 0], {
+            "long_name": "mean impairment charge of the year", "units": "CNY"}),
+        "impairment_charge_ci": xr.Variable(("year", "bound"), stats[:, 1:], {
+            "long_name": f"{pct} Monte Carlo confidence interval of the mean impairment charge", "units": "CNY"}),
+        "impairment_charge_quantile": xr.Variable(("year", "charge_quantile"), quantiles, {
+            "long_name": "quantile of the impairment charge over paths (ECL-at-risk)", "units": "CNY"}),
+    }
+
+
+CHARGE_QUANTILES = (0.95, 0.99)

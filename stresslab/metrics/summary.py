@@ -27,7 +27,7 @@ from stresslab.estimators import (
     sort_losses,
     z_value,
 )
-from stresslab.metrics.ifrs9 import stage_metrics
+from stresslab.metrics.ifrs9 import CHARGE_QUANTILES, provision_metrics, stage_metrics
 from stresslab.metrics.layers import layer_metrics
 from stresslab.run.schema import (
     REQUIRED_VARIABLES,
@@ -312,4 +312,8 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         for name in ("year", "from_stage", "to_stage"):
             coords[name] = ds[name].values
         coords["stage"] = ("stage", list(STAGES), {"long_name": "IFRS 9 stage"})
+    if "allowance" in ds.data_vars:
+        data.update(provision_metrics(ds, ci))
+        coords["year_end"] = np.arange(ds.sizes["year"] + 1)
+        coords["charge_quantile"] = ("charge_quantile", np.array(CHARGE_QUANTILES), {"long_name": "quantile level"})
     return xr.Dataset(data, coords=coords, attrs={**ds.attrs, "ci": ci})

@@ -23,7 +23,7 @@ from stresslab.book.history import STATE_CODES, History, month_index
 from stresslab.book.portfolio import Portfolio
 from stresslab.compile.model import CompiledModel, compile_model
 from stresslab.errors import InternalError, StresslabError
-from stresslab.run.runner import allocate, check_int
+from stresslab.run.runner import NO_ALLOWANCE, allocate, check_int
 from stresslab.scenario.scenario import Scenario
 
 __all__ = ["simulate_history"]
@@ -109,7 +109,7 @@ def _loan_paths(model: CompiledModel, seed: int, path: int) -> tuple[np.ndarray,
             a.fill(0)
         loan = LoanArrays(*(a[j : j + 1] for a in loans))
         pol = PolicyArrays(**{k: a if k in _SHARED_POLICY else a[j : j + 1] for k, a in one_policy.items()})
-        _simulate_path(path, 0, seed64, loan, model.tables, model.params, pol, layers, out)
+        _simulate_path(path, 0, seed64, loan, model.tables, model.params, pol, layers, NO_ALLOWANCE, out)
         count = out.count_by_state[0]  # (T, 6): a one at the loan's state (absorbing states stay counted)
         s = count.argmax(axis=1)
         end = np.flatnonzero(s >= STATE_CODES["D"])

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from tqdm import tqdm
 
-from stresslab._kernels.arrays import Outputs
+from stresslab._kernels.arrays import AllowanceArrays, Outputs
 from stresslab._kernels.chain import chain_default_probability
 from stresslab._kernels.paths import simulate_paths
 from stresslab._kernels.pools import simulate_pools
@@ -25,6 +25,7 @@ from stresslab.vocabulary import STATES
 __all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int", "numba_threads",
            "announce_compiling"]
 
+NO_ALLOWANCE = AllowanceArrays(np.zeros((0, 1, 4, 1)), np.zeros((0, 1, 4, 1)), 0.0, 0.0)  # a run without one
 _STEPS_PER_CHUNK = 200_000_000  # loan-months per chunk: about a second of kernel time
 
 
@@ -104,7 +105,8 @@ def run_chunk(model: CompiledModel, seed: int, first_path: int, out: Outputs) ->
     """Simulate paths ``first_path .. first_path + len(out) - 1`` into ``out`` (zeroed)."""
     if not model.pooled:
         simulate_paths(
-            first_path, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers, out
+            first_path, np.uint64(seed), model.loans, model.tables, model.params, model.policy.arrays, model.layers,
+            model.allowance if model.allowance is not None else NO_ALLOWANCE, out,
         )
     else:
         per_loan, max_events = pooled_events(model)
@@ -137,6 +139,7 @@ def allocate(model: CompiledModel, n_paths: int, *, record_eta: bool = False) ->
         gap_defaulted=np.zeros((n_paths, t)),
         interest_foregone=np.zeros((n_paths, t)),
         stage_transition=np.zeros((n_paths, 0 if model.pooled else -(-t // 12), 2, 4)),
+        allowance=np.zeros((n_paths, -(-t // 12) if model.allowance is not None else 0, 2)),
         weight=np.zeros(n_paths),
         eta=np.zeros((n_paths, t + 1 if record_eta else 0, model.tables.sqrt_cov.shape[0])),
         chi2=np.zeros(n_paths),

@@ -49,6 +49,8 @@ DIMS = {
     "gap_defaulted": ("path", "month"),
     "interest_foregone": ("path", "month"),
     "stage_transition": ("path", "year", "from_stage", "to_stage"),
+    "allowance": ("path", "year", "from_stage"),
+    "allowance_opening": ("from_stage",),
     "capped_borrowers": (),
     "gap_volume": (),
     "loss_by_industry": ("path", "industry"),
@@ -81,6 +83,9 @@ DESCRIPTIONS = {
     "interest_foregone": ("interest the lender does not charge: the rate cap's cut, waived deferral interest", "CNY"),
     "stage_transition": (("exposure at the start of the year by IFRS 9 stage then and at the year's end "
                           "(S3: defaulted in the year; repaid: paid off or prepaid)"), "CNY"),
+    "allowance": ("loss allowance at the end of the year of the loans in S1 (12-month ECL) and S2 (lifetime ECL)",
+                  "CNY"),
+    "allowance_opening": ("loss allowance at the start by stage (through the cycle)", "CNY"),
     "capped_borrowers": ("borrowers above the loan cap", "1"),
     "gap_volume": ("loan-cap gap: scheduled exposure above the caps at the months it falls due", "CNY"),
     "layer_present": ("1 if the scenario has the layer (its layer variables are NaN otherwise)", "1"),
@@ -141,7 +146,7 @@ def build_dataset(
             continue
         if name == "loss_by_loan" and not model.tracked_loans:
             continue
-        if name == "stage_transition" and value.shape[1] == 0:  # not recorded (pooled book)
+        if name in ("stage_transition", "allowance") and value.shape[1] == 0:  # not recorded
             continue
         if name in _LEVER_VARIABLES and not _LEVER_VARIABLES[name](scenario.policy):
             continue
@@ -153,6 +158,10 @@ def build_dataset(
     for name, dim, axis in (("loss_by_industry", "industry", 2), ("loss_by_region", "region", 1)):
         long_name, units = DESCRIPTIONS[name]
         data[name] = xr.Variable(("path", dim), out.loss_by_cell.sum(axis=axis), {"long_name": long_name, "units": units})
+    if model.allowance_opening is not None:
+        long_name, units = DESCRIPTIONS["allowance_opening"]
+        data["allowance_opening"] = xr.Variable(DIMS["allowance_opening"], model.allowance_opening,
+                                                {"long_name": long_name, "units": units})
     for name in ("capped_borrowers", "gap_volume"):
         long_name, units = DESCRIPTIONS[name]
         data[name] = xr.Variable(DIMS[name], getattr(model.policy, name), {"long_name": long_name, "units": units})

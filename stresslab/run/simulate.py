@@ -13,6 +13,7 @@ from stresslab._rng import STREAMS_VERSION
 from stresslab.book.portfolio import Portfolio
 from stresslab.compile.model import CompiledModel, compile_model
 from stresslab.compile.pooling import pool_model
+from stresslab.compile.provisions import with_allowance
 from stresslab.errors import StresslabError
 from stresslab.run.importance import DEFAULT_DEFENSIVE_SHARE, tune_importance_sampling
 from stresslab.run.runner import Checkpoint, announce_compiling, check_int, run_paths
@@ -133,6 +134,12 @@ def simulate(
     if progress is not False:
         announce_compiling(pooled)
     model = compile_model(portfolio, scenario, track_loans)
+    if scenario.ifrs9.allowance != "off":
+        if pooled:
+            raise StresslabError(f"{scenario.source}: [ifrs9] allowance = '{scenario.ifrs9.allowance}' needs a "
+                                 "loan-level run (a pooled book keeps no loan's state); run without pooled mode or "
+                                 "set allowance = 'off'")
+        model = with_allowance(model, portfolio, scenario)
     if pooled:
         model = pool_model(model, where=f"{scenario.source} on {portfolio.source}: pooled mode")
     if tail is not None:

@@ -31,6 +31,7 @@ from stresslab.scenario.schema import (
 )
 from stresslab.scenario.specs import (
     _TOL,
+    ALLOWANCE_MODES,
     COLLECTION_PRESETS,
     DEFERRAL_INTEREST,
     LAYER_BASES,
@@ -44,6 +45,7 @@ from stresslab.scenario.specs import (
     CorrelationMatrix,
     DeferralSpec,
     DelinquencySpec,
+    IFRS9Spec,
     InnovationMean,
     LayerSpec,
     LoanCapSpec,
@@ -530,6 +532,13 @@ _LEVERS: dict[str, _Key] = {
 assert tuple(_LEVERS) == POLICY_LEVERS
 
 
+_IFRS9 = {
+    "allowance": _Key(_choice(*ALLOWANCE_MODES), "off",
+                      doc="the loss allowance by stage at every year end of every path: `point_in_time` (given "
+                          "the path's systematic index), `through_the_cycle`, or `off` (docs/ifrs9.md)"),
+}
+
+
 _SCENARIO = _table({
     "name": _Key(_optional(_text(empty=False)), None, shown="the file stem",
                  doc="scenario label (results, plots)"),
@@ -553,6 +562,7 @@ _SCENARIO = _table({
                    doc="credit enhancement layers, in order: `[[layers]]` below"),
     "policy": _Key(_Parser(_POLICY_WHAT, _policy, _LEVERS), {}, shown="no levers",
                    doc="policy levers: `[policy.*]` below"),
+    "ifrs9": _Key(_table(_IFRS9, build=IFRS9Spec), {}, doc="IFRS 9 provisions along paths: `[ifrs9]` below"),
     "calibration_reference": _Key(_table({
         "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {},
                             doc="the reference's `[delinquency]` (its `cycle_sensitivity` is not used: the cycle "

@@ -45,6 +45,7 @@ from stresslab.scenario.specs import (
     CalibrationReference,
     DelinquencySpec,
     FactorSpec,
+    IFRS9Spec,
     LayerSpec,
     PerIndustry,
     PolicySpec,
@@ -81,6 +82,8 @@ class Scenario:
     recovery : RecoverySpec
     layers : tuple of LayerSpec
         Credit enhancement layers in order (MODEL.md §5); () = the lender keeps every loss.
+    ifrs9 : IFRS9Spec
+        What a run records of IFRS 9 provisions (``[ifrs9]``).
     policy : PolicySpec
         Policy levers (MODEL.md §6); every lever None = no policy. A collection strategy
         is already applied to ``recovery``: its preset sets unsecured_mean, lag_months and
@@ -113,6 +116,7 @@ class Scenario:
     recovery: RecoverySpec
     layers: tuple[LayerSpec, ...] = ()
     policy: PolicySpec = field(default_factory=PolicySpec)
+    ifrs9: IFRS9Spec = field(default_factory=IFRS9Spec)
     calibration_reference: CalibrationReference | None = field(default=None, metadata={"attribute": "reference"})
     source: str = field(default="<dict>", compare=False, metadata=_NOT_WRITTEN)
     text: str = field(default="", compare=False, repr=False, metadata=_NOT_WRITTEN)
@@ -338,7 +342,8 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
         cashflow_volatility=cfg["cashflow"]["volatility"],
         industry_shocks=cfg["shocks"]["industry"], region_shocks=cfg["shocks"]["region"],
         seasonal_factors=cfg["seasonality"], delinquency=cfg["delinquency"],
-        recovery=recovery, layers=cfg["layers"], policy=policy, pd_horizon_months=cfg["pd_horizon_months"],
+        recovery=recovery, layers=cfg["layers"], policy=policy, ifrs9=cfg["ifrs9"],
+        pd_horizon_months=cfg["pd_horizon_months"],
         calibration_reference=cfg["calibration_reference"], source=source, text=text,
         files=tuple(sorted({label for label in origins.values() if Path(label).is_file()})))
 

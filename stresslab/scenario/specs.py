@@ -419,6 +419,21 @@ class RecoverySpec:
     cycle_sensitivity: float = 1.0
 
 
+ALLOWANCE_MODES = ("off", "point_in_time", "through_the_cycle")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IFRS9Spec:
+    """``[ifrs9]``: what a run records of IFRS 9 provisions (docs/ifrs9.md).
+
+    ``allowance``: "off" (the default: stage balances and transitions only), or the loss
+    allowance by stage at every year end of every path, "point_in_time" (conditional on
+    the path's systematic index that month) or "through_the_cycle" (averaged over it).
+    """
+
+    allowance: str = "off"
+
+
 def _excess_of_loss(layer: LayerSpec) -> bool:
     """``attachment`` and ``limit`` are written for an excess-of-loss layer only (not allowed otherwise)."""
     return layer.kind == "excess_of_loss"
