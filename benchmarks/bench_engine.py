@@ -1,6 +1,6 @@
 """Engine speed against the random-number floor and a vectorised numpy version.
 
-Run: python benchmarks/bench_engine.py [--loans 20000] [--paths 2000] [--numpy-paths 20] [--check]
+Run: python benchmarks/bench_engine.py [--loans 20000] [--paths 2000] [--numpy-paths 20] [--check] [--ifrs9]
 
 All three are measured in one process (these machines are noisy: compare the ratios); the
 engine and the floors are each the best of --repeat runs (3), taken in turn.
@@ -15,6 +15,9 @@ engine and the floors are each the best of --repeat runs (3), taken in turn.
   slower (docs/performance.md);
 - numpy: benchmarks/numpy_model.py, the same model vectorised over loans, on fewer paths,
   scaled per loan-month.
+With --ifrs9, instead, the cost of recording IFRS 9 provisions (issue 18: at most 25% of the
+engine's time): the kernel with and without the point-in-time allowance tables, taken in
+turn on one compiled model, and the time to build the tables (once per run).
 Compilation is done before timing. --check exits 1 when a target is missed (for developers
 before a kernel change lands; not in CI, where the machine's noise would make it flaky).
 """
@@ -94,6 +97,29 @@ def measure(
     }
 
 
+def measure_ifrs9(n_loans: int = 20_000, n_paths: int = 2_000, seed: int = 7, repeat: int = 3) -> dict[str, float]:
+    """Seconds of the kernel without and with the allowance tables, and of building them."""
+    from dataclasses import replace
+
+    from stresslab.compile.provisions import with_allowance
+    from stresslab.run.runner import run_paths
+
+    book = stresslab.synthetic_portfolio(n_loans, seed=0)
+    scenario = stresslab.load_scenario(ROOT / "scenarios" / "baseline.toml")
+    pit = replace(scenario, ifrs9=replace(scenario.ifrs9, allowance="point_in_time"))
+    model = compile_model(book, scenario)
+    t0 = time.perf_counter()
+    recorded = with_allowance(model, book, pit)
+    tables = time.perf_counter() - t0
+    for m in (model, recorded):
+        run_paths(m, seed, 8, progress=False)  # compile
+    best, _ = best_of(repeat, {
+        "plain": lambda: run_paths(model, seed, n_paths, progress=False),
+        "allowance": lambda: run_paths(recorded, seed, n_paths, progress=False),
+    })
+    return {"plain_s": best["plain"], "allowance_s": best["allowance"], "tables_s": tables}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loans", type=int, default=20_000)
@@ -102,7 +128,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs of the engine and the floors")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--ifrs9", action="store_true", help="time recording the IFRS 9 allowance instead")
     args = parser.parse_args()
+    if args.ifrs9:
+        f = measure_ifrs9(args.loans, args.paths, args.seed, args.repeat)
+        extra = f["allowance_s"] / f["plain_s"] - 1.0
+        print(f"IFRS 9: kernel {f['plain_s']:.3f} s, with the point-in-time allowance {f['allowance_s']:.3f} s "
+              f"({100 * extra:+.1f}%, target <= +25%); tables built in {f['tables_s']:.2f} s "
+              f"({100 * f['tables_s'] / f['plain_s']:.0f}% of the kernel's time at {args.paths:,} paths)")
+        return
     m = measure(args.loans, args.paths, args.numpy_paths, args.seed, args.repeat)
     nominal = m["nominal_steps"]
     print(f"standard book: {args.loans:,} loans x {args.paths:,} paths x 36 months, {m['threads']:.0f} threads")

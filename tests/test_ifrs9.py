@@ -283,7 +283,8 @@ def test_allowance_tables_reproduce_the_exact_ecl_at_the_start() -> None:
     rows = np.arange(loans.n_loans)
     state = model.loans.state.astype(int)
     arrears = model.loans.arrears_principal + model.loans.arrears_interest
-    table = (model.allowance.alpha[rows, 0, state] + model.allowance.beta[rows, 0, state] * arrears[:, None]) @ stationary
+    nodes = model.allowance.table[rows, 0, state]  # (loan, node, alpha / beta)
+    table = (nodes[..., 0] + nodes[..., 1] * arrears[:, None]) @ stationary
     np.testing.assert_allclose(table, exact.allowance.values, rtol=0.02)
     opening = model.allowance_opening
     assert opening[0] == pytest.approx(float(exact.allowance[exact.stage == 1].sum()), rel=0.005)

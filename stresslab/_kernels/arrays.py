@@ -123,12 +123,12 @@ class AllowanceArrays(NamedTuple):
     """IFRS 9 allowance tables (stresslab.compile.provisions): per loan, year end, state and index node.
 
     The allowance of loan j at year end e in state k with standardised index y and arrears
-    A is alpha + beta A, linear in y between the nodes lo + g / inv_step. Shape
-    (0, 1, 4, 1) when the run records no allowance.
+    A is alpha + beta A, linear in y between the nodes lo + g / inv_step. alpha and beta of
+    a node sit side by side (last axis), so that a lookup reads one cache line. Shape
+    (0, 1, 4, 1, 2) when the run records no allowance.
     """
 
-    alpha: np.ndarray  # (n_loans, n_year_ends, 4, G); year end 0 is the start
-    beta: np.ndarray
+    table: np.ndarray  # (n_loans, n_year_ends, 4, G, 2): alpha, beta; year end 0 is the start
     lo: float
     inv_step: float  # 0 when G = 1 (through the cycle: one node)
 

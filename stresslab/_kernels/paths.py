@@ -129,7 +129,7 @@ def _simulate_path(
                 stage = _stage(s)
                 transition[t // 12 - 1, year_stage, stage] += year_balance
                 year_stage, year_balance = stage, bp + ap + ai + accrued
-                if allowance.alpha.shape[0] > 0:
+                if allowance.table.shape[0] > 0:
                     out.allowance[row, t // 12 - 1, stage] += _allowance(allowance, j, t // 12, s, x[t - 1, i, r],
                                                                          loans.rho[j], ap + ai + accrued)
             if levers:  # policy levers that change the terms (MODEL.md §6, docs/policy.md)
@@ -257,8 +257,8 @@ def _simulate_path(
             _record(balance, count, cover, t, s, cls, bp + ap + ai + accrued)
         else:  # alive at the horizon: its last (maybe partial) year ends there
             _leave(transition, n_months - 1, year_stage, year_balance, _stage(s))
-            if allowance.alpha.shape[0] > 0:
-                last = allowance.alpha.shape[1] - 1
+            if allowance.table.shape[0] > 0:
+                last = allowance.table.shape[1] - 1
                 out.allowance[row, last - 1, _stage(s)] += _allowance(allowance, j, last, s, x[n_months - 1, i, r],
                                                                       loans.rho[j], ap + ai + accrued)
 
@@ -290,16 +290,15 @@ def _allowance(allowance: AllowanceArrays, j: int, e: int, s: int, x: float, rho
     Linear in the standardised index y = x / sqrt(rho) between the table's nodes (clamped
     at the ends); one node (through the cycle) needs no index.
     """
-    n_grid = allowance.alpha.shape[3]
+    nodes = allowance.table[j, e, s]  # (G, 2): alpha, beta
+    n_grid = nodes.shape[0]
     if n_grid == 1:
-        return allowance.alpha[j, e, s, 0] + allowance.beta[j, e, s, 0] * arrears
+        return nodes[0, 0] + nodes[0, 1] * arrears
     y = x / math.sqrt(rho) if rho > 0.0 else 0.0
     f = min(max((y - allowance.lo) * allowance.inv_step, 0.0), n_grid - 1.0)
     g = min(int(f), n_grid - 2)
     h = f - g
-    a = (1.0 - h) * allowance.alpha[j, e, s, g] + h * allowance.alpha[j, e, s, g + 1]
-    b = (1.0 - h) * allowance.beta[j, e, s, g] + h * allowance.beta[j, e, s, g + 1]
-    return a + b * arrears
+    return (1.0 - h) * (nodes[g, 0] + nodes[g, 1] * arrears) + h * (nodes[g + 1, 0] + nodes[g + 1, 1] * arrears)
 
 
 @njit()

@@ -230,12 +230,14 @@ def with_allowance(model: CompiledModel, portfolio: Portfolio, scenario: Scenari
                      np.ascontiguousarray(move), s_w, mix_weight, alpha, beta)
     through = alpha @ stationary, beta @ stationary  # (n_loans, ends, 4)
     if mode == "through_the_cycle":
-        tables = AllowanceArrays(through[0][..., None], through[1][..., None], 0.0, 0.0)
+        tables = AllowanceArrays(np.stack(through, axis=-1)[..., None, :], 0.0, 0.0)
     else:
-        tables = AllowanceArrays(alpha, beta, float(grid[0]), (grid.size - 1) / float(grid[-1] - grid[0]))
+        step = (grid.size - 1) / float(grid[-1] - grid[0])
+        tables = AllowanceArrays(np.stack([alpha, beta], axis=-1), float(grid[0]), step)
     loans = model.loans
     state = loans.state.astype(np.int64)
     rows = np.arange(portfolio.n_loans)
-    opening = through[0][rows, 0, state] + through[1][rows, 0, state] * (loans.arrears_principal + loans.arrears_interest)
+    arrears = loans.arrears_principal + loans.arrears_interest
+    opening = through[0][rows, 0, state] + through[1][rows, 0, state] * arrears
     stage = (state >= 2).astype(np.int64)
     return replace(model, allowance=tables, allowance_opening=np.bincount(stage, weights=opening, minlength=2))

@@ -25,7 +25,7 @@ from stresslab.vocabulary import STATES
 __all__ = ["Checkpoint", "run_paths", "run_chunk", "allocate", "default_chunk_size", "check_int", "numba_threads",
            "announce_compiling"]
 
-NO_ALLOWANCE = AllowanceArrays(np.zeros((0, 1, 4, 1)), np.zeros((0, 1, 4, 1)), 0.0, 0.0)  # a run without one
+NO_ALLOWANCE = AllowanceArrays(np.zeros((0, 1, 4, 1, 2)), 0.0, 0.0)  # a run without one
 _STEPS_PER_CHUNK = 200_000_000  # loan-months per chunk: about a second of kernel time
 
 
