@@ -358,3 +358,32 @@ def test_allowance_needs_a_loan_level_run() -> None:
         sl.simulate(loans, sc, n_paths=4, seed=1, progress=False, pooled=True)
     with pytest.raises(sl.ScenarioError, match=r"\[ifrs9\] allowance must be one of 'off', 'point_in_time'"):
         sl.Scenario.from_dict({"name": "p", "horizon_months": 12, "ifrs9": {"allowance": "pit"}})
+
+
+def test_allowance_fan_and_stage_mix_draw_the_estimates(tmp_path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stresslab import plots
+    from stresslab.metrics.ifrs9 import provisions, stage_balances
+
+    loans = _four_state_book(20)
+    ds = sl.simulate(loans, sl.Scenario.from_dict({**_RUN, "ifrs9": {"allowance": "point_in_time"}}), n_paths=60,
+                     seed=3, progress=False)
+    fig = plots.allowance_fan(ds)
+    ax = fig.axes[0]
+    mean = [line for line in ax.get_lines() if line.get_label() == "mean"][0]
+    np.testing.assert_array_equal(mean.get_xdata(), [0, 12, 24, 30])
+    expected = provisions(ds)["allowance_by_stage"].sum("stage").mean("path").values
+    np.testing.assert_allclose(mean.get_ydata(), expected, rtol=1e-12)
+    assert ax.get_title() and ax.get_ylabel() and ax.get_legend() is not None
+    fig.savefig(tmp_path / "fan.png")
+    plt.close(fig)
+    fig = plots.stage_mix(ds)
+    top = fig.axes[0].collections[-1].get_paths()[0].vertices[:, 1].max()
+    assert top == pytest.approx(float(stage_balances(ds).sum("stage").mean("path").max()), rel=1e-9)
+    plt.close(fig)
+    with pytest.raises(sl.StresslabError, match="allowance_fan"):
+        plots.allowance_fan(ds.drop_vars("allowance"))

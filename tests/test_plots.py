@@ -143,6 +143,7 @@ def _all_plots(run: xr.Dataset, layered: xr.Dataset):
         ("loss_allocation", lambda ax: plots.loss_allocation(layered, ax=ax)),
         ("capacity_fan", lambda ax: plots.capacity_fan(layered, layer="fund", ax=ax)),
         ("exhaustion_curve", lambda ax: plots.exhaustion_curve(layered, ax=ax)),
+        ("stage_mix", lambda ax: plots.stage_mix(run, ax=ax)),
     ]
 
 

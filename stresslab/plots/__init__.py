@@ -15,7 +15,8 @@ docs/plots.md shows each plot.
 The plots live in modules named after what they draw: :mod:`~stresslab.plots.distribution`
 (loss_distribution, exceedance_curve, loss_heatmap), :mod:`~stresslab.plots.delinquency`
 (dpd30_fan, state_stack), :mod:`~stresslab.plots.layers` (loss_allocation, capacity_fan,
-exhaustion_curve), :mod:`~stresslab.plots.comparison` (scenario_comparison, sweep_curve)
+exhaustion_curve), :mod:`~stresslab.plots.ifrs9` (allowance_fan, stage_mix),
+:mod:`~stresslab.plots.comparison` (scenario_comparison, sweep_curve)
 and :mod:`~stresslab.plots.files` (save_figure); ``stresslab.plots._common`` holds what
 they share. Import them from here: ``from stresslab import plots; plots.dpd30_fan(ds)``.
 """
@@ -30,6 +31,7 @@ from stresslab.plots.distribution import (
     loss_heatmap,
 )
 from stresslab.plots.files import save_figure
+from stresslab.plots.ifrs9 import allowance_fan, stage_mix
 from stresslab.plots.layers import capacity_fan, exhaustion_curve, loss_allocation
 
 __all__ = [
@@ -44,4 +46,6 @@ __all__ = [
     "scenario_comparison",
     "sweep_curve",
     "save_figure",
+    "allowance_fan",
+    "stage_mix",
 ]
