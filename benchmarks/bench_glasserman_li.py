@@ -99,7 +99,7 @@ def variance_reduction(p: float, p_se: float, is_var: float, is_var_se: float) -
 
 
 def levels_at(loss: np.ndarray, probabilities: tuple[float, ...]) -> list[float]:
-    """Loss levels x with plain P(L > x) near each probability (the empirical (1 - p)-quantiles)."""
+    """Loss levels x with plain P(L > x) near each probability: the empirical (1 - p)-quantiles of ``loss``."""
     return [float(np.quantile(loss, 1.0 - p, method="inverted_cdf")) for p in probabilities]
 
 
@@ -107,8 +107,9 @@ def measure(m: int, n_plain: int, n_paths: int, seed: int, probabilities: tuple[
             defensive_share: float = DEFAULT_DEFENSIVE_SHARE, pilot_paths: int | None = None) -> list[dict[str, float]]:
     """One row per level: x, plain and IS estimates of P(L > x) with s.e., VR with s.e."""
     b, sc = book(m), scenario()
+    scout = stresslab.simulate(b, sc, n_paths=n_plain // 4, seed=seed + 2, progress=False).loss_gross.sum("month").values
+    levels = levels_at(scout, probabilities)  # from paths of their own: the reference P below is then unbiased
     plain = stresslab.simulate(b, sc, n_paths=n_plain, seed=seed + 1, progress=False).loss_gross.sum("month").values
-    levels = levels_at(plain, probabilities)
     t0 = time.perf_counter()
     ds = stresslab.simulate(b, sc, n_paths=n_paths, seed=seed, progress=False, tail="is", target_loss=levels[0],
                             defensive_share=defensive_share, pilot_paths=pilot_paths)
