@@ -145,7 +145,7 @@ def main() -> None:
     for r in rows:
         table1 = TABLE1.get(r["target_p"])
         print(f"| {r['target_p']} | {r['x']:,.0f} | {r['plain_p']:.5f} ± {r['plain_p_se']:.5f} | {r['is_p']:.5f} ± {r['is_p_se']:.5f} "
-              f"| {r['vr']:.0f}x ± {r['vr_se']:.0f} | {'-' if table1 is None else f'{table1:.0f}x'} |")
+              f"| {r['vr']:.1f}x ± {r['vr_se']:.1f} | {'-' if table1 is None else f'{table1:.0f}x'} |")
 
 
 if __name__ == "__main__":
