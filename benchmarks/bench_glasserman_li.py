@@ -16,11 +16,13 @@ is in industry floor(10 (k - 1) / m) (blocks of m / 10 consecutive obligors) and
 
 The loading structure is reconstructed, not copied: the paper's text was not available to
 check it, and this book gives P(L > 10,000) of about 1e-5 (2 of 200,000 paths of an independent
-numpy simulation; total exposure 11,000), not the 0.0114 quoted from their Table 1 in issue 14. So the comparison here is at equal
-probabilities, not at equal loss levels: the levels x are the losses whose plain-MC tail
-probabilities are near those of Table 1 (0.0114 at their 10,000 down to 0.0006), and the
-tuning aims at the first of them (`simulate(..., tail="is", target_loss=x_0)`), as theirs
-was tuned at 10,000. It is not a claim of parity with their book.
+numpy simulation; total exposure 11,000), not the 0.0114 quoted from their Table 1 in issue 14.
+So the comparison here is at equal probabilities, not at equal loss levels: the levels x are
+the losses whose plain-MC tail probabilities are near those of Table 1 (0.0114 at their 10,000
+down to 0.0006; quantiles of a plain run of their own, so that the reference probabilities are
+not selected on), and the tuning aims at the first of them (`simulate(..., tail="is",
+target_loss=x_0)`), as theirs was tuned at 10,000. It is not a claim of parity with their book.
+Measured table and discussion: docs/importance_sampling.md §6.
 
 VR at level x = p (1 - p) / Var_IS(w 1{L > x}), both per path: the plain variance of the
 indicator is p (1 - p) exactly, with p from a long plain run (its s.e. enters the VR's);
