@@ -150,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     saved.add_argument("--resume", type=Path, metavar="DIR", help="finish the interrupted run saved in DIR")
     run.add_argument("--tail", choices=["is"], help="importance sampling of the loss tail")
     run.add_argument("--target", type=_level, default=0.999, help="quantile the tail sampling aims at [0.999]")
+    run.add_argument("--target-loss", type=float, metavar="CNY",
+                     help="aim the tail sampling at horizon loss >= CNY instead of the --target quantile")
     run.set_defaults(func=_run)
 
     comp = sub.add_parser("compare", help="run scenarios on the same draws and print paired differences")
@@ -315,6 +317,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         tail=args.tail,
         target=args.target,
+        target_loss=args.target_loss,
         checkpoint=args.checkpoint or args.resume,
         resume=args.resume is not None,
         **_run_options(args),

@@ -122,6 +122,15 @@ def test_run_with_tail_importance_sampling(capsys):
     assert "effective sample size" in capsys.readouterr().out
 
 
+def test_run_with_tail_aimed_at_a_loss_level(capsys):
+    args = ["run", DOWNTURN, "--synthetic", "200", "--paths", "60", "--seed", "2", "--quiet", "--target-loss", "5e6"]
+    assert main([*args, "--tail", "is"]) == 0
+    assert "effective sample size" in capsys.readouterr().out
+    assert main(args) == 2  # a loss level without importance sampling
+    err = capsys.readouterr().err
+    assert "target_loss" in err and err.count("\n") == 1
+
+
 def test_show_prints_a_saved_result(tmp_path, capsys):
     out = tmp_path / "run.nc"
     assert main(["run", DOWNTURN, "--synthetic", "100", "--paths", "20", "--seed", "3", "--quiet", "--out", str(out)]) == 0

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from importlib.metadata import version
 
+import numpy as np
 import xarray as xr
 
 from stresslab._kernels.arrays import Outputs
@@ -15,7 +16,7 @@ from stresslab.compile.model import CompiledModel, compile_model
 from stresslab.compile.pooling import pool_model
 from stresslab.compile.provisions import with_allowance
 from stresslab.errors import StresslabError
-from stresslab.run.importance import DEFAULT_DEFENSIVE_SHARE, tune_importance_sampling
+from stresslab.run.importance import DEFAULT_DEFENSIVE_SHARE, tune_importance_sampling, tune_toward_event
 from stresslab.run.runner import Checkpoint, announce_compiling, check_int, run_paths
 from stresslab.run.schema import build_dataset, check_finite
 from stresslab.scenario.scenario import Scenario
@@ -35,6 +36,7 @@ def simulate(
     progress: bool | None = None,
     tail: str | None = None,
     target: float = 0.999,
+    target_loss: float | None = None,
     pilot_paths: int | None = None,
     defensive_share: float = DEFAULT_DEFENSIVE_SHARE,
     checkpoint: str | os.PathLike[str] | None = None,
@@ -67,12 +69,16 @@ def simulate(
         the run has more than one chunk.
     tail : {None, "is"}, optional
         ``"is"``: importance sampling of the loss tail. The mean of the factor innovations
-        (and, for the t copula, the scale of the mixing chi-square) is shifted toward
-        losses beyond the ``target`` quantile, tuned by cross-entropy pilot runs on their
+        (and, for the t copula, the shape of the mixing chi-square) is shifted toward
+        losses beyond the ``target`` quantile (or ``target_loss``), tuned by cross-entropy pilot runs on their
         own draws; ``weight`` holds each path's likelihood ratio and every metric of
         :func:`stresslab.summary` uses it (see docs/importance_sampling.md).
     target : float
         Quantile level the tail sampling aims at (default 0.999).
+    target_loss : float, optional
+        With ``tail="is"``: aim at the event "horizon gross loss >= target_loss" (a loss
+        level in CNY) instead of the ``target`` quantile, e.g. to tune at the level whose
+        probability is asked (:func:`stresslab.run.importance.tune_toward_event`).
     pilot_paths : int, optional
         Paths per pilot run of the tuning (default: see
         :func:`stresslab.run.importance.tune_importance_sampling`).
@@ -147,9 +153,15 @@ def simulate(
             raise StresslabError(f"tail must be None or 'is' (importance sampling); got {tail!r}")
         if not 0.0 < defensive_share < 1.0:
             raise StresslabError(f"defensive_share must be strictly between 0 and 1; got {defensive_share}")
-        model = tune_importance_sampling(
-            model, seed, target, pilot_paths=pilot_paths, threads=threads, defensive_share=float(defensive_share)
-        )
+        if target_loss is None:
+            model = tune_importance_sampling(
+                model, seed, target, pilot_paths=pilot_paths, threads=threads, defensive_share=float(defensive_share)
+            )
+        else:
+            model, _ = tune_toward_event(model, seed, _horizon_loss, float(target_loss), pilot_paths=pilot_paths,
+                                         threads=threads, defensive_share=float(defensive_share))
+    elif target_loss is not None:
+        raise StresslabError("target_loss is the loss level of importance sampling: give it with tail='is'")
     store = None
     if checkpoint is not None and (scheduler is not None or workers is not None):
         raise StresslabError("checkpoints are written by local runs; run without scheduler/workers to use them")
@@ -161,6 +173,7 @@ def simulate(
             "n_paths": n_paths,
             "tail": tail,
             "target": target if tail else None,
+            "target_loss": target_loss if tail else None,
             "pilot_paths": pilot_paths if tail else None,
             "defensive_share": defensive_share if tail else None,
             "random_streams": STREAMS_VERSION,
@@ -179,6 +192,11 @@ def simulate(
         )
     check_finite(out, portfolio, scenario)
     return build_dataset(out, model, portfolio, scenario, seed, n_paths)
+
+
+def _horizon_loss(out: Outputs) -> np.ndarray:
+    """Gross loss of each path over the horizon, ndarray of shape (n_paths,): the score of ``target_loss``."""
+    return out.loss_gross.sum(axis=1)
 
 
 _INTERNAL = ("weight", "eta", "chi2")  # weight is added with its own attributes
