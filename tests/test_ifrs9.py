@@ -387,3 +387,24 @@ def test_allowance_fan_and_stage_mix_draw_the_estimates(tmp_path) -> None:
     plt.close(fig)
     with pytest.raises(sl.StresslabError, match="allowance_fan"):
         plots.allowance_fan(ds.drop_vars("allowance"))
+
+
+def test_compare_pairs_the_impairment_charges() -> None:
+    # paired on common random numbers: the difference's interval is the paired one, and a
+    # scenario that records no allowance gets no value (not a zero)
+    loans = _four_state_book(20)
+    calm = {**_RUN, "name": "calm", "shocks": {"industry": {}}, "ifrs9": {"allowance": "point_in_time"}}
+    shocked = {**calm, "name": "shocked", "shocks": {"industry": {"retail": -0.3, "services": -0.3}}}
+    plain = {**calm, "name": "plain", "ifrs9": {"allowance": "off"}}
+    scenarios = [sl.Scenario.from_dict(s) for s in (calm, shocked, plain)]
+    ds = sl.compare(loans, scenarios, n_paths=100, seed=5, progress=False)
+    s = sl.compare_summary(ds)
+    from stresslab.metrics.ifrs9 import provisions
+
+    charge = {name: provisions(ds.sel(scenario=name))["impairment_charge"].sel(year=1).values for name in ("calm", "shocked")}
+    row = {"metric": "impairment_charge_year1"}
+    assert float(s["value"].sel(scenario="shocked", **row)) == pytest.approx(charge["shocked"].mean(), rel=1e-12)
+    d = charge["shocked"] - charge["calm"]
+    assert float(s["difference"].sel(scenario="shocked", **row)) == pytest.approx(d.mean(), rel=1e-12)
+    assert float(s["difference"].sel(scenario="shocked", **row)) > 0
+    assert np.isnan(float(s["value"].sel(scenario="plain", **row)))

@@ -59,13 +59,27 @@ def stage_summary(ecl: xr.Dataset) -> xr.Dataset:
     return out
 
 
+def scenario_text(ds: xr.Dataset) -> str | None:
+    """The resolved scenario (JSON) of a run or of one scenario of a comparison; None if the Dataset lacks it."""
+    if "scenario" in ds.attrs:
+        return str(ds.attrs["scenario"])
+    if "scenario_config" in ds.variables and ds["scenario_config"].ndim == 0:
+        return str(ds["scenario_config"].values)
+    return None
+
+
 def workout_months(ds: xr.Dataset) -> int:
     """Months a defaulted loan stays in stage 3 (credit-impaired, recoveries to come) before write-off.
 
     The later of the unsecured recovery's and the pledge's lag, from the run's scenario:
-    at the month of the last recovery cash the rest is written off.
+    at the month of the last recovery cash the rest is written off. The scenario is the
+    run's ``scenario`` attr, or ``scenario_config`` in one scenario of a comparison.
     """
-    recovery = json.loads(ds.attrs["scenario"])["recovery"]
+    text = scenario_text(ds)
+    if text is None:
+        raise StresslabError("IFRS 9 stage 3 needs the run's scenario (its recovery lags): the Dataset has neither the "
+                             "'scenario' attr of a run nor the scenario_config of one scenario of a comparison")
+    recovery = json.loads(text)["recovery"]
     return int(max(recovery["lag_months"], recovery["pledge_lag_months"]))
 
 

@@ -17,6 +17,7 @@ from stresslab.estimators import (
     var_es,
     z_value,
 )
+from stresslab.metrics.ifrs9 import provisions
 from stresslab.metrics.summary import dpd30_ratio, validate_run
 from stresslab.run.schema import LAYER_VARIABLES, layers_present, validate_layers
 
@@ -44,8 +45,11 @@ _BLOCK_ELEMENTS = 4_000_000
 
 
 # ----------------------------------------------------------------------------- metrics
-def _metric_table(levels: tuple[float, ...], layers: list[str]) -> list[dict]:
-    """The metrics in display order: label, long name, units, method, level, layer."""
+def _metric_table(levels: tuple[float, ...], layers: list[str], n_years: int = 0) -> list[dict]:
+    """The metrics in display order: label, long name, units, method, level, layer.
+
+    ``n_years``: years of IFRS 9 impairment charges (0 when no scenario records an allowance).
+    """
 
     def m(label: str, long_name: str, units: str, method: str, level: float = np.nan, layer: str = "") -> dict:
         return dict(label=label, long_name=long_name, units=units, method=method, level=level, layer=layer)
@@ -72,6 +76,8 @@ def _metric_table(levels: tuple[float, ...], layers: list[str]) -> list[dict]:
           "deferral)", "CNY", "mean"),
         m("expected_enhancement_cost", "expected fund/insurer cost: payouts of all layers over the horizon", "CNY", "mean"),
     ]
+    rows += [m(f"impairment_charge_year{y}", f"expected IFRS 9 impairment charge of year {y} (docs/ifrs9.md)", "CNY",
+               "mean") for y in range(1, n_years + 1)]
     return rows
 
 
@@ -79,7 +85,7 @@ def _values(ds: xr.Dataset, name: str, dims: tuple[str, ...]) -> np.ndarray:
     return np.asarray(ds[name].transpose(*dims).values, dtype=np.float64)
 
 
-def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str]) -> np.ndarray:
+def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str], n_years: int = 0) -> np.ndarray:
     """Per-path samples (metric, path) of the mean-type metrics, in :func:`_metric_table` order."""
     pm = ("path", "month")
     rows = [_values(run, "loss_gross", pm).sum(axis=1), _values(run, "loss_net", pm).sum(axis=1)]
@@ -97,7 +103,25 @@ def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str]) -> np
             else:
                 rows += [np.full(n, np.nan), np.full(n, np.nan)]
     rows += [_values(run, "subsidy_cost", pm).sum(axis=1), _lever_total(run, "interest_foregone"), cost]
+    if n_years:
+        rows += list(_impairment_charges(run, n_years))
     return np.array(rows)
+
+
+def _years_of_charges(ds: xr.Dataset) -> int:
+    """Years of impairment charges a comparison has: 0 unless some scenario records an allowance."""
+    if "allowance" not in ds.data_vars or bool(np.isnan(ds["allowance"].values).all()):
+        return 0
+    if "scenario_config" not in ds.data_vars:  # stacked by hand: the recovery lags of stage 3 are not known
+        return 0
+    return int(ds.sizes["year"])
+
+
+def _impairment_charges(run: xr.Dataset, n_years: int) -> np.ndarray:
+    """(year, path) impairment charges of one scenario of a comparison; NaN if it records no allowance."""
+    if bool(np.isnan(run["allowance"].values).any()):
+        return np.full((n_years, run.sizes["path"]), np.nan)
+    return provisions(run)["impairment_charge"].transpose("year", "path").values
 
 
 def _lever_total(run: xr.Dataset, name: str) -> np.ndarray:
@@ -433,7 +457,8 @@ def compare_summary(
     levels = tuple(float(a) for a in levels)
     labels, base = _check_input(ds, baseline, levels, ci, n_boot)
     layers = [str(v) for v in ds["layer"].values.tolist()] if "layer" in ds.dims else []
-    table = _metric_table(levels, layers)
+    n_years = _years_of_charges(ds)
+    table = _metric_table(levels, layers, n_years)
     mean_rows = [j for j, m in enumerate(table) if m["method"] == "mean"]
     boot_rows = [j for j, m in enumerate(table) if m["method"] == "bootstrap"]
     n_s, n_m = len(labels), len(table)
@@ -458,13 +483,13 @@ def compare_summary(
 
     run, present, w = run_of(base)
     n = w.size
-    base_samples = _mean_samples(run, present, layers)
+    base_samples = _mean_samples(run, present, layers, n_years)
     base_ratio = _live_ratio(run)
     month = ds["month"].values
     for i in range(n_s):
         if i != base:
             run, present, w = run_of(i)
-            samples = _mean_samples(run, present, layers)
+            samples = _mean_samples(run, present, layers, n_years)
             ratio = _live_ratio(run)
         else:
             samples, ratio = base_samples, base_ratio

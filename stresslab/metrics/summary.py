@@ -27,7 +27,7 @@ from stresslab.estimators import (
     sort_losses,
     z_value,
 )
-from stresslab.metrics.ifrs9 import CHARGE_QUANTILES, provision_metrics, stage_metrics
+from stresslab.metrics.ifrs9 import CHARGE_QUANTILES, provision_metrics, scenario_text, stage_metrics
 from stresslab.metrics.layers import layer_metrics
 from stresslab.run.schema import (
     REQUIRED_VARIABLES,
@@ -307,12 +307,12 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         layer_data, layer_coords = layer_metrics(ds, levels, ci)
         data.update(layer_data)
         coords.update(layer_coords)
-    if "stage_transition" in ds.data_vars:
+    if "stage_transition" in ds.data_vars and scenario_text(ds) is not None:  # S3 needs the recovery lags
         data.update(stage_metrics(ds, ci))
         for name in ("year", "from_stage", "to_stage"):
             coords[name] = ds[name].values
         coords["stage"] = ("stage", list(STAGES), {"long_name": "IFRS 9 stage"})
-    if "allowance" in ds.data_vars:
+    if "allowance" in ds.data_vars and scenario_text(ds) is not None:
         data.update(provision_metrics(ds, ci))
         coords["year_end"] = np.arange(ds.sizes["year"] + 1)
         coords["charge_quantile"] = ("charge_quantile", np.array(CHARGE_QUANTILES), {"long_name": "quantile level"})
