@@ -408,3 +408,18 @@ def test_compare_pairs_the_impairment_charges() -> None:
     assert float(s["difference"].sel(scenario="shocked", **row)) == pytest.approx(d.mean(), rel=1e-12)
     assert float(s["difference"].sel(scenario="shocked", **row)) > 0
     assert np.isnan(float(s["value"].sel(scenario="plain", **row)))
+
+
+def test_the_report_has_the_ifrs9_section(tmp_path) -> None:
+    loans = _four_state_book(20)
+    for allowance, tables in (("off", 1), ("point_in_time", 2)):
+        ds = sl.simulate(loans, sl.Scenario.from_dict({**_RUN, "ifrs9": {"allowance": allowance}}), n_paths=40, seed=3,
+                         progress=False)
+        out = tmp_path / f"{allowance}.html"
+        sl.write_report(ds, out)
+        html = out.read_text()
+        section = html[html.index('<section id="ifrs9">'):]
+        section = section[:section.index("</section>")]
+        assert section.count("<table") == tables and "S1 → S2 in the year" in section
+        assert ("impairment charge of the year" in section) == (allowance != "off")
+        assert section.count("<img") == tables  # stage mix, and the allowance fan

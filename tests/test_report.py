@@ -169,10 +169,10 @@ def _assert_self_contained(text: str, page: Page) -> None:
 # ------------------------------------------------------------------ sections
 def test_report_of_a_plain_run_without_the_book(tmp_path: Path, plain: xr.Dataset) -> None:
     _, text, page = _write(tmp_path, plain)
-    assert _section_ids(page) == ["scenario", "book", "headline", "plots", "contributions", "provenance"]
+    assert _section_ids(page) == ["scenario", "book", "headline", "plots", "contributions", "ifrs9", "provenance"]
     assert page.all("title") and "services_downturn" in page.plain_text
     assert page.h2 == ["Scenario", "Book", "Headline figures", "Loss and delinquency",
-                       "Risk contributions by industry and region", "Provenance"]
+                       "Risk contributions by industry and region", "IFRS 9 stages and provisions", "Provenance"]
     # the scenario file, collapsible and verbatim (escaped in the HTML, equal once parsed)
     assert len(page.all("details")) == 2 and len(page.all("summary")) == 2
     assert page.pre[0] == plain.attrs["scenario_text"]
@@ -188,10 +188,10 @@ def test_report_of_a_plain_run_without_the_book(tmp_path: Path, plain: xr.Datase
     assert needed > plain.sizes["path"]
     assert f"n/a (too few paths: {needed:,} needed)" in page.plain_text and "∞" not in page.plain_text
     assert "net loss, months" not in page.plain_text
-    # plots: loss distribution, exceedance, DPD30+ fan, state stack, heat map
+    # plots: loss distribution, exceedance, DPD30+ fan, state stack, heat map; the IFRS 9 stage mix
     alts = [a["alt"] for a in page.all("img")]
     assert alts == ["Distribution of the gross loss", "Exceedance curve of the gross loss", "DPD30+ ratio fan",
-                    "Balance by delinquency state", "Expected gross loss by industry and region"]
+                    "Balance by delinquency state", "Expected gross loss by industry and region", "Exposure by IFRS 9 stage"]
     images = _images(page)
     assert all(image.width == 900 for image in images)
     # ES contributions by industry and by region: each table's total is the ES 99% of the run
@@ -370,8 +370,8 @@ def test_report_from_a_wheel_has_its_template(tmp_path: Path, plain: xr.Dataset)
     assert rendered.returncode == 0, rendered.stderr[-3000:]
     text = page_path.read_text(encoding="utf-8")
     page = Page(text)
-    assert _section_ids(page) == ["scenario", "book", "headline", "plots", "contributions", "provenance"]
-    assert "font-family" in text and len(_images(page)) == 5
+    assert _section_ids(page) == ["scenario", "book", "headline", "plots", "contributions", "ifrs9", "provenance"]
+    assert "font-family" in text and len(_images(page)) == 6  # the five of the loss, and the stage mix
     _assert_self_contained(text, page)
 
 

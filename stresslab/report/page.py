@@ -341,6 +341,42 @@ def _policy(ds: xr.Dataset, levers: dict) -> SimpleNamespace:
                            facts=facts, figures=figures)
 
 
+def _ifrs9(ds: xr.Dataset, s: xr.Dataset) -> SimpleNamespace:
+    """IFRS 9 stages by year (shares, transition rates) and, when recorded, the allowance and impairment charge."""
+    years = [int(y) for y in s["year"].values]
+    header = ["year end"] + [f"year {y}" for y in years]
+    rows: list[list[Cell]] = []
+    for stage in ("S2", "S3"):
+        rows.append([f"{stage} share of the exposure"] + [_pct(v) for v in s["stage_share_mean"].sel(stage=stage).values])
+    for origin, to in (("S1", "S2"), ("S1", "S3"), ("S2", "S1"), ("S2", "S3")):
+        rate = s["stage_transition_rate"].sel(from_stage=origin, to_stage=to)
+        bounds = s["stage_transition_rate_ci"].sel(from_stage=origin, to_stage=to)
+        rows.append([f"{origin} → {to} in the year"] + [_ci(float(rate.sel(year=y)), bounds.sel(year=y), _pct)
+                                                     for y in years])
+    stages = Table(header, rows)
+    figures = [plot(lambda ax: plots.stage_mix(ds, ax=ax), "Exposure by IFRS 9 stage",
+                    "Mean exposure by stage over the months; S3: defaulted, recoveries still to come.")]
+    provisions = None
+    if "impairment_charge_mean" in s:
+        ends = [int(e) for e in s["year_end"].values]
+        head = ["allowance, mean"] + ["start" if e == 0 else f"year {e} end" for e in ends]
+        body: list[list[Cell]] = []
+        for stage in s["stage"].values:
+            body.append([f"{stage} (coverage)"] + [
+                Share(_money(a), _pct(c)) if np.isfinite(c) else _money(a)
+                for a, c in zip(s["allowance_mean"].sel(stage=stage).values, s["coverage_mean"].sel(stage=stage).values)])
+        body.append(["impairment charge of the year", ""] + [
+            _ci(float(s["impairment_charge_mean"].sel(year=y)), s["impairment_charge_ci"].sel(year=y)) for y in years])
+        for q in s["charge_quantile"].values:
+            body.append([f"charge at risk, {_level(q)} quantile", ""] + [
+                _money(v) for v in s["impairment_charge_quantile"].sel(charge_quantile=q).values])
+        provisions = Table(head, body)
+        figures.insert(0, plot(lambda ax: plots.allowance_fan(ds, ax=ax), "Loss allowance fan",
+                               "Total allowance (S1 + S2 + S3) at the start and each year end: quantile bands and mean."))
+    return SimpleNamespace(id="ifrs9", heading="IFRS 9 stages and provisions", stages=stages, provisions=provisions,
+                           figures=figures)
+
+
 def _irb(ds: xr.Dataset, portfolio: Portfolio) -> SimpleNamespace:
     section = SimpleNamespace(id="irb", heading="Regulatory reference (Basel IRB)", problem="")
     try:
@@ -459,6 +495,8 @@ def page_values(ds: xr.Dataset, portfolio: Portfolio | None, levels: tuple[float
     levers = (config or {}).get("policy") or {}
     if levers:
         sections.append(_policy(ds, levers))
+    if "stage_transition_rate" in s:
+        sections.append(_ifrs9(ds, s))
     if portfolio is not None:
         sections.append(_irb(ds, portfolio))
     sections.append(_provenance(ds, s))
