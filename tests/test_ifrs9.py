@@ -423,3 +423,39 @@ def test_the_report_has_the_ifrs9_section(tmp_path) -> None:
         assert section.count("<table") == tables and "S1 → S2 in the year" in section
         assert ("impairment charge of the year" in section) == (allowance != "off")
         assert section.count("<img") == tables  # stage mix, and the allowance fan
+
+
+def test_point_in_time_tables_match_the_exact_conditional_ecl() -> None:
+    # The exact per-loan chain (the ECL kernel) over quasi-Monte Carlo paths of Y_1..Y_H drawn
+    # from their law given Y_0 = y (mean phi^t y, covariance phi^|s-t| - phi^(s+t)) is the
+    # point-in-time allowance at the start given y; the tables (15 Rouwenhorst nodes) must
+    # agree at their nodes: within 3% a loan (the chain's discretisation), for y at -2, 0, +2 sd.
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+
+    from stresslab._kernels.ecl import ECL_LIFETIME, ECL_WINDOW, loan_expected_losses
+    from stresslab.compile.model import compile_model
+    from stresslab.compile.provisions import INDEX_NODES, WORKOUT_MONTHS, _density, rouwenhorst, with_allowance
+
+    loans = _four_state_book(3)
+    sc = sl.Scenario.from_dict({**_RUN, "shocks": {"industry": {}}, "ifrs9": {"allowance": "point_in_time"}})
+    tables = with_allowance(compile_model(loans, sc), loans, sc).allowance.table  # (loan, end, state, node, 2)
+    months = loans.remaining_term.astype(np.int64) + WORKOUT_MONTHS
+    horizon = int(months.max())
+    model = compile_model(loans, sl.Scenario.from_dict({**_RUN, "shocks": {"industry": {}}, "horizon_months": horizon}))
+    phi = 0.8
+    t = np.arange(1, horizon + 1)
+    cov = phi ** np.abs(np.subtract.outer(t, t)) - np.outer(phi**t, phi**t)
+    root = np.linalg.cholesky(cov + 1e-12 * np.eye(horizon))
+    u = ndtri(qmc.Sobol(horizon, scramble=True, seed=3).random_base2(13)) @ root.T
+    grid, _, _ = rouwenhorst(INDEX_NODES, phi)
+    state = model.loans.state.astype(int)
+    arrears = model.loans.arrears_principal + model.loans.arrears_interest
+    for g in (INDEX_NODES // 2 - 4, INDEX_NODES // 2, INDEX_NODES // 2 + 4):  # y = -2, 0, +2 (node spacing 0.5)
+        y = np.ascontiguousarray(phi**t * grid[g] + u)
+        out = np.empty((loans.n_loans, 4))
+        loan_expected_losses(model.loans, model.tables, model.params, _density(model), months, 12, y,
+                             np.ones(len(y)), np.full(len(y), 1.0 / len(y)), out)
+        exact = np.where(state <= 1, out[:, ECL_WINDOW], out[:, ECL_LIFETIME])
+        node = tables[np.arange(loans.n_loans), 0, state, g]
+        np.testing.assert_allclose(node[:, 0] + node[:, 1] * arrears, exact, rtol=0.03)
