@@ -172,11 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     rev = sub.add_parser("reverse", help="reverse stress test: the probability of a failure event and its most "
                                          "likely factor paths, written as a scenario (docs/reverse_stress.md)")
     rev.add_argument("scenario", type=Path, help="scenario TOML file the event's probability is taken under")
-    book = rev.add_mutually_exclusive_group(required=True)
-    book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
-    book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
-    rev.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
-    rev.add_argument("--map", type=Path, metavar="MAP.toml", help="book map of --portfolio (docs/portfolio.md)")
+    _book_options(rev)
     rev.add_argument("--event", required=True, help="'loss > X', 'net_loss > X', 'loss_12m > X', 'exhausted:LAYER[@M]', "
                                                      "'dpd30 > Y' or 'capital_ratio < R'")
     rev.add_argument("--out", type=Path, required=True, help="the scenario of the event's mean factor path (TOML)")
@@ -239,11 +235,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ecl = sub.add_parser("ecl", help="IFRS 9 stages and expected credit losses of every loan (docs/ifrs9.md)")
     ecl.add_argument("scenario", type=Path, help="scenario TOML whose model the ECL follows")
-    ecl_book = ecl.add_mutually_exclusive_group(required=True)
-    ecl_book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
-    ecl_book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
-    ecl.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
-    ecl.add_argument("--map", type=Path, metavar="MAP.toml", help="book map of your export (docs/portfolio.md)")
+    _book_options(ecl)
     ecl.add_argument("--relative-pd-multiple", type=float, metavar="X",
                      help="also stage 2: loans whose 12-month PD is above X times their pd [off]")
     ecl.add_argument("--out", type=Path, help="per-loan table: .csv, .parquet or .nc")
@@ -255,13 +247,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _book_and_run_options(parser: argparse.ArgumentParser) -> None:
+def _book_options(parser: argparse.ArgumentParser) -> None:
+    """--portfolio or --synthetic N (one required), --book-seed and --map."""
     book = parser.add_mutually_exclusive_group(required=True)
     book.add_argument("--portfolio", type=Path, help="loan book, CSV or Parquet")
     book.add_argument("--synthetic", type=_positive_int, metavar="N", help="use a synthetic book of N loans")
     parser.add_argument("--book-seed", type=_non_negative_int, default=0, help="seed of the synthetic book [0]")
     parser.add_argument("--map", type=Path, metavar="MAP.toml",
                         help="book map: how your export's columns, codes and units become the book (docs/portfolio.md)")
+
+
+def _book_and_run_options(parser: argparse.ArgumentParser) -> None:
+    _book_options(parser)
     parser.add_argument("--paths", type=_positive_int, required=True, help="Monte Carlo paths")
     parser.add_argument("--seed", type=_non_negative_int, required=True, help="simulation seed")
     parser.add_argument("--out", type=Path, help="write the full result to this netCDF file")
