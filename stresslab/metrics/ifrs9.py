@@ -103,21 +103,22 @@ def stage_balances(ds: xr.Dataset) -> xr.DataArray:
         ``stage_balance(path, month, stage)``, stage S1, S2, S3, CNY.
     """
     by_state = ds["balance_by_state"].transpose("path", "month", "state")
-    s1 = by_state.sel(state=["C", "M1"]).sum("state")
-    s2 = by_state.sel(state=["M2", "M3"]).sum("state")
-    defaulted = by_state.sel(state="D").values.astype(np.float64)  # cumulative
+    states = by_state["state"].values.tolist()
+    values = by_state.values.astype(np.float64)
+
+    def total(names: tuple[str, ...]) -> np.ndarray:
+        return sum(values[:, :, states.index(name)] for name in names)
+
+    defaulted = values[:, :, states.index("D")]  # cumulative
     lag = workout_months(ds)
     before = np.zeros_like(defaulted)
     if lag < defaulted.shape[1]:
         before[:, lag:] = defaulted[:, : defaulted.shape[1] - lag]
-    s3 = xr.DataArray(defaulted - before if lag > 0 else np.zeros_like(defaulted), dims=("path", "month"),
-                      coords={"path": ds["path"], "month": ds["month"]})
-    out = xr.concat([s1.drop_vars("state", errors="ignore"), s2.drop_vars("state", errors="ignore"), s3],
-                    dim=xr.DataArray(list(STAGES), dims="stage", name="stage"))
-    out.name = "stage_balance"
-    out.attrs.update({"long_name": "exposure at month end by IFRS 9 stage (S3: defaulted, not yet written off)",
-                      "units": "CNY"})
-    return out.transpose("path", "month", "stage")
+    s3 = defaulted - before if lag > 0 else np.zeros_like(defaulted)
+    return xr.DataArray(
+        np.stack([total(("C", "M1")), total(("M2", "M3")), s3], axis=2), dims=("path", "month", "stage"),
+        coords={"path": ds["path"].values, "month": ds["month"].values, "stage": list(STAGES)}, name="stage_balance",
+        attrs={"long_name": "exposure at month end by IFRS 9 stage (S3: defaulted, not yet written off)", "units": "CNY"})
 
 
 def stage_metrics(ds: xr.Dataset, ci: float = 0.95) -> dict[str, xr.Variable]:
