@@ -61,7 +61,6 @@ from stresslab.scenario.specs import (
     ShockRamp,
     SubsidySpec,
     _smallest_eigenvalue,
-    shock_path,
 )
 from stresslab.vocabulary import BORROWER_TYPES, LIVE_STATES
 
