@@ -185,7 +185,7 @@ def _capital_lines(s: xr.Dataset) -> list[str]:
     """The lender's mean P&L by year, the capital ratio's median and 5% quantile, the breach probability."""
     years = s["year"].values
     basis = s["pnl_mean"].attrs.get("credit_cost_basis", "")
-    cost = "IFRS 9 impairment net of enhancements" if basis == "ifrs9_impairment_net" else "net loss booked"
+    cost = "IFRS 9 impairment net of enhancements" if basis == "ifrs9" else "net loss booked"
     rows = [(label, [_with_ci_text(m, lo, hi) for m, (lo, hi) in zip(s["pnl_mean"].sel(pnl_item=item).values,
                                                                        s["pnl_ci"].sel(pnl_item=item).values)])
             for item, label in _SHOWN_PNL]

@@ -91,7 +91,7 @@ def capital_paths(ds: xr.Dataset) -> xr.Dataset:
         The items of :data:`PNL_ITEMS` as variables (path, year), CNY; ``capital``,
         ``rwa`` and ``capital_ratio`` (path, year_end), year_end 0 the start. Attrs:
         ``breach_level``, ``risk_weight`` (the blended standardised weight) and
-        ``credit_cost_basis`` ("ifrs9_impairment_net" or "net_loss_incurred").
+        ``credit_cost_basis`` ("ifrs9" or "net_loss").
 
     Notes
     -----
@@ -100,13 +100,13 @@ def capital_paths(ds: xr.Dataset) -> xr.Dataset:
     ``[funding]``: 0). Enhancement fees: ``layer_fee``, paid by the lender. Credit cost =
     gross impairment - enhancement cover, the cover being ``loss_gross - loss_net`` (the
     layers' share, recognised with the loss in the default month); the gross impairment
-    is the IFRS 9 charge (:func:`stresslab.metrics.ifrs9.provisions`) with an allowance,
-    else the gross loss booked (so the credit cost is the net loss: incurred-loss proxy).
+    is the IFRS 9 charge (:func:`stresslab.metrics.ifrs9.provisions`) with ``credit_cost =
+    "ifrs9"``, else the gross loss booked (so the credit cost is the net loss).
     Tax = tax_rate x max(pre-tax profit, 0) (no loss carry-forward); dividends =
     payout x max(after-tax profit before dividends, 0). Capital_y = capital_{y-1} +
     pre-tax profit - tax - dividends. RWA = live exposure x blended risk weight
-    (defaulted exposures carry none: their loss is already charged). The capital ratio
-    is +inf once nothing is live.
+    (defaulted exposures carry none: their loss is already charged). Once nothing is
+    live the capital ratio is +inf, or -inf if the capital is negative (a breach).
     """
     scenario = _scenario(ds)
     spec = scenario.capital
@@ -128,7 +128,7 @@ def capital_paths(ds: xr.Dataset) -> xr.Dataset:
     fees = (_by_year(ds["layer_fee"].sum("layer").transpose("path", "month").values.astype(np.float64), ends)
             if "layer_fee" in ds.data_vars else np.zeros_like(income))
     gross, net = _by_year(monthly("loss_gross"), ends), _by_year(monthly("loss_net"), ends)
-    with_allowance = "allowance" in ds.data_vars
+    with_allowance = spec.credit_cost == "ifrs9"
     impairment = provisions(ds)["impairment_charge"].values if with_allowance else gross
     credit = impairment - (gross - net)
     nii = income - funding
@@ -141,7 +141,7 @@ def capital_paths(ds: xr.Dataset) -> xr.Dataset:
     capital = _initial_capital(spec, float(rwa[0, 0])) + np.concatenate(
         [np.zeros((n_paths, 1)), np.cumsum(after, axis=1)], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(rwa > 0, capital / rwa, np.inf)
+        ratio = np.where(rwa > 0, capital / rwa, np.where(capital < 0, -np.inf, np.inf))
     items = dict(zip(PNL_ITEMS, (income, funding, nii, fees, credit, pretax, tax, dividends, after)))
     yearly = {name: (("path", "year"), values, {"units": "CNY"}) for name, values in items.items()}
     return xr.Dataset(
@@ -149,12 +149,12 @@ def capital_paths(ds: xr.Dataset) -> xr.Dataset:
             **yearly,
             "capital": (("path", "year_end"), capital, {"long_name": "capital at the year's end", "units": "CNY"}),
             "rwa": (("path", "year_end"), rwa, {"long_name": "standardised RWA of the live book", "units": "CNY"}),
-            "capital_ratio": (("path", "year_end"), ratio, {"long_name": "capital / RWA (inf: nothing live)",
+            "capital_ratio": (("path", "year_end"), ratio, {"long_name": "capital / RWA (+-inf: nothing live)",
                                                             "units": "1"}),
         },
         coords={"path": ds["path"].values, "year": np.arange(1, ends.size), "year_end": np.arange(ends.size)},
         attrs={"breach_level": spec.breach_level, "risk_weight": weight,
-               "credit_cost_basis": "ifrs9_impairment_net" if with_allowance else "net_loss_incurred"},
+               "credit_cost_basis": spec.credit_cost},
     )
 
 
@@ -199,11 +199,11 @@ def breach_probability(ratio: np.ndarray, w: np.ndarray, level: float,
 
 
 def _ratio_quantiles(ratio: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Weighted quantiles of the ratio at each year end; +inf (nothing live) ranks above every ratio and stays inf."""
+    """Weighted quantiles of the ratio at each year end; +-inf (nothing live) rank beyond every ratio and stay inf."""
     top = np.finfo(np.float64).max
-    finite = np.where(np.isposinf(ratio), top, ratio)
+    finite = np.clip(ratio, -top, top)
     out = np.array([weighted_quantile(finite[:, e], w, list(RATIO_QUANTILES)) for e in range(ratio.shape[1])])
-    return np.where(out >= top, np.inf, out)
+    return np.where(np.abs(out) >= top, np.sign(out) * np.inf, out)
 
 
 def capital_metrics(ds: xr.Dataset, ci: float = 0.95) -> dict[str, xr.Variable]:

@@ -40,6 +40,7 @@ from stresslab.scenario.specs import (
     MAX_HORIZON,
     POLICY_LEVERS,
     RESERVED_LAYER_NAME,
+    CREDIT_COST_BASES,
     RISK_WEIGHT_APPROACHES,
     CalibrationReference,
     CapitalSpec,
@@ -142,6 +143,10 @@ def _check_scenario(scenario: dict[str, Any], at: _At) -> None:
                 raise (at / "shocks" / kind / name).error(
                     f"has {len(shock)} monthly values but horizon_months = {horizon}; give at most {horizon}")
     _check_policy_horizon(scenario["policy"], horizon, at / "policy")
+    capital = scenario["capital"]
+    if capital is not None and capital.credit_cost == "ifrs9" and scenario["ifrs9"].allowance == "off":
+        raise (at / "capital" / "credit_cost").error("= 'ifrs9' needs an allowance: set [ifrs9] allowance = "
+                                                     "'point_in_time' or 'through_the_cycle'")
     funding = scenario["funding"]
     if funding is not None:
         if isinstance(funding.rise, tuple) and len(funding.rise) > horizon:
@@ -589,6 +594,10 @@ _CAPITAL = {
     "tax_rate": _Key(_number(0, 1, hi_open=True), 0.25,
                      doc="income tax on a year's positive pre-tax profit (0.25: China's enterprise income tax)"),
     "dividend_payout": _Key(_number(0, 1), 0.0, doc="share of a year's positive after-tax profit paid out; 0 = off"),
+    "credit_cost": _Key(_choice(*CREDIT_COST_BASES), "net_loss",
+                        doc="`net_loss`: the loss booked in the default month after enhancements; `ifrs9`: the "
+                            "impairment charge net of enhancement cover (needs `[ifrs9] allowance`; the day-one "
+                            "allowance of the scenario's own shock is not charged, docs/capital.md)"),
     "risk_weights": _Key(_choice(*RISK_WEIGHT_APPROACHES), "standardised",
                          doc="`standardised`: 75% for individuals (regulatory retail), 100% for enterprises "
                              "(docs/capital.md; IRB weights are not built)"),

@@ -436,6 +436,10 @@ class IFRS9Spec:
     allowance: str = "off"
 
 
+CREDIT_COST_BASES = ("net_loss", "ifrs9")
+"""``[capital] credit_cost``: the net loss booked, or the IFRS 9 impairment net of enhancements (docs/capital.md)."""
+
+
 RISK_WEIGHT_APPROACHES = ("standardised",)
 """``[capital] risk_weights``: only the Basel standardised weights are built (docs/capital.md)."""
 
@@ -468,7 +472,9 @@ class CapitalSpec:
     """``[capital]``: the lender's capital, P&L conventions and breach level (docs/capital.md).
 
     Exactly one of ``initial_ratio`` (capital at the start over the start RWA) and
-    ``initial_amount`` (CNY) is set. Profit is taxed at ``tax_rate`` when positive;
+    ``initial_amount`` (CNY) is set. ``credit_cost``: "net_loss" (the loss booked after
+    enhancements) or "ifrs9" (the impairment charge net of enhancements; needs
+    ``[ifrs9] allowance``). Profit is taxed at ``tax_rate`` when positive;
     ``dividend_payout`` of the positive after-tax profit leaves the capital (0: off). The
     ratio breaches when it is below ``threshold + buffer`` at a year end.
     """
@@ -477,6 +483,7 @@ class CapitalSpec:
     initial_amount: float | None = field(default=None, metadata={"omit_none": True})
     tax_rate: float = 0.25
     dividend_payout: float = 0.0
+    credit_cost: str = "net_loss"
     risk_weights: str = "standardised"
     threshold: float = 0.08
     buffer: float = 0.0
