@@ -115,16 +115,16 @@ def test_a_stress_raises_the_breach_probability_on_common_random_numbers(runs: t
 @pytest.mark.parametrize(("tables", "message"), [
     ({"capital": {}}, r"capital needs exactly one of 'initial_ratio' .* and 'initial_amount' .*; got neither"),
     ({"capital": {"initial_ratio": 0.1, "initial_amount": 1e6}}, r"got initial_ratio and initial_amount"),
-    ({"capital": {"initial_ratio": 0.1, "risk_weights": "irb"}}, r"\[capital\] risk_weights must be one of "
-                                                                  r"'standardised'; got 'irb'"),
+    ({"capital": {"initial_ratio": 0.1, "risk_weights": "irb"}}, (r"\[capital\] risk_weights must be one of "
+                                                                   r"'standardised'; got 'irb'")),
     ({"capital": {"initial_ratio": 0.1, "tax": 0.2}}, r"unknown key \[capital\] 'tax'; allowed: initial_ratio, initial_amount, tax_rate"),
     ({"capital": {"initial_ratio": 0.1, "threshold": 1.5}}, r"\[capital\] threshold must be"),
     ({"funding": {"rate": 0.01, "rise": -0.05}}, r"funding gives a negative funding rate -0.04 in month 1"),
     ({"funding": {"rise": 0.01}}, r"\[funding\] rate is required"),
-    ({"capital": {"initial_ratio": 0.1, "credit_cost": "ifrs9"}}, r"\[capital\] credit_cost = 'ifrs9' needs an "
-                                                                  r"allowance"),
-    ({"funding": {"rate": 0.03, "rise": [0.01] * 13}}, r"\[funding\] rise has 13 monthly values but "
-                                                         r"horizon_months = 12"),
+    ({"capital": {"initial_ratio": 0.1, "credit_cost": "ifrs9"}}, (r"\[capital\] credit_cost = 'ifrs9' needs "
+                                                                   r"an allowance")),
+    ({"funding": {"rate": 0.03, "rise": [0.01] * 13}}, (r"\[funding\] rise has 13 monthly values but "
+                                                          r"horizon_months = 12")),
 ])
 def test_bad_keys_give_one_line_errors(tables: dict, message: str) -> None:
     with pytest.raises(ScenarioError, match=message) as err:
