@@ -130,3 +130,15 @@ def test_bad_keys_give_one_line_errors(tables: dict, message: str) -> None:
     with pytest.raises(ScenarioError, match=message) as err:
         sl.Scenario.from_dict({"horizon_months": 12, **tables})
     assert "\n" not in str(err.value)
+
+
+def test_capital_ratio_fan_draws_the_live_year_ends_and_the_breach_level(runs: tuple[xr.Dataset, ...]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from stresslab.plots import capital_ratio_fan
+
+    fig = capital_ratio_fan(runs[1])
+    ax = fig.axes[0]
+    assert any(line.get_label().startswith("breach level 8") for line in ax.get_lines())
+    assert "capital ratio" in ax.get_title()
