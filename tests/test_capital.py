@@ -142,3 +142,14 @@ def test_capital_ratio_fan_draws_the_live_year_ends_and_the_breach_level(runs: t
     ax = fig.axes[0]
     assert any(line.get_label().startswith("breach level 8") for line in ax.get_lines())
     assert "capital ratio" in ax.get_title()
+
+
+def test_the_report_has_a_capital_section(runs: tuple[xr.Dataset, ...]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from stresslab.report.html import render
+
+    page = render(runs[1])
+    assert 'id="capital"' in page and "P&amp;L and capital" in page and "pre-tax profit" in page
+    assert "P(ratio below 8.0% by the year end)" in page and "Capital ratio fan" in page
