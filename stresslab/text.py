@@ -147,6 +147,8 @@ def format_summary(s: xr.Dataset) -> str:
         lines += _stage_lines(s)
     if "impairment_charge_mean" in s:
         lines += _provision_lines(s)
+    if "capital_breach_probability" in s:
+        lines += _capital_lines(s)
     if "party" in s.dims:
         from stresslab.text import format_layers
 
@@ -172,6 +174,31 @@ def _provision_lines(s: xr.Dataset) -> list[str]:
     width = max(len(cell) for _, cells in rows for cell in cells) + 3
     heads = ["start" if e == 0 else f"year {e} end" for e in ends]
     lines = ["", f"{'IFRS 9 allowance (' + mode + '), mean, CNY':<40}" + "".join(f"{h:>{width}}" for h in heads)]
+    return lines + [f"  {label:<38}" + "".join(f"{c:>{width}}" for c in cells) for label, cells in rows]
+
+
+_SHOWN_PNL = (("net_interest_income", "net interest income"), ("enhancement_fees", "enhancement fees"),
+              ("credit_cost", "credit cost"), ("pretax_profit", "pre-tax profit"))
+
+
+def _capital_lines(s: xr.Dataset) -> list[str]:
+    """The lender's mean P&L by year, the capital ratio's median and 5% quantile, the breach probability."""
+    years = s["year"].values
+    basis = s["pnl_mean"].attrs.get("credit_cost_basis", "")
+    cost = "IFRS 9 impairment net of enhancements" if basis == "ifrs9" else "net loss booked"
+    rows = [(label, [_with_ci_text(m, lo, hi) for m, (lo, hi) in zip(s["pnl_mean"].sel(pnl_item=item).values,
+                                                                       s["pnl_ci"].sel(pnl_item=item).values)])
+            for item, label in _SHOWN_PNL]
+    for q, label in ((0.5, "capital ratio, median"), (0.05, "capital ratio, 5% quantile")):
+        rows.append((label, [_pct(v) for v in s["capital_ratio_quantile"].sel(ratio_quantile=q).values[1:]]))
+    prob, bounds = s["capital_breach_probability"].values, s["capital_breach_probability_ci"].values
+    level = float(s["capital_breach_level"])
+    rows.append((f"P(ratio < {_pct(level)} by year end)", [f"{_pct(p)} [{_pct(lo)}, {_pct(hi)}]"
+                                                           for p, (lo, hi) in zip(prob, bounds)]))
+    width = max(len(cell) for _, cells in rows for cell in cells) + 3
+    start = _pct(float(s["capital_ratio_quantile"].sel(ratio_quantile=0.5).values[0]))
+    lines = ["", f"Capital (docs/capital.md; credit cost: {cost}; capital ratio at the start {start})",
+             f"{'  mean, CNY':<40}" + "".join(f"{'year ' + str(y):>{width}}" for y in years)]
     return lines + [f"  {label:<38}" + "".join(f"{c:>{width}}" for c in cells) for label, cells in rows]
 
 

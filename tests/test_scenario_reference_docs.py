@@ -23,6 +23,7 @@ from stresslab.scenario.specs import to_table
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "scenarios.md"
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
+SHIPPED_NAMES = frozenset(p.name for p in SHIPPED)
 
 # every lever, an excess-of-loss and a quota-share layer, every union in its table form
 FULL = {
@@ -45,6 +46,8 @@ FULL = {
                "revenue_support": {"uplift": 0.03, "industries": ["retail"]}, "seasonal_schedule": {},
                "collection": {"strategy": "legal_action"}},
     "calibration_reference": {"delinquency": {"default_after": 3}, "seasonality": {"retail": [1.0] * 12}},
+    "funding": {"rate": 0.03, "rise": {"start": 1, "trough": 0.02, "trough_month": 6, "recovery_month": 18}},
+    "capital": {"initial_ratio": 0.12, "buffer": 0.025},
 }
 
 
@@ -100,7 +103,7 @@ def test_every_key_of_every_table_has_a_row() -> None:
     assert {"top", "factors", "factors.innovation_mean", "cashflow", "shocks", "delinquency", "recovery", "layers", "layers.eligibility",
             "layers.counterparty", "policy", "policy.loan_cap", "policy.deferral", "policy.interest_subsidy",
             "policy.rate_cap", "policy.revenue_support", "policy.seasonal_schedule", "policy.collection",
-            "calibration_reference", "ifrs9"} == set(tables)
+            "calibration_reference", "ifrs9", "funding", "capital"} == set(tables)
     for name, keys in _walk_tables(_SCENARIO.keys, "top").items():
         rows = tables[name].splitlines()[2:]
         assert [row.split(" | ")[0] for row in rows] == [f"| `{key}`" for key in keys], name
@@ -132,6 +135,8 @@ def _walk_tables(keys: Mapping[str, _Key], name: str, seen: set[int] | None = No
 def _check_keys(data: Any, keys: Mapping[str, _Key], where: str, omitted: frozenset[str] = frozenset()) -> int:
     """Assert that ``data`` has exactly the keys of the schema table (less ``omitted``); recurse; count tables."""
     assert isinstance(data, dict), where
+    if where in SHIPPED_NAMES:  # [funding] and [capital]: written only when set (omit_none)
+        omitted = omitted | frozenset({"funding", "capital"} - set(data))
     assert set(data) == set(keys) - omitted, (where, set(data) ^ (set(keys) - omitted))
     count = 1
     for key, spec in keys.items():
@@ -144,6 +149,9 @@ def _check_keys(data: Any, keys: Mapping[str, _Key], where: str, omitted: frozen
                 count += _check_keys(layer, sub, f"{where}.layers[{k}]", quota)
         elif key == "factors":  # innovation_mean: written only when set (omit_none), like a policy lever
             absent = frozenset({"innovation_mean"} - set(data[key]))
+            count += _check_keys(data[key], sub, f"{where}.{key}", absent)
+        elif key == "capital":  # one of initial_ratio and initial_amount: the other is unset (omit_none)
+            absent = frozenset({"initial_ratio", "initial_amount"} - set(data[key]))
             count += _check_keys(data[key], sub, f"{where}.{key}", absent)
         elif key == "policy":
             assert set(data[key]) <= set(sub)
@@ -159,9 +167,9 @@ def test_to_dict_writes_exactly_the_keys_the_schema_reads() -> None:
     s = Scenario.from_dict(FULL)
     assert s.policy.active == tuple(FULL["policy"])
     tables = _check_keys(s.to_dict(), _SCENARIO.keys, "scenario")
-    # the top level; factors, cashflow, shocks, delinquency, recovery, ifrs9, calibration_reference and
+    # the top level; factors, cashflow, shocks, delinquency, recovery, ifrs9, funding, capital, calibration_reference and
     # its delinquency; 2 layers with eligibility and counterparty; policy and its 7 levers
-    assert tables == 1 + 8 + 2 * 3 + 1 + 7
+    assert tables == 1 + 10 + 2 * 3 + 1 + 7
     assert Scenario.from_dict(s.to_dict()) == s
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from stresslab.estimators import (
     var_es,
     z_value,
 )
+from stresslab.metrics.capital import capital_paths, year_ends
 from stresslab.metrics.ifrs9 import provisions
 from stresslab.metrics.summary import dpd30_ratio, validate_run
 from stresslab.run.schema import LAYER_VARIABLES, layers_present, validate_layers
@@ -45,10 +47,11 @@ _BLOCK_ELEMENTS = 4_000_000
 
 
 # ----------------------------------------------------------------------------- metrics
-def _metric_table(levels: tuple[float, ...], layers: list[str], n_years: int = 0) -> list[dict]:
+def _metric_table(levels: tuple[float, ...], layers: list[str], n_years: int = 0, capital_years: int = 0) -> list[dict]:
     """The metrics in display order: label, long name, units, method, level, layer.
 
-    ``n_years``: years of IFRS 9 impairment charges (0 when no scenario records an allowance).
+    ``n_years``: years of IFRS 9 impairment charges (0 when no scenario records an allowance);
+    ``capital_years``: years of the lender's P&L (0 when no scenario has ``[capital]``).
     """
 
     def m(label: str, long_name: str, units: str, method: str, level: float = np.nan, layer: str = "") -> dict:
@@ -78,6 +81,11 @@ def _metric_table(levels: tuple[float, ...], layers: list[str], n_years: int = 0
     ]
     rows += [m(f"impairment_charge_year{y}", f"expected IFRS 9 impairment charge of year {y} (docs/ifrs9.md)", "CNY",
                "mean") for y in range(1, n_years + 1)]
+    rows += [m(f"pretax_profit_year{y}", f"expected lender's pre-tax profit of year {y} (docs/capital.md)", "CNY",
+               "mean") for y in range(1, capital_years + 1)]
+    if capital_years:
+        rows.append(m("capital_breach_probability", "probability that the capital ratio falls below threshold + "
+                      "buffer at some year end (docs/capital.md)", "1", "mean"))
     return rows
 
 
@@ -85,7 +93,8 @@ def _values(ds: xr.Dataset, name: str, dims: tuple[str, ...]) -> np.ndarray:
     return np.asarray(ds[name].transpose(*dims).values, dtype=np.float64)
 
 
-def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str], n_years: int = 0) -> np.ndarray:
+def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str], n_years: int = 0,
+                  capital_years: int = 0) -> np.ndarray:
     """Per-path samples (metric, path) of the mean-type metrics, in :func:`_metric_table` order."""
     pm = ("path", "month")
     rows = [_values(run, "loss_gross", pm).sum(axis=1), _values(run, "loss_net", pm).sum(axis=1)]
@@ -105,7 +114,27 @@ def _mean_samples(run: xr.Dataset, present: np.ndarray, layers: list[str], n_yea
     rows += [_values(run, "subsidy_cost", pm).sum(axis=1), _lever_total(run, "interest_foregone"), cost]
     if n_years:
         rows += list(_impairment_charges(run, n_years))
+    if capital_years:
+        rows += list(_capital_samples(run, capital_years))
     return np.array(rows)
+
+
+def _years_of_capital(ds: xr.Dataset) -> int:
+    """Years of the lender's P&L a comparison has: 0 unless some scenario has ``[capital]``."""
+    if "book_exposure_by_borrower_type" not in ds.attrs or "scenario_config" not in ds.data_vars:
+        return 0
+    if not any("capital" in json.loads(str(text)) for text in ds["scenario_config"].values):
+        return 0
+    return int(year_ends(ds.sizes["month"]).size - 1)
+
+
+def _capital_samples(run: xr.Dataset, capital_years: int) -> np.ndarray:
+    """(year + 1, path): pre-tax profit of each year and the breach indicator; NaN if the scenario has no [capital]."""
+    if "capital" not in json.loads(str(run["scenario_config"].values)):
+        return np.full((capital_years + 1, run.sizes["path"]), np.nan)
+    paths = capital_paths(run)
+    breached = (paths["capital_ratio"].values[:, 1:] < paths.attrs["breach_level"]).any(axis=1)
+    return np.vstack([paths["pretax_profit"].transpose("year", "path").values, breached.astype(np.float64)])
 
 
 def _years_of_charges(ds: xr.Dataset) -> int:
@@ -457,8 +486,8 @@ def compare_summary(
     levels = tuple(float(a) for a in levels)
     labels, base = _check_input(ds, baseline, levels, ci, n_boot)
     layers = [str(v) for v in ds["layer"].values.tolist()] if "layer" in ds.dims else []
-    n_years = _years_of_charges(ds)
-    table = _metric_table(levels, layers, n_years)
+    n_years, capital_years = _years_of_charges(ds), _years_of_capital(ds)
+    table = _metric_table(levels, layers, n_years, capital_years)
     mean_rows = [j for j, m in enumerate(table) if m["method"] == "mean"]
     boot_rows = [j for j, m in enumerate(table) if m["method"] == "bootstrap"]
     n_s, n_m = len(labels), len(table)
@@ -483,13 +512,13 @@ def compare_summary(
 
     run, present, w = run_of(base)
     n = w.size
-    base_samples = _mean_samples(run, present, layers, n_years)
+    base_samples = _mean_samples(run, present, layers, n_years, capital_years)
     base_ratio = _live_ratio(run)
     month = ds["month"].values
     for i in range(n_s):
         if i != base:
             run, present, w = run_of(i)
-            samples = _mean_samples(run, present, layers, n_years)
+            samples = _mean_samples(run, present, layers, n_years, capital_years)
             ratio = _live_ratio(run)
         else:
             samples, ratio = base_samples, base_ratio

@@ -27,6 +27,7 @@ from stresslab.estimators import (
     sort_losses,
     z_value,
 )
+from stresslab.metrics.capital import PNL_ITEMS, RATIO_QUANTILES, capital_metrics, year_ends
 from stresslab.metrics.ifrs9 import CHARGE_QUANTILES, provision_metrics, scenario_text, stage_metrics
 from stresslab.metrics.layers import layer_metrics
 from stresslab.run.schema import (
@@ -198,6 +199,11 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         ``layer_exhaustion_median_month(layer)``, ``layer_failure_probability(layer)``,
         ``layer_failure_probability_ci(layer, bound)``, ``layer_fee_expected(layer)``,
         ``layer_paid_var(layer, level)``: see :func:`stresslab.metrics.layers.layer_metrics`.
+        For a scenario with ``[capital]``, also ``pnl_mean(year, pnl_item)``, ``pnl_ci``,
+        ``capital_mean(year_end)``, ``capital_ratio_quantile(year_end, ratio_quantile)``,
+        ``capital_breach_probability(year)`` with its ``_ci``,
+        ``capital_first_breach_probability(year)`` and ``capital_breach_level``: see
+        :func:`stresslab.metrics.capital.capital_metrics` (docs/capital.md).
 
     Raises
     ------
@@ -316,4 +322,11 @@ def summary(ds: xr.Dataset, levels: Sequence[float] = (0.95, 0.99, 0.999), ci: f
         data.update(provision_metrics(ds, ci))
         coords["year_end"] = np.arange(ds.sizes["year"] + 1)
         coords["charge_quantile"] = ("charge_quantile", np.array(CHARGE_QUANTILES), {"long_name": "quantile level"})
+    if "book_exposure_by_borrower_type" in ds.attrs and scenario_text(ds) is not None:  # a run with [capital]
+        data.update(capital_metrics(ds, ci))
+        n_ends = year_ends(ds.sizes["month"]).size
+        coords["year"] = np.arange(1, n_ends)
+        coords["year_end"] = np.arange(n_ends)
+        coords["pnl_item"] = ("pnl_item", list(PNL_ITEMS), {"long_name": "line of the lender's P&L"})
+        coords["ratio_quantile"] = ("ratio_quantile", np.array(RATIO_QUANTILES), {"long_name": "quantile level"})
     return xr.Dataset(data, coords=coords, attrs={**ds.attrs, "ci": ci})

@@ -16,6 +16,7 @@ The plots live in modules named after what they draw: :mod:`~stresslab.plots.dis
 (loss_distribution, exceedance_curve, loss_heatmap), :mod:`~stresslab.plots.delinquency`
 (dpd30_fan, state_stack), :mod:`~stresslab.plots.layers` (loss_allocation, capacity_fan,
 exhaustion_curve), :mod:`~stresslab.plots.ifrs9` (allowance_fan, stage_mix),
+:mod:`~stresslab.plots.capital` (capital_ratio_fan),
 :mod:`~stresslab.plots.comparison` (scenario_comparison, sweep_curve)
 and :mod:`~stresslab.plots.files` (save_figure); ``stresslab.plots._common`` holds what
 they share. Import them from here: ``from stresslab import plots; plots.dpd30_fan(ds)``.
@@ -23,6 +24,7 @@ they share. Import them from here: ``from stresslab import plots; plots.dpd30_fa
 
 from __future__ import annotations
 
+from stresslab.plots.capital import capital_ratio_fan
 from stresslab.plots.comparison import scenario_comparison, sweep_curve
 from stresslab.plots.delinquency import dpd30_fan, state_stack
 from stresslab.plots.distribution import (
@@ -48,4 +50,5 @@ __all__ = [
     "save_figure",
     "allowance_fan",
     "stage_mix",
+    "capital_ratio_fan",
 ]

@@ -377,6 +377,36 @@ def _ifrs9(ds: xr.Dataset, s: xr.Dataset) -> SimpleNamespace:
                            figures=figures)
 
 
+_PNL_LABELS = {"interest_income": "interest income", "funding_cost": "funding cost",
+               "net_interest_income": "net interest income", "enhancement_fees": "enhancement fees",
+               "credit_cost": "credit cost", "pretax_profit": "pre-tax profit", "tax": "tax",
+               "dividends": "dividends", "after_tax_profit": "after-tax profit"}
+
+
+def _capital(ds: xr.Dataset, s: xr.Dataset) -> SimpleNamespace:
+    """The lender's mean P&L by year, the capital ratio's quantiles and the breach probability, the ratio fan."""
+    years = [int(y) for y in s["year"].values]
+    pnl = Table(["mean, CNY"] + [f"year {y}" for y in years], [
+        [_PNL_LABELS[item]] + [_ci(float(s["pnl_mean"].sel(year=y, pnl_item=item)),
+                                   s["pnl_ci"].sel(year=y, pnl_item=item)) for y in years]
+        for item in s["pnl_item"].values])
+    ends = [int(e) for e in s["year_end"].values]
+    rows: list[list[Cell]] = [[f"capital ratio, {_level(q)} quantile"] + [
+        _pct(v) for v in s["capital_ratio_quantile"].sel(ratio_quantile=q).values] for q in s["ratio_quantile"].values]
+    level = _pct(float(s["capital_breach_level"]))
+    rows.append([f"P(ratio below {level} by the year end)", ""] + [
+        _ci(float(s["capital_breach_probability"].sel(year=y)), s["capital_breach_probability_ci"].sel(year=y), _pct)
+        for y in years])
+    rows.append(["P(first breach at the year end)", ""] + [
+        _pct(v) for v in s["capital_first_breach_probability"].values])
+    ratio = Table(["capital ratio"] + ["start" if e == 0 else f"year {e} end" for e in ends], rows)
+    basis = "IFRS 9 impairment net of enhancements" if s["pnl_mean"].attrs.get("credit_cost_basis") == "ifrs9" \
+        else "the net loss booked (after enhancements)"
+    figures = [plot(lambda ax: plots.capital_ratio_fan(ds, ax=ax), "Capital ratio fan",
+                    f"Capital / RWA at the start and each year end with a live book: quantile bands; breach level {level}.")]
+    return SimpleNamespace(id="capital", heading="P&L and capital", pnl=pnl, ratio=ratio, basis=basis, figures=figures)
+
+
 def _irb(ds: xr.Dataset, portfolio: Portfolio) -> SimpleNamespace:
     section = SimpleNamespace(id="irb", heading="Regulatory reference (Basel IRB)", problem="")
     try:
@@ -497,6 +527,8 @@ def page_values(ds: xr.Dataset, portfolio: Portfolio | None, levels: tuple[float
         sections.append(_policy(ds, levers))
     if "stage_transition_rate" in s:
         sections.append(_ifrs9(ds, s))
+    if "capital_breach_probability" in s:
+        sections.append(_capital(ds, s))
     if portfolio is not None:
         sections.append(_irb(ds, portfolio))
     sections.append(_provenance(ds, s))

@@ -21,7 +21,7 @@ from stresslab.book.portfolio import Portfolio
 from stresslab.compile.model import CompiledModel
 from stresslab.errors import InternalError, StresslabError
 from stresslab.scenario.scenario import Scenario
-from stresslab.vocabulary import STAGES, STATES
+from stresslab.vocabulary import BORROWER_TYPES, STAGES, STATES
 
 __all__ = [
     "DIMS", "DESCRIPTIONS", "REQUIRED_VARIABLES", "LAYER_VARIABLES", "LENDER", "build_dataset", "check_finite",
@@ -211,6 +211,9 @@ def build_dataset(
         "pooled": int(model.pooled),
         "n_pools": model.n_loans if model.pooled else 0,
     }
+    if scenario.capital is not None:  # the standardised RWA weighs exposure by borrower type (docs/capital.md)
+        attrs["book_exposure_by_borrower_type"] = json.dumps(
+            {kind: float(portfolio.balance[portfolio.borrower_type == kind].sum()) for kind in BORROWER_TYPES})
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 

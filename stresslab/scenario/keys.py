@@ -40,11 +40,15 @@ from stresslab.scenario.specs import (
     MAX_HORIZON,
     POLICY_LEVERS,
     RESERVED_LAYER_NAME,
+    CREDIT_COST_BASES,
+    RISK_WEIGHT_APPROACHES,
     CalibrationReference,
+    CapitalSpec,
     CollectionSpec,
     CorrelationMatrix,
     DeferralSpec,
     DelinquencySpec,
+    FundingSpec,
     IFRS9Spec,
     InnovationMean,
     LayerSpec,
@@ -139,6 +143,20 @@ def _check_scenario(scenario: dict[str, Any], at: _At) -> None:
                 raise (at / "shocks" / kind / name).error(
                     f"has {len(shock)} monthly values but horizon_months = {horizon}; give at most {horizon}")
     _check_policy_horizon(scenario["policy"], horizon, at / "policy")
+    capital = scenario["capital"]
+    if capital is not None and capital.credit_cost == "ifrs9" and scenario["ifrs9"].allowance == "off":
+        raise (at / "capital" / "credit_cost").error("= 'ifrs9' needs an allowance: set [ifrs9] allowance = "
+                                                     "'point_in_time' or 'through_the_cycle'")
+    funding = scenario["funding"]
+    if funding is not None:
+        if isinstance(funding.rise, tuple) and len(funding.rise) > horizon:
+            raise (at / "funding" / "rise").error(
+                f"has {len(funding.rise)} monthly values but horizon_months = {horizon}; give at most {horizon}")
+        rates = funding.path(horizon)
+        if rates.min() < 0:
+            month = int(np.argmin(rates)) + 1
+            raise (at / "funding").error(f"gives a negative funding rate {rates.min():.6g} in month {month}; "
+                                         f"rate + rise must stay >= 0")
     means = scenario["factors"]["innovation_mean"]
     if means is not None:
         base = at / "factors" / "innovation_mean"
@@ -294,8 +312,12 @@ def _innovation_mean(**keys: Any) -> InnovationMean:
 
 _MEAN_TABLE = _table(_INNOVATION_MEAN, build=_innovation_mean)
 # unset unless given (None: the model's own mean 0); its key table is kept for docs/scenarios.md
-_INNOVATION_MEAN_TABLE = _Parser(f"{_MEAN_TABLE.what} (or unset)", lambda v, at: None if v is None else _MEAN_TABLE(v, at),
-                                 _INNOVATION_MEAN)
+def _optional_table(table: _Parser) -> _Parser:
+    """A table that may be absent (None: unset), keeping its key table for docs/scenarios.md."""
+    return _Parser(f"{table.what} (or unset)", lambda v, at: None if v is None else table(v, at), table.keys)
+
+
+_INNOVATION_MEAN_TABLE = _optional_table(_MEAN_TABLE)
 
 
 _FACTORS = {
@@ -539,6 +561,54 @@ _IFRS9 = {
 }
 
 
+_RISE_VALUE = _number(-0.2, 0.5)
+
+
+_FUNDING = {
+    "rate": _Key(_number(0, 0.5), doc="base annual funding rate of the lender (0.03 = 3%)"),
+    "rise": _Key(_union(
+        "a number in [-0.2, 0.5], a list of them by month, or a ramp table {start, trough, trough_month, "
+        "recovery_month} (trough = the peak rise)",
+        number=_RISE_VALUE, array=_numbers(None, -0.2, 0.5),
+        table=_table({"start": _Key(_integer(1)), "trough": _Key(_RISE_VALUE),
+                      "trough_month": _Key(_integer(1)), "recovery_month": _Key(_integer(1))},
+                     check=_check_ramp, build=ShockRamp)), 0.0,
+        doc="added to `rate` month by month, in the three forms of a `[shocks]` value (0.02 = 2 points "
+            "higher); the rate must stay >= 0"),
+}
+
+
+def _check_capital(capital: dict[str, Any], at: _At) -> None:
+    given = [key for key in ("initial_ratio", "initial_amount") if capital[key] is not None]
+    if len(given) != 1:
+        raise at.error(f"needs exactly one of 'initial_ratio' (capital over the start RWA) and 'initial_amount' "
+                       f"(CNY); got {' and '.join(given) if given else 'neither'}")
+
+
+_CAPITAL = {
+    "initial_ratio": _Key(_optional(_number(0, 1, lo_open=True)), None, shown="unset",
+                          doc="capital at the start as a ratio of the start RWA (0.12 = 12%); this or "
+                              "`initial_amount`"),
+    "initial_amount": _Key(_optional(_number(0, lo_open=True)), None, shown="unset",
+                           doc="capital at the start, CNY; this or `initial_ratio`"),
+    "tax_rate": _Key(_number(0, 1, hi_open=True), 0.25,
+                     doc="income tax on a year's positive pre-tax profit (0.25: China's enterprise income tax)"),
+    "dividend_payout": _Key(_number(0, 1), 0.0, doc="share of a year's positive after-tax profit paid out; 0 = off"),
+    "credit_cost": _Key(_choice(*CREDIT_COST_BASES), "net_loss",
+                        doc="`net_loss`: the loss booked in the default month after enhancements; `ifrs9`: the "
+                            "impairment charge net of enhancement cover (needs `[ifrs9] allowance`; the day-one "
+                            "allowance of the scenario's own shock is not charged, docs/capital.md)"),
+    "risk_weights": _Key(_choice(*RISK_WEIGHT_APPROACHES), "standardised",
+                         doc="`standardised`: 75% for individuals (regulatory retail), 100% for enterprises "
+                             "(docs/capital.md; IRB weights are not built)"),
+    "threshold": _Key(_number(0, 1, lo_open=True, hi_open=True), 0.08,
+                      doc="minimum capital ratio (0.08: Basel total capital)"),
+    "buffer": _Key(_number(0, 1, hi_open=True), 0.0,
+                   doc="buffer on top (0.025: conservation buffer); a breach is a year-end ratio below "
+                       "`threshold + buffer`"),
+}
+
+
 _SCENARIO = _table({
     "name": _Key(_optional(_text(empty=False)), None, shown="the file stem",
                  doc="scenario label (results, plots)"),
@@ -563,6 +633,10 @@ _SCENARIO = _table({
     "policy": _Key(_Parser(_POLICY_WHAT, _policy, _LEVERS), {}, shown="no levers",
                    doc="policy levers: `[policy.*]` below"),
     "ifrs9": _Key(_table(_IFRS9, build=IFRS9Spec), {}, doc="IFRS 9 provisions along paths: `[ifrs9]` below"),
+    "funding": _Key(_optional_table(_table(_FUNDING, build=FundingSpec)), None, shown="none (no funding cost)",
+                    doc="the lender's funding rate: `[funding]` below"),
+    "capital": _Key(_optional_table(_table(_CAPITAL, check=_check_capital, build=CapitalSpec)), None,
+                    shown="none (no capital metrics)", doc="P&L and capital ratio: `[capital]` below"),
     "calibration_reference": _Key(_table({
         "delinquency": _Key(_table(_DELINQUENCY, check=_check_delinquency, build=_delinquency_spec), {},
                             doc="the reference's `[delinquency]` (its `cycle_sensitivity` is not used: the cycle "

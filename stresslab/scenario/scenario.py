@@ -45,6 +45,8 @@ from stresslab.scenario.specs import (
     CalibrationReference,
     DelinquencySpec,
     FactorSpec,
+    CapitalSpec,
+    FundingSpec,
     IFRS9Spec,
     LayerSpec,
     PerIndustry,
@@ -84,6 +86,10 @@ class Scenario:
         Credit enhancement layers in order (MODEL.md §5); () = the lender keeps every loss.
     ifrs9 : IFRS9Spec
         What a run records of IFRS 9 provisions (``[ifrs9]``).
+    funding : FundingSpec or None
+        The lender's funding rate (``[funding]``); None: no funding cost.
+    capital : CapitalSpec or None
+        Capital and P&L conventions (``[capital]``); None: no capital metrics.
     policy : PolicySpec
         Policy levers (MODEL.md §6); every lever None = no policy. A collection strategy
         is already applied to ``recovery``: its preset sets unsecured_mean, lag_months and
@@ -117,6 +123,8 @@ class Scenario:
     layers: tuple[LayerSpec, ...] = ()
     policy: PolicySpec = field(default_factory=PolicySpec)
     ifrs9: IFRS9Spec = field(default_factory=IFRS9Spec)
+    funding: FundingSpec | None = field(default=None, metadata={"omit_none": True})
+    capital: CapitalSpec | None = field(default=None, metadata={"omit_none": True})
     calibration_reference: CalibrationReference | None = field(default=None, metadata={"attribute": "reference"})
     source: str = field(default="<dict>", compare=False, metadata=_NOT_WRITTEN)
     text: str = field(default="", compare=False, repr=False, metadata=_NOT_WRITTEN)
@@ -343,6 +351,7 @@ def _build(data: Mapping[str, Any], origins: Mapping[tuple[str, ...], str], text
         industry_shocks=cfg["shocks"]["industry"], region_shocks=cfg["shocks"]["region"],
         seasonal_factors=cfg["seasonality"], delinquency=cfg["delinquency"],
         recovery=recovery, layers=cfg["layers"], policy=policy, ifrs9=cfg["ifrs9"],
+        funding=cfg["funding"], capital=cfg["capital"],
         pd_horizon_months=cfg["pd_horizon_months"],
         calibration_reference=cfg["calibration_reference"], source=source, text=text,
         files=tuple(sorted({label for label in origins.values() if Path(label).is_file()})))

@@ -33,6 +33,8 @@ __all__ = [
     "PerIndustry",
     "CorrelationMatrix",
     "ShockRamp",
+    "FundingSpec",
+    "CapitalSpec",
     "Shock",
     "shock_path",
     "PolicySpec",
@@ -432,6 +434,64 @@ class IFRS9Spec:
     """
 
     allowance: str = "off"
+
+
+CREDIT_COST_BASES = ("net_loss", "ifrs9")
+"""``[capital] credit_cost``: the net loss booked, or the IFRS 9 impairment net of enhancements (docs/capital.md)."""
+
+
+RISK_WEIGHT_APPROACHES = ("standardised",)
+"""``[capital] risk_weights``: only the Basel standardised weights are built (docs/capital.md)."""
+
+
+STANDARDISED_RISK_WEIGHTS = {"individual": 0.75, "enterprise": 1.00}
+"""Basel standardised risk weights by borrower type: regulatory retail 75% for individuals and
+sole proprietors (BCBS CRE20.65, Basel II §69), corporate 100% for enterprises (CRE20.42)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FundingSpec:
+    """``[funding]``: the lender's annual funding rate, month by month (docs/capital.md).
+
+    The rate of horizon month t is ``rate + shock_path(rise, T)[t - 1]``: a constant base
+    plus a rise in the three forms of a ``[shocks]`` value (a constant, monthly values, or
+    a ramp up to ``trough`` = the peak rise and back). Only the lender's funding cost uses
+    it; the pass-through to floating-rate borrowers is not modelled (it needs the kernel).
+    """
+
+    rate: float
+    rise: Shock = 0.0
+
+    def path(self, horizon_months: int) -> np.ndarray:
+        """Return the annual funding rate of horizon months 1..T, ndarray of shape (T,)."""
+        return self.rate + shock_path(self.rise, horizon_months)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapitalSpec:
+    """``[capital]``: the lender's capital, P&L conventions and breach level (docs/capital.md).
+
+    Exactly one of ``initial_ratio`` (capital at the start over the start RWA) and
+    ``initial_amount`` (CNY) is set. ``credit_cost``: "net_loss" (the loss booked after
+    enhancements) or "ifrs9" (the impairment charge net of enhancements; needs
+    ``[ifrs9] allowance``). Profit is taxed at ``tax_rate`` when positive;
+    ``dividend_payout`` of the positive after-tax profit leaves the capital (0: off). The
+    ratio breaches when it is below ``threshold + buffer`` at a year end.
+    """
+
+    initial_ratio: float | None = field(default=None, metadata={"omit_none": True})
+    initial_amount: float | None = field(default=None, metadata={"omit_none": True})
+    tax_rate: float = 0.25
+    dividend_payout: float = 0.0
+    credit_cost: str = "net_loss"
+    risk_weights: str = "standardised"
+    threshold: float = 0.08
+    buffer: float = 0.0
+
+    @property
+    def breach_level(self) -> float:
+        """The capital ratio below which a year end counts as a breach: threshold + buffer."""
+        return self.threshold + self.buffer
 
 
 def _excess_of_loss(layer: LayerSpec) -> bool:
