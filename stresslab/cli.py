@@ -421,6 +421,11 @@ def _ecl(args: argparse.Namespace) -> int:
         check_table_suffix(args.out)
     scenario = load_scenario(args.scenario)
     _check_outputs(args, *map(Path, scenario.files))
+    from stresslab._kernels.ecl import loan_expected_losses
+    from stresslab._numba import needs_compiling
+
+    if needs_compiling(loan_expected_losses):
+        print("stresslab: compiling the ECL kernel (first run only, about half a minute) ...", file=sys.stderr, flush=True)
     ecl = expected_credit_loss(_book(args), scenario, relative_pd_multiple=args.relative_pd_multiple)
     _print(format_stages(stage_summary(ecl)))
     if args.out is not None:

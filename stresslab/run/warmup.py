@@ -6,6 +6,7 @@ import time
 import warnings
 
 from stresslab.book.synthetic import synthetic_portfolio
+from stresslab.compile.provisions import expected_credit_loss
 from stresslab.errors import StresslabWarning
 from stresslab.run.simulate import simulate
 from stresslab.scenario.scenario import Scenario
@@ -13,7 +14,7 @@ from stresslab.scenario.scenario import Scenario
 __all__ = ["warm_up_kernels"]
 
 # tiny runs that together reach every compiled code path: each copula, layers, every lever,
-# importance sampling (its pilot runs and tuner) and the pooled kernel
+# importance sampling (its pilot runs and tuner), the pooled kernel and the IFRS 9 allowance tables
 _VARIANTS: tuple[tuple[dict, dict], ...] = (
     ({"horizon_months": 3}, {}),
     ({"horizon_months": 3, "factors": {"copula": "t", "dof": 5},
@@ -24,6 +25,7 @@ _VARIANTS: tuple[tuple[dict, dict], ...] = (
     ({"horizon_months": 3}, {"tail": "is", "pilot_paths": 64}),
     ({"horizon_months": 3, "factors": {"copula": "t", "dof": 5}}, {"tail": "is", "pilot_paths": 64}),
     ({"horizon_months": 3}, {"pooled": True}),
+    ({"horizon_months": 3, "ifrs9": {"allowance": "point_in_time"}}, {}),
 )
 
 
@@ -42,4 +44,5 @@ def warm_up_kernels() -> float:
         warnings.simplefilter("ignore", StresslabWarning)  # pooling a tiny mixed book saves nothing: known
         for data, options in _VARIANTS:
             simulate(book, Scenario.from_dict({"name": "warmup", **data}), 8, seed=0, progress=False, **options)
+        expected_credit_loss(book.subset(range(4)), Scenario.from_dict({"name": "warmup", "horizon_months": 3}))
     return time.perf_counter() - start
