@@ -38,7 +38,7 @@ from stresslab._rng import (
     uniform,
 )
 
-__all__ = ["factor_index", "from_tilted", "path_weight", "path_start", "path_buffers", "path_finish", "principal_due", "default_loss", "write_event"]
+__all__ = ["default_loss", "factor_index", "from_tilted", "path_buffers", "path_finish", "path_start", "path_weight", "principal_due", "write_event"]
 
 
 @njit()
@@ -185,7 +185,7 @@ def path_start(
 
 
 @njit()
-def path_buffers(n_months: int, max_events: int, layers: LayerArrays, params: Params):  # noqa: ANN201 (numba tuple)
+def path_buffers(n_months: int, max_events: int, layers: LayerArrays, params: Params):
     """Per-path scratch: absorbed counts and balances, default events, covered balances.
 
     Absorbed loans are counted once, in the month they leave, and accumulated at the end.
@@ -223,7 +223,12 @@ def path_finish(
     layers: LayerArrays,
     out: Outputs,
 ) -> None:
-    """Accumulate the absorbed states, draw provider failures and settle the default events."""
+    """Accumulate the absorbed states, draw provider failures and settle the default events.
+
+    Without layers the lender retains every loss and no provider can fail: the events are
+    booked directly, with the values and in the order the allocation would give (a
+    quarter of a small one-period book's path time goes to that allocation otherwise).
+    """
     n_months = out.loss_gross.shape[1]
     count = out.count_by_state[row]
     balance = out.balance_by_state[row]
@@ -235,8 +240,11 @@ def path_finish(
         count[t, STATE_D] += absorbed_count[t, 0]
         count[t, STATE_P] += absorbed_count[t, 1]
         balance[t, STATE_D] += absorbed_balance[t]
-    failure_month = _failure_months(path, seed, global_factor, layers, tables, params)
     ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
+    if layers.share.shape[0] == 0:
+        _book_losses(row, ev_loan[:n_events], ev_month[:n_events], ev_loss[:n_events], ev_loss[:n_events], loans, out)
+        return
+    failure_month = _failure_months(path, seed, global_factor, layers, tables, params)
     _settle_defaults(
         row,
         ev_loan[:n_events],
@@ -380,14 +388,9 @@ def _settle_defaults(
     retained = allocate_losses(
         ev_loan, ev_month, ev_count, ev_loss, ev_principal_share, layers, failure_month, n_months, paid, out.layer_capacity_left[row]
     )
+    _book_losses(row, ev_loan, ev_month, ev_loss, retained, loans, out)
     for e in range(n_events):
-        j = ev_loan[e]
         t = ev_month[e]
-        out.loss_gross[row, t] += ev_loss[e]
-        out.loss_net[row, t] += retained[e]
-        out.loss_by_cell[row, loans.industry[j], loans.region[j]] += ev_loss[e]
-        if loans.track[j] >= 0:
-            out.loss_by_loan[row, loans.track[j]] += ev_loss[e]
         for k in range(n_layers):
             out.layer_paid[row, t, k] += paid[e, k]
             if t + layers.lag[k] < n_months:
@@ -400,3 +403,24 @@ def _settle_defaults(
             for c in range(cover.shape[1]):
                 if layers.class_mask[c, k]:
                     out.layer_fee[row, t, k] += layers.monthly_fee[k] * cover[t, c]
+
+
+@njit()
+def _book_losses(
+    row: int,
+    ev_loan: np.ndarray,
+    ev_month: np.ndarray,
+    ev_loss: np.ndarray,
+    retained: np.ndarray,
+    loans: LoanArrays,
+    out: Outputs,
+) -> None:
+    """Book each default event's gross loss (by month, cell and tracked loan) and its retained part, in event order."""
+    for e in range(ev_loan.shape[0]):
+        j = ev_loan[e]
+        t = ev_month[e]
+        out.loss_gross[row, t] += ev_loss[e]
+        out.loss_net[row, t] += retained[e]
+        out.loss_by_cell[row, loans.industry[j], loans.region[j]] += ev_loss[e]
+        if loans.track[j] >= 0:
+            out.loss_by_loan[row, loans.track[j]] += ev_loss[e]
