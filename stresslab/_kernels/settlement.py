@@ -101,9 +101,11 @@ def from_tilted(path: int, seed: np.uint64, params: Params) -> bool:
 
     One uniform of its own stream (PURPOSE_COMPONENT) per path: the path is nominal with
     probability ``params.defensive_share``, so the paths are iid from the mixture
-    a p + (1 - a) q. Always False for plain Monte Carlo (share 1).
+    a p + (1 - a) q. Always False for plain Monte Carlo (share 1), decided without the
+    draw: a uniform is below 1.
     """
-    return uniform(stream_key(seed, path, 0, PURPOSE_COMPONENT), np.uint64(0)) >= params.defensive_share
+    share = params.defensive_share
+    return share < 1.0 and uniform(stream_key(seed, path, 0, PURPOSE_COMPONENT), np.uint64(0)) >= share
 
 
 @njit()
@@ -112,8 +114,11 @@ def path_weight(log_lr: float, share: float) -> float:
 
     ``log_lr`` is log(p / q), nominal over tilted, at the path's draws; the weight is
     p / (a p + (1 - a) q) = 1 / (a + (1 - a) exp(-log_lr)) <= 1 / a, with a = ``share``.
-    With a = 0 it is exp(log_lr), the plain likelihood ratio; with a = 1, exactly 1.
+    With a = 0 it is exp(log_lr), the plain likelihood ratio; with a = 1 (plain Monte
+    Carlo, where log_lr is 0), exactly 1, returned without evaluating the exponential.
     """
+    if share == 1.0:
+        return 1.0
     return 1.0 / (share + (1.0 - share) * math.exp(-log_lr))
 
 
