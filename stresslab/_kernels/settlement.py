@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,14 +39,72 @@ from stresslab._rng import (
     uniform,
 )
 
-__all__ = ["default_loss", "factor_index", "from_tilted", "path_buffers", "path_finish", "path_start", "path_weight", "principal_due", "write_event"]
+__all__ = ["PathScratch", "default_loss", "factor_index", "from_tilted", "path_blocks", "path_buffers", "path_finish", "path_scratch",
+           "path_start", "path_weight", "principal_due", "write_event"]
+
+
+_BLOCK_PATHS = 64  # paths per block of a kernel's prange at most: each block allocates its work arrays once
+_MIN_BLOCKS = 64  # blocks at least (unless fewer paths): a static schedule's threads then get even shares
+
+
+class PathScratch(NamedTuple):
+    """One thread's work arrays for a block of paths (:func:`path_scratch`), reused path after path."""
+
+    eta: np.ndarray  # (K,) a month's factor innovations
+    z: np.ndarray  # (K,) the factors Z_t
+    x: np.ndarray  # (T, n_ind, n_reg) the systematic index
+    global_factor: np.ndarray  # (T,)
+    month_key: np.ndarray  # (T,) uint64 transition stream keys
+    absorbed_count: np.ndarray  # (T, 2) int64 loans defaulted, repaid in the month
+    absorbed_balance: np.ndarray  # (T,) EAD defaulted in the month
+    events: tuple  # the default events: loan or pool (int32), month (int32), loans (int64), loss, principal share
+    cover: np.ndarray  # (T, n_classes) covered balances, (T, 0) when no layer charges a fee
+
+
+@njit()
+def path_blocks(n_paths: int) -> int:
+    """Number of blocks of paths a kernel's prange runs over; block b holds the paths
+    ``b * n_paths // n_blocks`` to ``(b + 1) * n_paths // n_blocks - 1``.
+
+    A block allocates its work arrays once (:func:`path_scratch`) instead of once per
+    path. Blocks of at most 64 paths, and at least 64 blocks: a static schedule that
+    splits them among the threads gives each thread the same number of paths to within
+    a block in 32 (2 threads). The thread count is not read: a kernel that reads it
+    cannot be cached.
+    """
+    return min(n_paths, max(_MIN_BLOCKS, -(-n_paths // _BLOCK_PATHS)))
+
+
+@njit()
+def path_scratch(n_months: int, max_events: int, tables: Tables, layers: LayerArrays, params: Params) -> PathScratch:
+    """Work arrays for the paths of one block (:class:`PathScratch`), for up to ``max_events`` default events."""
+    k_all = tables.sqrt_cov.shape[0]
+    n_ind = tables.loadings.shape[0]
+    events = (
+        np.empty(max_events, dtype=np.int32),
+        np.empty(max_events, dtype=np.int32),
+        np.empty(max_events, dtype=np.int64),
+        np.empty(max_events),
+        np.empty(max_events),
+    )
+    return PathScratch(
+        np.empty(k_all),
+        np.empty(k_all),
+        np.empty((n_months, n_ind, k_all - 1 - n_ind)),
+        np.empty(n_months),
+        np.empty(n_months, dtype=np.uint64),
+        np.empty((n_months, 2), dtype=np.int64),
+        np.empty(n_months),
+        events,
+        np.empty((n_months, layers.class_mask.shape[0] if params.track_cover else 0)),
+    )
 
 
 @njit()
 def factor_index(
-    path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int, eta_out: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1.
+    path: int, seed: np.uint64, tables: Tables, params: Params, eta_out: np.ndarray, scratch: PathScratch
+) -> float:
+    """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1, into ``scratch.x``.
 
     Z_0 = A eta_0; Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1). Under
     importance sampling a path :func:`from_tilted` has eta_t ~ N(mu_t, I) with
@@ -55,16 +114,16 @@ def factor_index(
     (``tables.factor_mean``) is the nominal law's own mean, eta_t ~ N(m_t, I): it is added
     after the likelihood ratio and the recorded ``eta_out`` (which hold eta_t - m_t, the
     deviation the tilt and its tuning are about).
-    Returns X, the global factor G_t (shape (n_months,)) and the log likelihood ratio;
-    writes the innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty.
+    Writes X and the global factor G_t (``scratch.global_factor``, shape (n_months,)), and the
+    innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty; returns the
+    log likelihood ratio.
     """
     k_all = tables.sqrt_cov.shape[0]
     n_ind = tables.loadings.shape[0]
     n_reg = k_all - 1 - n_ind
-    eta = np.empty(k_all)
-    z = np.zeros(k_all)
-    x = np.empty((n_months, n_ind, n_reg))
-    global_factor = np.empty(n_months)
+    eta, z, x, global_factor = scratch.eta, scratch.z, scratch.x, scratch.global_factor
+    n_months = x.shape[0]
+    z[:] = 0.0
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
     keep_eta = eta_out.shape[0] > 0
     log_lr = 0.0
@@ -92,7 +151,7 @@ def factor_index(
             base = tables.loadings[i, 0] * z[0] + tables.loadings[i, 1] * z[1 + i]
             for r in range(n_reg):
                 x[t - 1, i, r] = base + tables.loadings[i, 2] * z[1 + n_ind + r]
-    return x, global_factor, log_lr
+    return log_lr
 
 
 @njit()
@@ -173,42 +232,36 @@ def _recovery_rates(
 
 @njit()
 def path_start(
-    path: int, row: int, seed: np.uint64, tables: Tables, params: Params, out: Outputs
+    path: int, row: int, seed: np.uint64, tables: Tables, params: Params, out: Outputs, scratch: PathScratch
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """The path's systematic index X, global factor, 1 / sqrt(W) and transition stream keys.
 
-    Records the path's weight (:func:`path_weight`), mixing chi-square and (if asked) innovations.
+    X, the global factor and the keys are ``scratch``'s arrays, valid until the block's next
+    path starts. Records the path's weight (:func:`path_weight`), mixing chi-square and (if
+    asked) innovations.
     """
-    n_months = out.loss_gross.shape[1]
-    x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta[row])
+    log_lr_factors = factor_index(path, seed, tables, params, out.eta[row], scratch)
     inv_sqrt_w, out.chi2[row], log_lr_mixing = _mixing(path, seed, params)
     out.weight[row] = path_weight(log_lr_factors + log_lr_mixing, params.defensive_share)
-    month_key = np.empty(n_months, dtype=np.uint64)
-    for t in range(n_months):
+    month_key = scratch.month_key
+    for t in range(month_key.shape[0]):
         month_key[t] = stream_key(seed, path, t + 1, PURPOSE_TRANSITION)
-    return x, global_factor, inv_sqrt_w, month_key
+    return scratch.x, scratch.global_factor, inv_sqrt_w, month_key
 
 
 @njit()
-def path_buffers(n_months: int, max_events: int, layers: LayerArrays, params: Params):
-    """Per-path scratch: absorbed counts and balances, default events, covered balances.
+def path_buffers(scratch: PathScratch):
+    """A path's bookkeeping, zeroed in ``scratch``: absorbed counts and balances, default events, covered balances.
 
     Absorbed loans are counted once, in the month they leave, and accumulated at the end.
     The default events (loan or pool, month, loans, loss, principal share) are the hand-off
     point to the loss allocation (credit enhancements); ``cover`` is the live exposure by
     layer-eligibility class, for the providers' fees.
     """
-    absorbed_count = np.zeros((n_months, 2), dtype=np.int64)
-    absorbed_balance = np.zeros(n_months)
-    events = (
-        np.empty(max_events, dtype=np.int32),
-        np.empty(max_events, dtype=np.int32),
-        np.empty(max_events, dtype=np.int64),
-        np.empty(max_events),
-        np.empty(max_events),
-    )
-    cover = np.zeros((n_months, layers.class_mask.shape[0] if params.track_cover else 0))
-    return absorbed_count, absorbed_balance, events, cover
+    scratch.absorbed_count[:] = 0
+    scratch.absorbed_balance[:] = 0.0
+    scratch.cover[:] = 0.0
+    return scratch.absorbed_count, scratch.absorbed_balance, scratch.events, scratch.cover
 
 
 @njit()
