@@ -42,6 +42,7 @@ from stresslab._kernels.arrays import LayerArrays, LoanArrays, Outputs, Params, 
 from stresslab._kernels.settlement import (
     _failure_months,
     _settle_defaults,
+    drawn_factors,
     factor_index,
     path_blocks,
     path_buffers,
@@ -80,9 +81,10 @@ def _path_overhead(
 ) -> None:
     """The kernel's per-path work without its loan loop, its first ``parts`` of PARTS."""
     n_paths = out.loss_gross.shape[0]
+    drawn = drawn_factors(loans, tables, out.eta.shape[1] > 0)
     n_blocks = path_blocks(n_paths)
     for b in prange(n_blocks):
-        scratch = path_scratch(out.loss_gross.shape[1], loans.key.shape[0], tables, layers, params)
+        scratch = path_scratch(out.loss_gross.shape[1], loans.key.shape[0], tables, layers, params, drawn)
         for row in range(b * n_paths // n_blocks, (b + 1) * n_paths // n_blocks):
             out.weight[row] = 1.0 + scratch.eta.size
             if parts == 1:

@@ -32,6 +32,7 @@ from stresslab._kernels.arrays import (
 from stresslab._kernels.settlement import (
     PathScratch,
     default_loss,
+    drawn_factors,
     path_blocks,
     path_buffers,
     path_finish,
@@ -64,9 +65,10 @@ def simulate_paths(
 ) -> None:
     """Simulate paths ``first_path .. first_path + P - 1`` into ``out`` (zeroed by the caller)."""
     n_paths = out.loss_gross.shape[0]
+    drawn = drawn_factors(loans, tables, out.eta.shape[1] > 0)
     n_blocks = path_blocks(n_paths)
     for b in prange(n_blocks):
-        scratch = path_scratch(out.loss_gross.shape[1], loans.key.shape[0], tables, layers, params)
+        scratch = path_scratch(out.loss_gross.shape[1], loans.key.shape[0], tables, layers, params, drawn)
         for row in range(b * n_paths // n_blocks, (b + 1) * n_paths // n_blocks):
             _simulate_path(first_path + row, row, seed, loans, tables, params, policy, layers, out, scratch)
 

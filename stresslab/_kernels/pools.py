@@ -36,6 +36,7 @@ from stresslab._kernels.arrays import (
 from stresslab._kernels.settlement import (
     PathScratch,
     default_loss,
+    drawn_factors,
     path_blocks,
     path_buffers,
     path_finish,
@@ -76,9 +77,10 @@ def simulate_pools(
     levers (stresslab.compile.pooling refuses them).
     """
     n_paths = out.loss_gross.shape[0]
+    drawn = drawn_factors(pools, tables, out.eta.shape[1] > 0)
     n_blocks = path_blocks(n_paths)
     for b in prange(n_blocks):
-        scratch = path_scratch(out.loss_gross.shape[1], max_events, tables, layers, params)
+        scratch = path_scratch(out.loss_gross.shape[1], max_events, tables, layers, params, drawn)
         for row in range(b * n_paths // n_blocks, (b + 1) * n_paths // n_blocks):
             _simulate_pooled_path(
                 first_path + row, row, seed, pools, size, per_loan_events, max_events, tables, params, layers, out, scratch

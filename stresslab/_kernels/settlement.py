@@ -39,7 +39,7 @@ from stresslab._rng import (
     uniform,
 )
 
-__all__ = ["PathScratch", "default_loss", "factor_index", "from_tilted", "path_blocks", "path_buffers", "path_finish", "path_scratch",
+__all__ = ["PathScratch", "default_loss", "drawn_factors", "factor_index", "from_tilted", "path_blocks", "path_buffers", "path_finish", "path_scratch",
            "path_start", "path_weight", "principal_due", "write_event"]
 
 
@@ -59,6 +59,7 @@ class PathScratch(NamedTuple):
     absorbed_balance: np.ndarray  # (T,) EAD defaulted in the month
     events: tuple  # the default events: loan or pool (int32), month (int32), loans (int64), loss, principal share
     cover: np.ndarray  # (T, n_classes) covered balances, (T, 0) when no layer charges a fee
+    drawn: np.ndarray  # (K,) bool: the factors whose innovations are drawn (drawn_factors), shared by all blocks
 
 
 @njit()
@@ -76,7 +77,37 @@ def path_blocks(n_paths: int) -> int:
 
 
 @njit()
-def path_scratch(n_months: int, max_events: int, tables: Tables, layers: LayerArrays, params: Params) -> PathScratch:
+def drawn_factors(loans: LoanArrays, tables: Tables, keep_eta: bool) -> np.ndarray:
+    """Which factors' innovations eta_b a path draws, bool ndarray of shape (K,).
+
+    A loan of industry i and region r loads factor 0 (global), 1 + i (industry) and
+    1 + n_ind + r (region) with ``tables.loadings[i]``, and Z = A eta mixes eta_b into
+    factor a when A[a, b] != 0. An innovation that no loaded factor mixes in is not drawn:
+    its terms in the loaded factors are 0 * eta_b, and the draws are keyed per factor, so
+    every number a loan sees is bitwise the same. All are drawn when the innovations are
+    recorded, and those an importance-sampling tilt shifts (the likelihood ratio needs
+    them); the global factor always (the providers' failures load on it).
+    """
+    k_all = tables.sqrt_cov.shape[0]
+    n_ind = tables.loadings.shape[0]
+    loaded = np.zeros(k_all, dtype=np.bool_)
+    loaded[0] = True
+    for j in range(loans.key.shape[0]):
+        i = loans.industry[j]
+        loaded[1 + i] |= tables.loadings[i, 1] != 0.0
+        loaded[1 + n_ind + loans.region[j]] |= tables.loadings[i, 2] != 0.0
+    drawn = np.zeros(k_all, dtype=np.bool_)
+    for b in range(k_all):
+        drawn[b] = keep_eta or np.any(tables.factor_shift[:, b] != 0.0)
+        for a in range(k_all):
+            drawn[b] |= loaded[a] and tables.sqrt_cov[a, b] != 0.0
+    return drawn
+
+
+@njit()
+def path_scratch(
+    n_months: int, max_events: int, tables: Tables, layers: LayerArrays, params: Params, drawn: np.ndarray
+) -> PathScratch:
     """Work arrays for the paths of one block (:class:`PathScratch`), for up to ``max_events`` default events."""
     k_all = tables.sqrt_cov.shape[0]
     n_ind = tables.loadings.shape[0]
@@ -97,6 +128,7 @@ def path_scratch(n_months: int, max_events: int, tables: Tables, layers: LayerAr
         np.empty(n_months),
         events,
         np.empty((n_months, layers.class_mask.shape[0] if params.track_cover else 0)),
+        drawn,
     )
 
 
@@ -113,7 +145,8 @@ def factor_index(
     plain Monte Carlo (mu = 0). A scenario's ``[factors] innovation_mean`` m_t
     (``tables.factor_mean``) is the nominal law's own mean, eta_t ~ N(m_t, I): it is added
     after the likelihood ratio and the recorded ``eta_out`` (which hold eta_t - m_t, the
-    deviation the tilt and its tuning are about).
+    deviation the tilt and its tuning are about). Only the innovations ``scratch.drawn``
+    are drawn; the others are set to 0 (:func:`drawn_factors`).
     Writes X and the global factor G_t (``scratch.global_factor``, shape (n_months,)), and the
     innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty; returns the
     log likelihood ratio.
@@ -121,7 +154,7 @@ def factor_index(
     k_all = tables.sqrt_cov.shape[0]
     n_ind = tables.loadings.shape[0]
     n_reg = k_all - 1 - n_ind
-    eta, z, x, global_factor = scratch.eta, scratch.z, scratch.x, scratch.global_factor
+    eta, z, x, global_factor, drawn = scratch.eta, scratch.z, scratch.x, scratch.global_factor, scratch.drawn
     n_months = x.shape[0]
     z[:] = 0.0
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
@@ -132,6 +165,9 @@ def factor_index(
         key = stream_key(seed, path, t, PURPOSE_FACTOR)
         shift = tables.factor_shift[t]
         for k in range(k_all):
+            if not drawn[k]:
+                eta[k] = 0.0
+                continue
             eta[k] = ndtri(uniform(key, tables.factor_key[k])) + (shift[k] if tilted else 0.0)
             log_lr += shift[k] * (0.5 * shift[k] - eta[k])
             if keep_eta:
