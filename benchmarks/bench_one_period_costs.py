@@ -10,7 +10,8 @@ Measured, best of 3 after a warm-up:
 - the kernel alone at 1 to 20,000 names, fitted as a + b n per path (a: the per-path
   fixed cost, b: the cost of a loan);
 - a probe kernel that runs only the path set-up (factor draws, mixing, stream keys),
-  the per-path scratch buffers and the path finish (settlement with no defaults),
+  the zeroing of the path's bookkeeping in its block's scratch and the path finish
+  (settlement with no defaults),
   parallel over paths like the kernel: the part of a that does not depend on loans;
 - path_finish's calls alone on an empty event list (the providers' failures, the
   allocation through layers, the settlement).
