@@ -10,7 +10,8 @@ Measured, best of 3 after a warm-up:
 - the kernel alone at 1 to 20,000 names, fitted as a + b n per path (a: the per-path
   fixed cost, b: the cost of a loan);
 - a probe kernel that runs only the path set-up (factor draws, mixing, stream keys),
-  the per-path scratch buffers and the path finish (settlement with no defaults),
+  the zeroing of the path's bookkeeping in its block's scratch and the path finish
+  (settlement with no defaults),
   parallel over paths like the kernel: the part of a that does not depend on loans;
 - path_finish's calls alone on an empty event list (the providers' failures, the
   allocation through layers, the settlement).
@@ -42,9 +43,12 @@ from stresslab._kernels.arrays import LayerArrays, LoanArrays, Outputs, Params, 
 from stresslab._kernels.settlement import (
     _failure_months,
     _settle_defaults,
+    drawn_factors,
     factor_index,
+    path_blocks,
     path_buffers,
     path_finish,
+    path_scratch,
     path_start,
 )
 from stresslab._numba import njit, prange
@@ -58,10 +62,10 @@ SEED = 1
 
 #: The probe's cumulative parts of a path's fixed work, in the kernel's order.
 PARTS = (
-    "the prange loop over paths alone",
+    "the prange loop over blocks of paths, with their scratch (path_scratch)",
     "+ factor draws and the index table (factor_index)",
     "+ mixing, weight and stream keys (the rest of path_start)",
-    "+ per-path scratch buffers (path_buffers)",
+    "+ zeroing the path's bookkeeping (path_buffers)",
     "+ path finish with no default (path_finish)",
 )
 
@@ -77,52 +81,26 @@ def _path_overhead(
     out: Outputs,
 ) -> None:
     """The kernel's per-path work without its loan loop, its first ``parts`` of PARTS."""
-    n_months = out.loss_gross.shape[1]
-    for row in prange(out.loss_gross.shape[0]):
-        out.weight[row] = 1.0
-        if parts == 1:
-            x, global_factor, _ = factor_index(
-                row, seed, tables, params, n_months, out.eta[row]
-            )
-            out.weight[row] += x[0, 0, 0] + global_factor[0]
-        elif parts >= 2:
-            x, global_factor, inv_sqrt_w, month_key = path_start(
-                row, row, seed, tables, params, out
-            )
-            out.weight[row] += (
-                x[0, 0, 0]
-                + global_factor[0]
-                + inv_sqrt_w
-                + (month_key[0] & np.uint64(1))
-            )
-            if parts >= 3:
-                absorbed_count, absorbed_balance, events, cover = path_buffers(
-                    n_months, loans.key.shape[0], layers, params
-                )
-                events[3][0] = x[0, 0, 0]
-                out.weight[row] += (
-                    absorbed_count[0, 0]
-                    + absorbed_balance[0]
-                    + events[3][0]
-                    + cover.size
-                )
-                if parts >= 4:
-                    path_finish(
-                        row,
-                        row,
-                        seed,
-                        global_factor,
-                        absorbed_count,
-                        absorbed_balance,
-                        events,
-                        0,
-                        cover,
-                        loans,
-                        tables,
-                        params,
-                        layers,
-                        out,
-                    )
+    n_paths = out.loss_gross.shape[0]
+    drawn = drawn_factors(loans, tables, out.eta.shape[1] > 0)
+    n_blocks = path_blocks(n_paths)
+    for b in prange(n_blocks):
+        scratch = path_scratch(out.loss_gross.shape[1], loans.key.shape[0], tables, layers, params, drawn)
+        for row in range(b * n_paths // n_blocks, (b + 1) * n_paths // n_blocks):
+            out.weight[row] = 1.0 + scratch.eta.size
+            if parts == 1:
+                factor_index(row, seed, tables, params, out.eta[row], scratch)
+                out.weight[row] += scratch.x[0, 0, 0] + scratch.global_factor[0]
+            elif parts >= 2:
+                x, global_factor, inv_sqrt_w, month_key = path_start(row, row, seed, tables, params, out, scratch)
+                out.weight[row] += x[0, 0, 0] + global_factor[0] + inv_sqrt_w + (month_key[0] & np.uint64(1))
+                if parts >= 3:
+                    absorbed_count, absorbed_balance, events, cover = path_buffers(scratch)
+                    events[3][0] = x[0, 0, 0]
+                    out.weight[row] += absorbed_count[0, 0] + absorbed_balance[0] + events[3][0] + cover.size
+                    if parts >= 4:
+                        path_finish(row, row, seed, global_factor, absorbed_count, absorbed_balance, events, 0, cover,
+                                    loans, tables, params, layers, out)
 
 
 #: The parts of path_finish with no default event and no layer, cumulative.

@@ -31,9 +31,13 @@ from stresslab._kernels.arrays import (
     Tables,
 )
 from stresslab._kernels.settlement import (
+    PathScratch,
     default_loss,
+    drawn_factors,
+    path_blocks,
     path_buffers,
     path_finish,
+    path_scratch,
     path_start,
     principal_due,
     write_event,
@@ -62,8 +66,13 @@ def simulate_paths(
     out: Outputs,
 ) -> None:
     """Simulate paths ``first_path .. first_path + P - 1`` into ``out`` (zeroed by the caller)."""
-    for row in prange(out.loss_gross.shape[0]):
-        _simulate_path(first_path + row, row, seed, loans, tables, params, policy, layers, allowance, out)
+    n_paths = out.loss_gross.shape[0]
+    drawn = drawn_factors(loans, tables, out.eta.shape[1] > 0)
+    n_blocks = path_blocks(n_paths)
+    for b in prange(n_blocks):
+        scratch = path_scratch(out.loss_gross.shape[1], loans.key.shape[0], tables, layers, params, drawn)
+        for row in range(b * n_paths // n_blocks, (b + 1) * n_paths // n_blocks):
+            _simulate_path(first_path + row, row, seed, loans, tables, params, policy, layers, allowance, out, scratch)
 
 
 @njit()
@@ -78,15 +87,16 @@ def _simulate_path(
     layers: LayerArrays,
     allowance: AllowanceArrays,
     out: Outputs,
+    scratch: PathScratch,
 ) -> None:
     n_months = out.loss_gross.shape[1]
     norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
-    x, global_factor, inv_sqrt_w, month_key = path_start(path, row, seed, tables, params, out)
+    x, global_factor, inv_sqrt_w, month_key = path_start(path, row, seed, tables, params, out, scratch)
     default_after = params.default_after
     kappa = params.cycle_sensitivity
     prepay_at = params.prepay_threshold
     n_loans = loans.key.shape[0]
-    absorbed_count, absorbed_balance, events, cover = path_buffers(n_months, n_loans, layers, params)
+    absorbed_count, absorbed_balance, events, cover = path_buffers(scratch)
     n_events = 0
     # per-path bookkeeping of the loan loop: month-end exposure and counts by state
     balance = out.balance_by_state[row]

@@ -34,9 +34,13 @@ from stresslab._kernels.arrays import (
     Tables,
 )
 from stresslab._kernels.settlement import (
+    PathScratch,
     default_loss,
+    drawn_factors,
+    path_blocks,
     path_buffers,
     path_finish,
+    path_scratch,
     path_start,
     principal_due,
     write_event,
@@ -72,10 +76,15 @@ def simulate_pools(
     and month; ``max_events`` bounds their number in a path. Pooled books carry no policy
     levers (stresslab.compile.pooling refuses them).
     """
-    for row in prange(out.loss_gross.shape[0]):
-        _simulate_pooled_path(
-            first_path + row, row, seed, pools, size, per_loan_events, max_events, tables, params, layers, out
-        )
+    n_paths = out.loss_gross.shape[0]
+    drawn = drawn_factors(pools, tables, out.eta.shape[1] > 0)
+    n_blocks = path_blocks(n_paths)
+    for b in prange(n_blocks):
+        scratch = path_scratch(out.loss_gross.shape[1], max_events, tables, layers, params, drawn)
+        for row in range(b * n_paths // n_blocks, (b + 1) * n_paths // n_blocks):
+            _simulate_pooled_path(
+                first_path + row, row, seed, pools, size, per_loan_events, max_events, tables, params, layers, out, scratch
+            )
 
 
 @njit()
@@ -91,12 +100,13 @@ def _simulate_pooled_path(
     params: Params,
     layers: LayerArrays,
     out: Outputs,
+    scratch: PathScratch,
 ) -> None:
     n_months = out.loss_gross.shape[1]
     norm, lo, inv_step = tables.norm, params.norm_lo, params.norm_inv_step
-    x, global_factor, inv_sqrt_w, month_key = path_start(path, row, seed, tables, params, out)
+    x, global_factor, inv_sqrt_w, month_key = path_start(path, row, seed, tables, params, out, scratch)
     default_after = params.default_after
-    absorbed_count, absorbed_balance, events, cover = path_buffers(n_months, max_events, layers, params)
+    absorbed_count, absorbed_balance, events, cover = path_buffers(scratch)
     n_events = 0
     balance = out.balance_by_state[row]
     count = out.count_by_state[row]

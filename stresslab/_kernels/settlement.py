@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,14 +39,104 @@ from stresslab._rng import (
     uniform,
 )
 
-__all__ = ["factor_index", "from_tilted", "path_weight", "path_start", "path_buffers", "path_finish", "principal_due", "default_loss", "write_event"]
+__all__ = ["PathScratch", "default_loss", "drawn_factors", "factor_index", "from_tilted", "path_blocks", "path_buffers", "path_finish", "path_scratch",
+           "path_start", "path_weight", "principal_due", "write_event"]
+
+
+_BLOCK_PATHS = 64  # paths per block of a kernel's prange at most: each block allocates its work arrays once
+_MIN_BLOCKS = 64  # blocks at least (unless fewer paths): a static schedule's threads then get even shares
+
+
+class PathScratch(NamedTuple):
+    """One thread's work arrays for a block of paths (:func:`path_scratch`), reused path after path."""
+
+    eta: np.ndarray  # (K,) a month's factor innovations
+    z: np.ndarray  # (K,) the factors Z_t
+    x: np.ndarray  # (T, n_ind, n_reg) the systematic index
+    global_factor: np.ndarray  # (T,)
+    month_key: np.ndarray  # (T,) uint64 transition stream keys
+    absorbed_count: np.ndarray  # (T, 2) int64 loans defaulted, repaid in the month
+    absorbed_balance: np.ndarray  # (T,) EAD defaulted in the month
+    events: tuple  # the default events: loan or pool (int32), month (int32), loans (int64), loss, principal share
+    cover: np.ndarray  # (T, n_classes) covered balances, (T, 0) when no layer charges a fee
+    drawn: np.ndarray  # (K,) bool: the factors whose innovations are drawn (drawn_factors), shared by all blocks
+
+
+@njit()
+def path_blocks(n_paths: int) -> int:
+    """Number of blocks of paths a kernel's prange runs over; block b holds the paths
+    ``b * n_paths // n_blocks`` to ``(b + 1) * n_paths // n_blocks - 1``.
+
+    A block allocates its work arrays once (:func:`path_scratch`) instead of once per
+    path. Blocks of at most 64 paths, and at least 64 blocks: a static schedule that
+    splits them among the threads gives each thread the same number of paths to within
+    a block in 32 (2 threads). The thread count is not read: a kernel that reads it
+    cannot be cached.
+    """
+    return min(n_paths, max(_MIN_BLOCKS, -(-n_paths // _BLOCK_PATHS)))
+
+
+@njit()
+def drawn_factors(loans: LoanArrays, tables: Tables, keep_eta: bool) -> np.ndarray:
+    """Which factors' innovations eta_b a path draws, bool ndarray of shape (K,).
+
+    A loan of industry i and region r loads factor 0 (global), 1 + i (industry) and
+    1 + n_ind + r (region) with ``tables.loadings[i]``, and Z = A eta mixes eta_b into
+    factor a when A[a, b] != 0. An innovation that no loaded factor mixes in is not drawn:
+    its terms in the loaded factors are 0 * eta_b, and the draws are keyed per factor, so
+    every number a loan sees is bitwise the same. All are drawn when the innovations are
+    recorded, and those an importance-sampling tilt shifts (the likelihood ratio needs
+    them); the global factor always (the providers' failures load on it).
+    """
+    k_all = tables.sqrt_cov.shape[0]
+    n_ind = tables.loadings.shape[0]
+    loaded = np.zeros(k_all, dtype=np.bool_)
+    loaded[0] = True
+    for j in range(loans.key.shape[0]):
+        i = loans.industry[j]
+        loaded[1 + i] |= tables.loadings[i, 1] != 0.0
+        loaded[1 + n_ind + loans.region[j]] |= tables.loadings[i, 2] != 0.0
+    drawn = np.zeros(k_all, dtype=np.bool_)
+    for b in range(k_all):
+        drawn[b] = keep_eta or np.any(tables.factor_shift[:, b] != 0.0)
+        for a in range(k_all):
+            drawn[b] |= loaded[a] and tables.sqrt_cov[a, b] != 0.0
+    return drawn
+
+
+@njit()
+def path_scratch(
+    n_months: int, max_events: int, tables: Tables, layers: LayerArrays, params: Params, drawn: np.ndarray
+) -> PathScratch:
+    """Work arrays for the paths of one block (:class:`PathScratch`), for up to ``max_events`` default events."""
+    k_all = tables.sqrt_cov.shape[0]
+    n_ind = tables.loadings.shape[0]
+    events = (
+        np.empty(max_events, dtype=np.int32),
+        np.empty(max_events, dtype=np.int32),
+        np.empty(max_events, dtype=np.int64),
+        np.empty(max_events),
+        np.empty(max_events),
+    )
+    return PathScratch(
+        np.empty(k_all),
+        np.empty(k_all),
+        np.empty((n_months, n_ind, k_all - 1 - n_ind)),
+        np.empty(n_months),
+        np.empty(n_months, dtype=np.uint64),
+        np.empty((n_months, 2), dtype=np.int64),
+        np.empty(n_months),
+        events,
+        np.empty((n_months, layers.class_mask.shape[0] if params.track_cover else 0)),
+        drawn,
+    )
 
 
 @njit()
 def factor_index(
-    path: int, seed: np.uint64, tables: Tables, params: Params, n_months: int, eta_out: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1.
+    path: int, seed: np.uint64, tables: Tables, params: Params, eta_out: np.ndarray, scratch: PathScratch
+) -> float:
+    """Systematic index X[t, i, r] of a loan of industry i and region r in month t + 1, into ``scratch.x``.
 
     Z_0 = A eta_0; Z_t = phi Z_{t-1} + sqrt(1 - phi^2) A eta_t (MODEL.md §1). Under
     importance sampling a path :func:`from_tilted` has eta_t ~ N(mu_t, I) with
@@ -54,17 +145,18 @@ def factor_index(
     plain Monte Carlo (mu = 0). A scenario's ``[factors] innovation_mean`` m_t
     (``tables.factor_mean``) is the nominal law's own mean, eta_t ~ N(m_t, I): it is added
     after the likelihood ratio and the recorded ``eta_out`` (which hold eta_t - m_t, the
-    deviation the tilt and its tuning are about).
-    Returns X, the global factor G_t (shape (n_months,)) and the log likelihood ratio;
-    writes the innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty.
+    deviation the tilt and its tuning are about). Only the innovations ``scratch.drawn``
+    are drawn; the others are set to 0 (:func:`drawn_factors`).
+    Writes X and the global factor G_t (``scratch.global_factor``, shape (n_months,)), and the
+    innovations into ``eta_out`` (shape (n_months + 1, K)) unless it is empty; returns the
+    log likelihood ratio.
     """
     k_all = tables.sqrt_cov.shape[0]
     n_ind = tables.loadings.shape[0]
     n_reg = k_all - 1 - n_ind
-    eta = np.empty(k_all)
-    z = np.zeros(k_all)
-    x = np.empty((n_months, n_ind, n_reg))
-    global_factor = np.empty(n_months)
+    eta, z, x, global_factor, drawn = scratch.eta, scratch.z, scratch.x, scratch.global_factor, scratch.drawn
+    n_months = x.shape[0]
+    z[:] = 0.0
     innovation = math.sqrt(1.0 - params.ar1 * params.ar1)
     keep_eta = eta_out.shape[0] > 0
     log_lr = 0.0
@@ -73,6 +165,9 @@ def factor_index(
         key = stream_key(seed, path, t, PURPOSE_FACTOR)
         shift = tables.factor_shift[t]
         for k in range(k_all):
+            if not drawn[k]:
+                eta[k] = 0.0
+                continue
             eta[k] = ndtri(uniform(key, tables.factor_key[k])) + (shift[k] if tilted else 0.0)
             log_lr += shift[k] * (0.5 * shift[k] - eta[k])
             if keep_eta:
@@ -92,7 +187,7 @@ def factor_index(
             base = tables.loadings[i, 0] * z[0] + tables.loadings[i, 1] * z[1 + i]
             for r in range(n_reg):
                 x[t - 1, i, r] = base + tables.loadings[i, 2] * z[1 + n_ind + r]
-    return x, global_factor, log_lr
+    return log_lr
 
 
 @njit()
@@ -101,9 +196,11 @@ def from_tilted(path: int, seed: np.uint64, params: Params) -> bool:
 
     One uniform of its own stream (PURPOSE_COMPONENT) per path: the path is nominal with
     probability ``params.defensive_share``, so the paths are iid from the mixture
-    a p + (1 - a) q. Always False for plain Monte Carlo (share 1).
+    a p + (1 - a) q. Always False for plain Monte Carlo (share 1), decided without the
+    draw: a uniform is below 1.
     """
-    return uniform(stream_key(seed, path, 0, PURPOSE_COMPONENT), np.uint64(0)) >= params.defensive_share
+    share = params.defensive_share
+    return share < 1.0 and uniform(stream_key(seed, path, 0, PURPOSE_COMPONENT), np.uint64(0)) >= share
 
 
 @njit()
@@ -112,8 +209,11 @@ def path_weight(log_lr: float, share: float) -> float:
 
     ``log_lr`` is log(p / q), nominal over tilted, at the path's draws; the weight is
     p / (a p + (1 - a) q) = 1 / (a + (1 - a) exp(-log_lr)) <= 1 / a, with a = ``share``.
-    With a = 0 it is exp(log_lr), the plain likelihood ratio; with a = 1, exactly 1.
+    With a = 0 it is exp(log_lr), the plain likelihood ratio; with a = 1 (plain Monte
+    Carlo, where log_lr is 0), exactly 1, returned without evaluating the exponential.
     """
+    if share == 1.0:
+        return 1.0
     return 1.0 / (share + (1.0 - share) * math.exp(-log_lr))
 
 
@@ -168,42 +268,36 @@ def _recovery_rates(
 
 @njit()
 def path_start(
-    path: int, row: int, seed: np.uint64, tables: Tables, params: Params, out: Outputs
+    path: int, row: int, seed: np.uint64, tables: Tables, params: Params, out: Outputs, scratch: PathScratch
 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """The path's systematic index X, global factor, 1 / sqrt(W) and transition stream keys.
 
-    Records the path's weight (:func:`path_weight`), mixing chi-square and (if asked) innovations.
+    X, the global factor and the keys are ``scratch``'s arrays, valid until the block's next
+    path starts. Records the path's weight (:func:`path_weight`), mixing chi-square and (if
+    asked) innovations.
     """
-    n_months = out.loss_gross.shape[1]
-    x, global_factor, log_lr_factors = factor_index(path, seed, tables, params, n_months, out.eta[row])
+    log_lr_factors = factor_index(path, seed, tables, params, out.eta[row], scratch)
     inv_sqrt_w, out.chi2[row], log_lr_mixing = _mixing(path, seed, params)
     out.weight[row] = path_weight(log_lr_factors + log_lr_mixing, params.defensive_share)
-    month_key = np.empty(n_months, dtype=np.uint64)
-    for t in range(n_months):
+    month_key = scratch.month_key
+    for t in range(month_key.shape[0]):
         month_key[t] = stream_key(seed, path, t + 1, PURPOSE_TRANSITION)
-    return x, global_factor, inv_sqrt_w, month_key
+    return scratch.x, scratch.global_factor, inv_sqrt_w, month_key
 
 
 @njit()
-def path_buffers(n_months: int, max_events: int, layers: LayerArrays, params: Params):  # noqa: ANN201 (numba tuple)
-    """Per-path scratch: absorbed counts and balances, default events, covered balances.
+def path_buffers(scratch: PathScratch):
+    """A path's bookkeeping, zeroed in ``scratch``: absorbed counts and balances, default events, covered balances.
 
     Absorbed loans are counted once, in the month they leave, and accumulated at the end.
     The default events (loan or pool, month, loans, loss, principal share) are the hand-off
     point to the loss allocation (credit enhancements); ``cover`` is the live exposure by
     layer-eligibility class, for the providers' fees.
     """
-    absorbed_count = np.zeros((n_months, 2), dtype=np.int64)
-    absorbed_balance = np.zeros(n_months)
-    events = (
-        np.empty(max_events, dtype=np.int32),
-        np.empty(max_events, dtype=np.int32),
-        np.empty(max_events, dtype=np.int64),
-        np.empty(max_events),
-        np.empty(max_events),
-    )
-    cover = np.zeros((n_months, layers.class_mask.shape[0] if params.track_cover else 0))
-    return absorbed_count, absorbed_balance, events, cover
+    scratch.absorbed_count[:] = 0
+    scratch.absorbed_balance[:] = 0.0
+    scratch.cover[:] = 0.0
+    return scratch.absorbed_count, scratch.absorbed_balance, scratch.events, scratch.cover
 
 
 @njit()
@@ -223,7 +317,12 @@ def path_finish(
     layers: LayerArrays,
     out: Outputs,
 ) -> None:
-    """Accumulate the absorbed states, draw provider failures and settle the default events."""
+    """Accumulate the absorbed states, draw provider failures and settle the default events.
+
+    Without layers the lender retains every loss and no provider can fail: the events are
+    booked directly, with the values and in the order the allocation would give (a
+    quarter of a small one-period book's path time goes to that allocation otherwise).
+    """
     n_months = out.loss_gross.shape[1]
     count = out.count_by_state[row]
     balance = out.balance_by_state[row]
@@ -235,8 +334,11 @@ def path_finish(
         count[t, STATE_D] += absorbed_count[t, 0]
         count[t, STATE_P] += absorbed_count[t, 1]
         balance[t, STATE_D] += absorbed_balance[t]
-    failure_month = _failure_months(path, seed, global_factor, layers, tables, params)
     ev_loan, ev_month, ev_count, ev_loss, ev_principal_share = events
+    if layers.share.shape[0] == 0:
+        _book_losses(row, ev_loan[:n_events], ev_month[:n_events], ev_loss[:n_events], ev_loss[:n_events], loans, out)
+        return
+    failure_month = _failure_months(path, seed, global_factor, layers, tables, params)
     _settle_defaults(
         row,
         ev_loan[:n_events],
@@ -380,14 +482,9 @@ def _settle_defaults(
     retained = allocate_losses(
         ev_loan, ev_month, ev_count, ev_loss, ev_principal_share, layers, failure_month, n_months, paid, out.layer_capacity_left[row]
     )
+    _book_losses(row, ev_loan, ev_month, ev_loss, retained, loans, out)
     for e in range(n_events):
-        j = ev_loan[e]
         t = ev_month[e]
-        out.loss_gross[row, t] += ev_loss[e]
-        out.loss_net[row, t] += retained[e]
-        out.loss_by_cell[row, loans.industry[j], loans.region[j]] += ev_loss[e]
-        if loans.track[j] >= 0:
-            out.loss_by_loan[row, loans.track[j]] += ev_loss[e]
         for k in range(n_layers):
             out.layer_paid[row, t, k] += paid[e, k]
             if t + layers.lag[k] < n_months:
@@ -400,3 +497,24 @@ def _settle_defaults(
             for c in range(cover.shape[1]):
                 if layers.class_mask[c, k]:
                     out.layer_fee[row, t, k] += layers.monthly_fee[k] * cover[t, c]
+
+
+@njit()
+def _book_losses(
+    row: int,
+    ev_loan: np.ndarray,
+    ev_month: np.ndarray,
+    ev_loss: np.ndarray,
+    retained: np.ndarray,
+    loans: LoanArrays,
+    out: Outputs,
+) -> None:
+    """Book each default event's gross loss (by month, cell and tracked loan) and its retained part, in event order."""
+    for e in range(ev_loan.shape[0]):
+        j = ev_loan[e]
+        t = ev_month[e]
+        out.loss_gross[row, t] += ev_loss[e]
+        out.loss_net[row, t] += retained[e]
+        out.loss_by_cell[row, loans.industry[j], loans.region[j]] += ev_loss[e]
+        if loans.track[j] >= 0:
+            out.loss_by_loan[row, loans.track[j]] += ev_loss[e]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from stresslab._kernels.arrays import LayerArrays, LoanArrays, PolicyArrays
 from stresslab._kernels.paths import _simulate_path
+from stresslab._kernels.settlement import drawn_factors, path_scratch
 from stresslab.book.history import STATE_CODES, History, month_index
 from stresslab.book.portfolio import Portfolio
 from stresslab.compile.model import CompiledModel, compile_model
@@ -104,12 +105,13 @@ def _loan_paths(model: CompiledModel, seed: int, path: int) -> tuple[np.ndarray,
     exposure[:, 0] = loans.principal + loans.arrears_principal + loans.arrears_interest
     one_policy = policy._asdict()
     seed64 = np.uint64(seed)
+    scratch = path_scratch(t_max, 1, model.tables, layers, model.params, drawn_factors(loans, model.tables, False))
     for j in range(n):
         for a in out:
             a.fill(0)
         loan = LoanArrays(*(a[j : j + 1] for a in loans))
         pol = PolicyArrays(**{k: a if k in _SHARED_POLICY else a[j : j + 1] for k, a in one_policy.items()})
-        _simulate_path(path, 0, seed64, loan, model.tables, model.params, pol, layers, NO_ALLOWANCE, out)
+        _simulate_path(path, 0, seed64, loan, model.tables, model.params, pol, layers, NO_ALLOWANCE, out, scratch)
         count = out.count_by_state[0]  # (T, 6): a one at the loan's state (absorbing states stay counted)
         s = count.argmax(axis=1)
         end = np.flatnonzero(s >= STATE_CODES["D"])
