@@ -213,14 +213,20 @@ def _stage_lines(s: xr.Dataset) -> list[str]:
     """IFRS 9 stages by year: S2 and S3 shares of the exposure at the year's end, transition rates."""
     years = s["year"].values
     lines = ["", "IFRS 9 stages by balance (docs/ifrs9.md)" + "".join(f"{'year ' + str(y):>22}" for y in years)]
+    # as for the DPD30+ ratio: a share of what is left when less than LIVE_FLOOR of the book is live says little
+    ends = np.minimum(years * 12, int(s["month"].values[-1]))
+    thin = s["live_share_mean"].sel(month=ends).values < LIVE_FLOOR
     for stage in ("S2", "S3"):
         share = s["stage_share_mean"].sel(stage=stage).values
-        lines.append(f"  {stage + ' share at year end':<38}" + "".join(f"{_pct(v):>22}" for v in share))
+        lines.append(f"  {stage + ' share at year end':<38}"
+                     + "".join(f"{'n/a' if low else _pct(v):>22}" for v, low in zip(share, thin)))
     for origin, to in _SHOWN_TRANSITIONS:
         rate = s["stage_transition_rate"].sel(from_stage=origin, to_stage=to).values
         bounds = s["stage_transition_rate_ci"].sel(from_stage=origin, to_stage=to).values
         cells = [f"{_pct(r)} [{_pct(lo)}, {_pct(hi)}]" if np.isfinite(r) else "-" for r, (lo, hi) in zip(rate, bounds)]
         lines.append(f"  {origin + ' -> ' + to + ' in the year':<38}" + "".join(f"{c:>22}" for c in cells))
+    if thin.any():
+        lines.append(f"  n/a: less than {100 * LIVE_FLOOR:g}% of the book is live at that year's end")
     return lines
 
 
