@@ -13,6 +13,7 @@ import json
 import numpy as np
 import xarray as xr
 
+from stresslab.compile.provisions import year_ends
 from stresslab.errors import StresslabError
 from stresslab.estimators import mean_ci, weighted_quantile, z_value
 from stresslab.metrics.ifrs9 import provisions, scenario_text
@@ -21,7 +22,7 @@ from stresslab.scenario.specs import STANDARDISED_RISK_WEIGHTS, CapitalSpec
 from stresslab.vocabulary import BORROWER_TYPES, LIVE_STATES
 
 __all__ = ["PNL_ITEMS", "RATIO_QUANTILES", "blended_risk_weight", "breach_probability", "capital_metrics",
-           "capital_paths", "year_ends"]
+           "capital_paths"]
 
 PNL_ITEMS = ("interest_income", "funding_cost", "net_interest_income", "enhancement_fees", "credit_cost",
              "pretax_profit", "tax", "dividends", "after_tax_profit")
@@ -29,11 +30,6 @@ PNL_ITEMS = ("interest_income", "funding_cost", "net_interest_income", "enhancem
 
 RATIO_QUANTILES = (0.01, 0.05, 0.5, 0.95)
 """Quantile levels of the capital ratio reported at each year end."""
-
-
-def year_ends(n_months: int) -> np.ndarray:
-    """Months that end the years: 12, 24, ... and the horizon's end (0 first: the start)."""
-    return np.array(sorted({0, n_months, *range(12, n_months + 1, 12)}))
 
 
 def _scenario(ds: xr.Dataset) -> Scenario:

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import xarray as xr
 
+from stresslab.compile.provisions import year_ends
 from stresslab.errors import StresslabError
 from stresslab.estimators import z_value
 from stresslab.vocabulary import STAGES
@@ -220,7 +221,7 @@ def provisions(ds: xr.Dataset) -> xr.Dataset:
     loss = ds["loss_gross"].transpose("path", "month").values.astype(np.float64)
     n_paths, n_months = loss.shape
     lag = workout_months(ds)
-    ends = np.array(sorted({0, n_months, *range(12, n_months + 1, 12)}))
+    ends = year_ends(n_months)
     cumulative = np.concatenate([np.zeros((n_paths, 1)), np.cumsum(loss, axis=1)], axis=1)  # losses of months 1..m
     def booked(m: np.ndarray) -> np.ndarray:
         return cumulative[:, np.clip(m, 0, n_months)]
@@ -263,7 +264,7 @@ def provision_metrics(ds: xr.Dataset, ci: float = 0.95) -> dict[str, xr.Variable
     mean_allowance = np.einsum("p,pes->es", w, allowance) / w.size
     balances = stage_balances(ds).values  # (path, month, stage)
     n_months = balances.shape[1]
-    ends = np.array(sorted({0, n_months, *range(12, n_months + 1, 12)}))
+    ends = year_ends(n_months)
     exposure = np.concatenate([np.full((1, 3), np.nan), np.einsum("p,pes->es", w, balances[:, ends[1:] - 1, :]) / w.size])
     with np.errstate(invalid="ignore", divide="ignore"):
         coverage = np.where(exposure > 0, mean_allowance / exposure, np.nan)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import xarray as xr
 
+from stresslab.compile.provisions import year_ends
 from stresslab.errors import StresslabError
 from stresslab.estimators import (
     TAIL_TOL,
@@ -18,7 +19,7 @@ from stresslab.estimators import (
     var_es,
     z_value,
 )
-from stresslab.metrics.capital import capital_paths, year_ends
+from stresslab.metrics.capital import capital_paths
 from stresslab.metrics.ifrs9 import provisions
 from stresslab.metrics.summary import dpd30_ratio, validate_run
 from stresslab.run.schema import LAYER_VARIABLES, layers_present, validate_layers

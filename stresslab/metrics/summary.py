@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from stresslab.compile.provisions import year_ends
 from stresslab.errors import StresslabError, did_you_mean
 from stresslab.estimators import (
     WEIGHT_CHECK_CI,
@@ -27,7 +28,7 @@ from stresslab.estimators import (
     sort_losses,
     z_value,
 )
-from stresslab.metrics.capital import PNL_ITEMS, RATIO_QUANTILES, capital_metrics, year_ends
+from stresslab.metrics.capital import PNL_ITEMS, RATIO_QUANTILES, capital_metrics
 from stresslab.metrics.ifrs9 import CHARGE_QUANTILES, provision_metrics, scenario_text, stage_metrics
 from stresslab.metrics.layers import layer_metrics
 from stresslab.run.schema import (

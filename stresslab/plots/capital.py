@@ -10,9 +10,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from stresslab.compile.provisions import year_ends
 from stresslab.errors import StresslabError
 from stresslab.estimators import quantiles_by_month
-from stresslab.metrics.capital import capital_paths, year_ends
+from stresslab.metrics.capital import capital_paths
 from stresslab.plots._common import (
     FAN_QUANTILES,
     add_legend,

@@ -9,6 +9,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from stresslab.compile.provisions import year_ends
 from stresslab.estimators import quantiles_by_month
 from stresslab.metrics.ifrs9 import provisions, stage_balances
 from stresslab.plots._common import (
@@ -62,8 +63,7 @@ def allowance_fan(ds: xr.Dataset, *, quantiles: Sequence[float] = FAN_QUANTILES,
     require_vars(ds, ["allowance", "allowance_opening", "loss_gross"], "allowance_fan")
     total = provisions(ds)["allowance_by_stage"].sum("stage").transpose("path", "year_end").values
     w = path_weights(ds)
-    n_months = ds.sizes["month"]
-    months = np.array(sorted({0, n_months, *range(12, n_months + 1, 12)}))
+    months = year_ends(ds.sizes["month"])
     values = quantiles_by_month(total, w, qs)
     fig, ax = figure_of(ax)
     fan(ax, months, qs, values, "#6a51a3")
